@@ -219,7 +219,8 @@ namespace BnParity.Build
             string temporary = path + ".bnparity-patch.tmp";
             File.WriteAllBytes(temporary, image);
             File.SetLastWriteTimeUtc(temporary, lastWrite);
-            File.Move(temporary, path, overwrite: true);
+            // rename(2) over the original: a hard link to the package cache keeps the old bytes.
+            File.Replace(temporary, path, destinationBackupFileName: null);
             return ElfPatchOutcome.Patched;
         }
 
