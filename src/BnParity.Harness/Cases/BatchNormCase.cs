@@ -1,0 +1,137 @@
+namespace BnParity.Harness.Cases;
+
+/// <summary>Which PyTorch module a case drives.</summary>
+public enum ModuleKind
+{
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+}
+
+/// <summary>Element type of every tensor in a case.</summary>
+public enum ElementType
+{
+    Float32,
+    Float64,
+}
+
+/// <summary>
+/// A dense row-major tensor as the harness exchanges it. Values are held as doubles whatever
+/// the case's dtype: every float32 value is exactly representable, so nothing is lost.
+/// </summary>
+public sealed record CaseTensor(int[] Shape, double[] Data)
+{
+    public int Rank => Shape.Length;
+
+    public override string ToString() => $"[{string.Join(", ", Shape)}]";
+
+    /// <summary>Elements per (n, c) plane: the product of the spatial dimensions (1 for 2D input).</summary>
+    public int SpatialSize => Shape.Skip(2).Aggregate(1, (a, b) => a * b);
+
+    /// <summary>(n, c, spatial offset) of a flat row-major index of an (N, C, ...) tensor.</summary>
+    public (int N, int C, int Spatial) Locate(int flatIndex)
+    {
+        int channels = Shape.Length > 1 ? Shape[1] : 1;
+        int spatial = SpatialSize;
+        return (flatIndex / (channels * spatial), flatIndex / spatial % channels, flatIndex % spatial);
+    }
+}
+
+/// <summary>How a module is constructed: the constructor arguments of PyTorch's BatchNorm, plus dtype.</summary>
+public sealed record ModuleConfig(
+    ModuleKind Module,
+    int NumFeatures,
+    double Eps = 1e-5,
+    double? Momentum = 0.1,
+    bool Affine = true,
+    bool TrackRunningStats = true,
+    ElementType DType = ElementType.Float32)
+{
+    public override string ToString() =>
+        $"{Module}({NumFeatures}, eps={Eps:R}, momentum={(Momentum is { } m ? m.ToString("R") : "None")}, affine={Affine}, track_running_stats={TrackRunningStats}, dtype={DType.ToString().ToLowerInvariant()})";
+}
+
+/// <summary>
+/// Parameters and buffers with PyTorch's names. A member is null when the module does not have it
+/// (weight/bias when not affine, the buffers when not tracking running stats).
+/// </summary>
+public sealed record ModuleState(
+    double[]? Weight,
+    double[]? Bias,
+    double[]? RunningMean,
+    double[]? RunningVar,
+    long? NumBatchesTracked)
+{
+    /// <summary>PyTorch's initial values: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
+    public static ModuleState Defaults(ModuleConfig config) => new(
+        config.Affine ? Filled(config.NumFeatures, 1) : null,
+        config.Affine ? Filled(config.NumFeatures, 0) : null,
+        config.TrackRunningStats ? Filled(config.NumFeatures, 0) : null,
+        config.TrackRunningStats ? Filled(config.NumFeatures, 1) : null,
+        config.TrackRunningStats ? 0 : null);
+
+    private static double[] Filled(int length, double value) => Enumerable.Repeat(value, length).ToArray();
+}
+
+/// <summary>
+/// What one step produced (or, in a recorded case, must produce): the forward output and the
+/// state after the step, or the error it raised; plus gradients when the step ran backward.
+/// </summary>
+public sealed record StepOutcome
+{
+    public CaseTensor? Output { get; init; }
+    public double[]? RunningMean { get; init; }
+    public double[]? RunningVar { get; init; }
+    public long? NumBatchesTracked { get; init; }
+
+    /// <summary>The error message (or recorded prefix) when the step raised; then nothing else is set.</summary>
+    public string? Error { get; init; }
+
+    public CaseTensor? GradInput { get; init; }
+    public double[]? GradWeight { get; init; }
+    public double[]? GradBias { get; init; }
+
+    public bool HasGradients => GradInput is not null;
+}
+
+/// <summary>One forward step (optionally followed by backward) on the case's module.</summary>
+public sealed record CaseStep(
+    bool Training,
+    CaseTensor Input,
+    CaseTensor? GradOutput = null,
+    StepOutcome? Expected = null)
+{
+    public override string ToString() =>
+        $"{(Training ? "train" : "eval")} {Input}{(GradOutput is null ? "" : " +backward")}";
+}
+
+/// <summary>
+/// The one case model of the project: a module configuration, the state loaded before step 1,
+/// and the steps. Recorded PyTorch cases, the property generators and the CLI's sweep all
+/// produce it; every implementation runs it through <see cref="CaseRunner"/>.
+/// </summary>
+public sealed record BatchNormCase(
+    string Name,
+    ModuleConfig Config,
+    ModuleState InitialState,
+    IReadOnlyList<CaseStep> Steps)
+{
+    public double UnitRoundoff => Config.DType == ElementType.Float32 ? 0x1p-24 : 0x1p-53;
+
+    public override string ToString()
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(Name).Append(": ").Append(Config);
+        if (InitialState.NumBatchesTracked is > 0 || InitialState.Weight?.Any(w => w != 1) == true)
+        {
+            text.Append(", loaded state (num_batches_tracked=").Append(InitialState.NumBatchesTracked?.ToString() ?? "-").Append(')');
+        }
+
+        for (int i = 0; i < Steps.Count; i++)
+        {
+            text.Append("; step ").Append(i + 1).Append(": ").Append(Steps[i]);
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,101 @@
+using System.Numerics;
+using BnParity.Harness.Cases;
+
+namespace BnParity.Harness.Implementations;
+
+/// <summary>The project's own pure C# BatchNorm (the default implementation under test).</summary>
+public sealed class LibraryImplementation : IBatchNormUnderTest
+{
+    /// <param name="threads">MaxDegreeOfParallelism for every module; 0 = the oracle's default thread count.</param>
+    public LibraryImplementation(int threads = 0)
+    {
+        Threads = threads > 0 ? threads : Oracle.TorchSharpOracle.DefaultThreadCount;
+    }
+
+    public int Threads { get; }
+
+    public string Name => "BnParity";
+
+    public IBatchNormModule Create(ModuleConfig config, ModuleState state) => config.DType switch
+    {
+        ElementType.Float32 => new Module<float>(config, state, Threads),
+        _ => new Module<double>(config, state, Threads),
+    };
+
+    /// <summary>Builds the library's module for a config (also used by benchmarks and unit tests).</summary>
+    public static BatchNorm<T> CreateModule<T>(ModuleConfig config)
+        where T : unmanaged, IFloatingPointIeee754<T> => config.Module switch
+        {
+            ModuleKind.BatchNorm1d => new BatchNorm1d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.BatchNorm2d => new BatchNorm2d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            _ => new BatchNorm3d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+        };
+
+    private sealed class Module<T> : IBatchNormModule
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly BatchNorm<T> _module;
+
+        public Module(ModuleConfig config, ModuleState state, int threads)
+        {
+            _module = CreateModule<T>(config);
+            _module.MaxDegreeOfParallelism = threads;
+            Load(state);
+        }
+
+        private void Load(ModuleState state)
+        {
+            Copy(state.Weight, _module.Weight);
+            Copy(state.Bias, _module.Bias);
+            Copy(state.RunningMean, _module.RunningMean);
+            Copy(state.RunningVar, _module.RunningVar);
+            if (state.NumBatchesTracked is { } count && _module.TrackRunningStats)
+            {
+                _module.NumBatchesTracked = count;
+            }
+        }
+
+        private static void Copy(double[]? source, T[]? destination)
+        {
+            if (source is null || destination is null)
+            {
+                return;
+            }
+
+            for (int i = 0; i < destination.Length; i++)
+            {
+                destination[i] = T.CreateChecked(source[i]);
+            }
+        }
+
+        public CaseTensor Forward(bool training, CaseTensor input)
+        {
+            _module.Training = training;
+            var output = _module.Forward(new DenseTensor<T>(ToT(input.Data), input.Shape));
+            return new CaseTensor(output.Shape, ToDouble(output.Data));
+        }
+
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
+        {
+            var gradients = _module.Backward(new DenseTensor<T>(ToT(gradOutput.Data), gradOutput.Shape));
+            return (new CaseTensor(gradients.Input.Shape, ToDouble(gradients.Input.Data)),
+                gradients.Weight is null ? null : ToDouble(gradients.Weight),
+                gradients.Bias is null ? null : ToDouble(gradients.Bias));
+        }
+
+        public ModuleState ReadState() => new(
+            _module.Weight is null ? null : ToDouble(_module.Weight),
+            _module.Bias is null ? null : ToDouble(_module.Bias),
+            _module.RunningMean is null ? null : ToDouble(_module.RunningMean),
+            _module.RunningVar is null ? null : ToDouble(_module.RunningVar),
+            _module.NumBatchesTracked);
+
+        public void Dispose()
+        {
+        }
+
+        private static T[] ToT(double[] values) => Array.ConvertAll(values, T.CreateChecked);
+
+        private static double[] ToDouble(T[] values) => Array.ConvertAll(values, double.CreateChecked);
+    }
+}

@@ -1,0 +1,235 @@
+using BnParity.Harness.Cases;
+
+namespace BnParity.Harness.Implementations;
+
+/// <summary>
+/// The float64 "truth": PyTorch's BatchNorm semantics written plainly, one scalar loop per
+/// formula, in double whatever the case's dtype, with no rounding to float anywhere. It is kept
+/// for clarity, not speed, and shares no code with the library. Tests hold both the library and
+/// TorchSharp against it.
+/// </summary>
+public sealed class ReferenceBatchNorm : IBatchNormUnderTest
+{
+    public string Name => "float64 reference";
+
+    public IBatchNormModule Create(ModuleConfig config, ModuleState state) => new Module(config, state);
+
+    /// <summary>Mean and biased variance of every channel of an (N, C, ...) input, by exact two-pass double sums.</summary>
+    public static (double[] Mean, double[] BiasedVar) BatchStatistics(CaseTensor input)
+    {
+        int batch = input.Shape[0], channels = input.Shape[1], spatial = input.SpatialSize;
+        double count = (double)batch * spatial;
+        var mean = new double[channels];
+        var variance = new double[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            double sum = 0;
+            for (int n = 0; n < batch; n++)
+            {
+                for (int s = 0; s < spatial; s++)
+                {
+                    sum += input.Data[(n * channels + c) * spatial + s];
+                }
+            }
+
+            mean[c] = sum / count;
+            double squares = 0;
+            for (int n = 0; n < batch; n++)
+            {
+                for (int s = 0; s < spatial; s++)
+                {
+                    double d = input.Data[(n * channels + c) * spatial + s] - mean[c];
+                    squares += d * d;
+                }
+            }
+
+            variance[c] = squares / count;
+        }
+
+        return (mean, variance);
+    }
+
+    /// <summary>
+    /// What a step did, per channel, in exact arithmetic: the mean and 1/sqrt(var + eps) it
+    /// normalised with, the parameters, the batch variance when batch statistics were used, and
+    /// the running-stat factor f applied (0 when the buffers did not move). The tolerance policy
+    /// derives its per-element scales from these.
+    /// </summary>
+    public sealed record Normalization(
+        double[] Mean, double[] InvStd, double[] Weight, double[] Bias, bool UsesBatchStatistics,
+        double[]? BatchVariance, long ValuesPerChannel, double RunningFactor);
+
+    /// <summary>Runs a case on the reference and returns, with the trace, each step's <see cref="Normalization"/> (null for a step that raised).</summary>
+    public static (CaseTrace Trace, IReadOnlyList<Normalization?> Normalizations) RunWithNormalizations(BatchNormCase batchNormCase)
+    {
+        var normalizations = new List<Normalization?>();
+        var reference = new ReferenceBatchNorm();
+        var outcomes = new List<StepOutcome>();
+        var before = new List<ModuleState>();
+        using var module = (Module)reference.Create(batchNormCase.Config, batchNormCase.InitialState);
+        var single = new SingleModule(module);
+        foreach (var step in batchNormCase.Steps)
+        {
+            var partial = CaseRunner.Run(single, batchNormCase with { Steps = new[] { step } }, keepModule: true);
+            before.Add(partial.StateBefore[0]);
+            outcomes.Add(partial.Steps[0]);
+            normalizations.Add(partial.Steps[0].Error is null ? module.LastNormalization : null);
+            if (partial.Steps[0].Error is not null)
+            {
+                break;
+            }
+        }
+
+        return (new CaseTrace(reference.Name, outcomes, before), normalizations);
+    }
+
+    /// <summary>Lets <see cref="CaseRunner"/> drive one existing module step by step.</summary>
+    private sealed class SingleModule(IBatchNormModule module) : IBatchNormUnderTest
+    {
+        public string Name => "float64 reference";
+
+        public IBatchNormModule Create(ModuleConfig config, ModuleState state) => module;
+    }
+
+    private sealed class Module : IBatchNormModule
+    {
+        private readonly ModuleConfig _config;
+        private double[]? _weight, _bias, _runningMean, _runningVar;
+        private long? _count;
+        private CaseTensor? _lastInput;
+        private Normalization? _lastNormalization;
+
+        public Module(ModuleConfig config, ModuleState state)
+        {
+            _config = config;
+            _weight = (double[]?)state.Weight?.Clone();
+            _bias = (double[]?)state.Bias?.Clone();
+            _runningMean = (double[]?)state.RunningMean?.Clone();
+            _runningVar = (double[]?)state.RunningVar?.Clone();
+            _count = state.NumBatchesTracked;
+        }
+
+        public CaseTensor Forward(bool training, CaseTensor input)
+        {
+            int expectedRank = _config.Module switch { ModuleKind.BatchNorm2d => 4, ModuleKind.BatchNorm3d => 5, _ => -1 };
+            bool rankOk = expectedRank < 0 ? input.Rank is 2 or 3 : input.Rank == expectedRank;
+            if (!rankOk)
+            {
+                throw new ArgumentException($"expected {(expectedRank < 0 ? "2D or 3D" : expectedRank + "D")} input (got {input.Rank}D input)", nameof(input));
+            }
+
+            int channels = _config.NumFeatures;
+            if (input.Shape[1] != channels)
+            {
+                throw new ArgumentException($"expected input with {channels} channels (dimension 1), got {input.Shape[1]}", nameof(input));
+            }
+
+            bool useBatchStatistics = training || !_config.TrackRunningStats;
+            long n = (long)input.Shape[0] * input.SpatialSize;
+            double factor = 0;
+            if (useBatchStatistics && n == 1)
+            {
+                throw new ArgumentException($"Expected more than 1 value per channel when training, got input size [{string.Join(", ", input.Shape)}]", nameof(input));
+            }
+
+            double[] weight = _weight ?? Enumerable.Repeat(1.0, channels).ToArray();
+            double[] bias = _bias ?? new double[channels];
+            double[] mean, invStd;
+            double[]? batchVariance = null;
+            if (useBatchStatistics)
+            {
+                var (batchMean, biasedVar) = n == 0
+                    ? (new double[channels], new double[channels])
+                    : BatchStatistics(input);
+                mean = batchMean;
+                batchVariance = biasedVar;
+                invStd = biasedVar.Select(v => 1.0 / Math.Sqrt(v + _config.Eps)).ToArray();
+                if (training && _config.TrackRunningStats)
+                {
+                    _count += 1;
+                    if (n > 0)
+                    {
+                        factor = _config.Momentum ?? 1.0 / _count!.Value;
+                        for (int c = 0; c < channels; c++)
+                        {
+                            double unbiased = biasedVar[c] * n / (n - 1);
+                            _runningMean![c] = (1 - factor) * _runningMean[c] + factor * batchMean[c];
+                            _runningVar![c] = (1 - factor) * _runningVar[c] + factor * unbiased;
+                        }
+                    }
+                }
+            }
+            else
+            {
+                mean = (double[])_runningMean!.Clone();
+                invStd = _runningVar!.Select(v => 1.0 / Math.Sqrt(v + _config.Eps)).ToArray();
+            }
+
+            _lastInput = input;
+            _lastNormalization = new Normalization(mean, invStd, weight, bias, useBatchStatistics, batchVariance, n, factor);
+            var output = new double[input.Data.Length];
+            int spatial = input.SpatialSize;
+            for (int i = 0; i < output.Length; i++)
+            {
+                int c = i / spatial % channels;
+                output[i] = (input.Data[i] - mean[c]) * invStd[c] * weight[c] + bias[c];
+            }
+
+            return new CaseTensor((int[])input.Shape.Clone(), output);
+        }
+
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
+        {
+            var input = _lastInput ?? throw new InvalidOperationException("Backward needs a preceding Forward.");
+            var norm = _lastNormalization!;
+            int channels = _config.NumFeatures, spatial = input.SpatialSize, batch = input.Shape[0];
+            double count = (double)batch * spatial;
+            var gradInput = new double[input.Data.Length];
+            var gradWeight = new double[channels];
+            var gradBias = new double[channels];
+            for (int c = 0; c < channels; c++)
+            {
+                double sumGrad = 0, sumGradCentered = 0;
+                for (int nIndex = 0; nIndex < batch; nIndex++)
+                {
+                    for (int s = 0; s < spatial; s++)
+                    {
+                        int i = (nIndex * channels + c) * spatial + s;
+                        sumGrad += gradOutput.Data[i];
+                        sumGradCentered += (input.Data[i] - norm.Mean[c]) * gradOutput.Data[i];
+                    }
+                }
+
+                gradBias[c] = sumGrad;
+                gradWeight[c] = sumGradCentered * norm.InvStd[c];
+                for (int nIndex = 0; nIndex < batch; nIndex++)
+                {
+                    for (int s = 0; s < spatial; s++)
+                    {
+                        int i = (nIndex * channels + c) * spatial + s;
+                        gradInput[i] = norm.UsesBatchStatistics
+                            ? (gradOutput.Data[i] - sumGrad / count
+                               - (input.Data[i] - norm.Mean[c]) * sumGradCentered * norm.InvStd[c] * norm.InvStd[c] / count)
+                              * norm.InvStd[c] * norm.Weight[c]
+                            : gradOutput.Data[i] * norm.InvStd[c] * norm.Weight[c];
+                    }
+                }
+            }
+
+            return (new CaseTensor((int[])input.Shape.Clone(), gradInput),
+                _config.Affine ? gradWeight : null,
+                _config.Affine ? gradBias : null);
+        }
+
+        /// <summary>The normalisation of the last forward (for tolerance scales).</summary>
+        public Normalization? LastNormalization => _lastNormalization;
+
+        public ModuleState ReadState() => new(
+            (double[]?)_weight?.Clone(), (double[]?)_bias?.Clone(),
+            (double[]?)_runningMean?.Clone(), (double[]?)_runningVar?.Clone(), _count);
+
+        public void Dispose()
+        {
+        }
+    }
+}

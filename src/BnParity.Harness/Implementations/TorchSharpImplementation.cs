@@ -1,0 +1,158 @@
+using BnParity.Harness.Cases;
+using BnParity.Harness.Oracle;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BnParity.Harness.Implementations;
+
+/// <summary>
+/// TorchSharp 0.107's nn.BatchNorm1d/2d/3d (libtorch 2.10) as an implementation under test: the
+/// live oracle. Every step runs inside its own dispose scope; the module itself is disposed with
+/// the instance, so long property runs keep the native tensor count flat.
+/// </summary>
+public sealed class TorchSharpImplementation : IBatchNormUnderTest
+{
+    public TorchSharpImplementation(int threads = 0)
+    {
+        TorchSharpOracle.Start(threads);
+    }
+
+    public string Name => "TorchSharp " + TorchSharpOracle.Version;
+
+    public IBatchNormModule Create(ModuleConfig config, ModuleState state) => new Module(config, state);
+
+    /// <summary>Builds TorchSharp's module for a config; momentum null is set through the property (the factory takes a plain double).</summary>
+    public static Modules.BatchNorm CreateModule(ModuleConfig config)
+    {
+        ScalarType dtype = ToScalarType(config.DType);
+        double momentum = config.Momentum ?? 0.1;
+        Modules.BatchNorm module = config.Module switch
+        {
+            ModuleKind.BatchNorm1d => nn.BatchNorm1d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+            ModuleKind.BatchNorm2d => nn.BatchNorm2d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+            _ => nn.BatchNorm3d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+        };
+        if (config.Momentum is null)
+        {
+            module.momentum = null;
+        }
+
+        return module;
+    }
+
+    public static ScalarType ToScalarType(ElementType type) => type == ElementType.Float32 ? ScalarType.Float32 : ScalarType.Float64;
+
+    /// <summary>A new tensor (caller's scope) holding <paramref name="value"/> in <paramref name="type"/>.</summary>
+    public static Tensor ToTensor(CaseTensor value, ElementType type) => ToTensor(value.Data, value.Shape, type);
+
+    public static Tensor ToTensor(double[] data, int[] shape, ElementType type)
+    {
+        long[] dims = Array.ConvertAll(shape, d => (long)d);
+        return type == ElementType.Float32
+            ? tensor(Array.ConvertAll(data, v => (float)v), dims)
+            : tensor((double[])data.Clone(), dims);
+    }
+
+    public static double[] ToArray(Tensor value)
+    {
+        using var contiguous = value.detach().contiguous();
+        using var asDouble = contiguous.to_type(ScalarType.Float64);
+        return asDouble.data<double>().ToArray();
+    }
+
+    private sealed class Module : IBatchNormModule
+    {
+        private readonly ModuleConfig _config;
+        private readonly Modules.BatchNorm _module;
+        private Tensor? _lastInput;
+        private Tensor? _lastOutput;
+
+        public Module(ModuleConfig config, ModuleState state)
+        {
+            _config = config;
+            _module = CreateModule(config);
+            using var scope = TorchSharpOracle.Scope();
+            using var noGrad = torch.no_grad();
+            Set(_module.weight, state.Weight);
+            Set(_module.bias, state.Bias);
+            Set(_module.running_mean, state.RunningMean);
+            Set(_module.running_var, state.RunningVar);
+            if (state.NumBatchesTracked is { } count && _module.num_batches_tracked is { } tracked)
+            {
+                tracked.fill_(count);
+            }
+        }
+
+        private void Set(Tensor? target, double[]? values)
+        {
+            if (target is null || values is null)
+            {
+                return;
+            }
+
+            using var source = ToTensor(values, new[] { values.Length }, _config.DType);
+            target.copy_(source);
+        }
+
+        public CaseTensor Forward(bool training, CaseTensor input)
+        {
+            ReleaseSaved();
+            _module.train(training);
+            using var scope = TorchSharpOracle.Scope();
+            var x = ToTensor(input, _config.DType).requires_grad_(true);
+            var y = _module.forward(x);
+            var result = new CaseTensor(Array.ConvertAll(y.shape, d => (int)d), ToArray(y));
+            _lastInput = x.MoveToOuterDisposeScope();
+            _lastOutput = y.MoveToOuterDisposeScope();
+            return result;
+        }
+
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
+        {
+            if (_lastInput is null || _lastOutput is null)
+            {
+                throw new InvalidOperationException("Backward needs a preceding Forward.");
+            }
+
+            using var scope = TorchSharpOracle.Scope();
+            _module.zero_grad();
+            var upstream = ToTensor(gradOutput, _config.DType);
+            _lastOutput.backward(new[] { upstream });
+            var gradInput = new CaseTensor(gradOutput.Shape, ToArray(_lastInput.grad!));
+            double[]? gradWeight = _module.weight?.grad is { } w ? ToArray(w) : null;
+            double[]? gradBias = _module.bias?.grad is { } b ? ToArray(b) : null;
+            _module.zero_grad();
+            ReleaseSaved();
+            return (gradInput, gradWeight, gradBias);
+        }
+
+        public ModuleState ReadState()
+        {
+            using var scope = TorchSharpOracle.Scope();
+            return new ModuleState(
+                _module.weight is { } w ? ToArray(w) : null,
+                _module.bias is { } b ? ToArray(b) : null,
+                _module.running_mean is { } m ? ToArray(m) : null,
+                _module.running_var is { } v ? ToArray(v) : null,
+                _module.num_batches_tracked is { } n ? ReadCount(n) : null);
+        }
+
+        /// <summary>num_batches_tracked takes the module dtype in TorchSharp 0.107 (PyTorch: always int64): read either.</summary>
+        private static long ReadCount(Tensor count) =>
+            count.dtype == ScalarType.Int64 ? count.item<long>() : (long)count.to_type(ScalarType.Float64).item<double>();
+
+        private void ReleaseSaved()
+        {
+            _lastOutput?.Dispose();
+            _lastInput?.Dispose();
+            _lastOutput = null;
+            _lastInput = null;
+        }
+
+        public void Dispose()
+        {
+            ReleaseSaved();
+            _module.Dispose();
+        }
+    }
+}
