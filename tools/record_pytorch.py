@@ -142,7 +142,7 @@ CASES: List[Case] = [
          momentum=1.0),
     Case("momentum-0.0", 46, BN2, 3, T(train(2, 3, 3, 3), evals(2, 3, 3, 3)),
          momentum=0.0, random_state_nbt=7),
-    Case("eps-0.5", 47, BN2, 3, T(train(2, 3, 3, 3, std=0.3), evals(2, 3, 3, 3))),
+    Case("eps-0.5", 47, BN2, 3, T(train(2, 3, 3, 3, std=0.3), evals(2, 3, 3, 3)), eps=0.5),
     Case("eps-1e-10", 48, BN1, 5, T(train(3, 5, 4, std=1e-3), evals(3, 5, 4, std=1e-3)), eps=1e-10),
     # --- numerics
     Case("ill-conditioned-1e4-offset", 50, BN1, 4,
