@@ -1,0 +1,542 @@
+#!/usr/bin/python3
+"""Record BatchNorm cases from real PyTorch in the bnparity-case/1 format.
+
+Every case is declared in CASES (committed output, fixtures/pytorch/) or HOLDOUT_CASES (never
+committed; written with --holdout to check the replay tool on cases it has never seen).
+Recording is deterministic: each case seeds torch with its own seed, draws its random loaded
+state (if any), then for every step draws the input and (for gradient steps) the grad_output
+after the forward.  Output is compact one-line JSON without a trailing newline.
+
+    record_pytorch.py [--out DIR] [--only NAME ...] [--list] [--holdout] [--check DIR]
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import torch
+
+FORMAT = "bnparity-case/1"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUT = os.path.join(REPO, "fixtures", "pytorch")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MODULES = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d,
+           "BatchNorm3d": torch.nn.BatchNorm3d}
+
+
+# --------------------------------------------------------------------------- specs
+
+@dataclass(frozen=True)
+class Input:
+    """std * randn(shape) + mean, optionally post-processed.
+
+    round_to: round every value to a multiple of this (exact zeros and ties);
+    const_channel: (c, value) sets channel c (dim 1) to a constant."""
+    shape: Tuple[int, ...]
+    mean: float = 0.0
+    std: float = 1.0
+    round_to: Optional[float] = None
+    const_channel: Optional[Tuple[int, float]] = None
+
+
+@dataclass(frozen=True)
+class Step:
+    training: bool
+    input: Input
+    grad: bool = False  # draw a grad_output and record expect_grad
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    seed: int
+    module: str
+    num_features: int
+    steps: Tuple[Step, ...]
+    eps: float = 1e-5
+    momentum: Optional[float] = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+    dtype: str = "float32"
+    # None: PyTorch's default init.  Otherwise load random weight/bias ~ N(0,1)+1 / N(0,1),
+    # running_mean ~ N(0,1), running_var ~ U(0.5,2.5) and this num_batches_tracked.
+    random_state_nbt: Optional[int] = None
+
+
+def T(*steps):
+    return tuple(steps)
+
+
+def train(*shape, grad=False, **kw):
+    return Step(True, Input(tuple(shape), **kw), grad)
+
+
+def evals(*shape, grad=False, **kw):
+    return Step(False, Input(tuple(shape), **kw), grad)
+
+
+BN1, BN2, BN3 = "BatchNorm1d", "BatchNorm2d", "BatchNorm3d"
+
+CASES: List[Case] = [
+    # --- the three shared samples (seeds 1, 2, 3 reproduce them byte for byte)
+    Case("seed-example-two-steps", 1, BN2, 3,
+         T(train(1, 3, 32, 32), train(1, 3, 32, 32, mean=1.0, std=2.0))),
+    Case("cma-momentum-none-with-eval", 2, BN2, 4,
+         T(train(2, 4, 5, 5), evals(2, 4, 5, 5), train(3, 4, 5, 5, mean=-1.0, std=3.0)),
+         momentum=None),
+    Case("bn1d-2d-input-error", 3, BN1, 5, T(train(4, 5), train(1, 5))),
+    # --- PyTorch common_modules ModuleInfo inputs (BatchNorm1d/2d/3d)
+    Case("bn1d-affine-2d-input", 10, BN1, 10, T(train(4, 10), evals(4, 10))),
+    Case("bn1d-3d-input", 11, BN1, 5, T(train(4, 5, 3), evals(4, 5, 3))),
+    Case("bn1d-momentum-none-simple-average", 12, BN1, 10,
+         T(train(4, 10), train(4, 10, mean=0.5), train(4, 10, std=3.0)), eps=1e-3, momentum=None),
+    Case("bn1d-not-affine", 13, BN1, 10, T(train(4, 10), evals(4, 10)),
+         eps=1e-3, momentum=0.3, affine=False),
+    Case("bn1d-3d-input-not-affine", 14, BN1, 5, T(train(4, 5, 3), evals(4, 5, 3)),
+         eps=1e-3, momentum=0.3, affine=False),
+    Case("bn1d-not-tracking-stats", 15, BN1, 10, T(train(4, 10), evals(4, 10)),
+         eps=1e-3, momentum=0.3, track_running_stats=False),
+    Case("bn1d-zero-batch", 16, BN1, 5, T(train(0, 5, 9), evals(0, 5, 9)),
+         eps=1e-3, momentum=0.3, affine=False),
+    Case("bn2d-default", 20, BN2, 3, T(train(2, 3, 6, 6), evals(2, 3, 6, 6))),
+    Case("bn2d-momentum-0.8", 21, BN2, 3, T(train(2, 3, 6, 6), train(2, 3, 6, 6, mean=2.0)),
+         eps=1e-3, momentum=0.8),
+    Case("bn2d-momentum-none", 22, BN2, 3,
+         T(train(2, 3, 6, 6), train(2, 3, 6, 6, mean=-1.0, std=0.5), evals(2, 3, 6, 6)),
+         eps=1e-3, momentum=None),
+    Case("bn2d-not-affine", 23, BN2, 3, T(train(2, 3, 6, 6), evals(2, 3, 6, 6)),
+         eps=1e-3, momentum=0.8, affine=False),
+    Case("bn2d-not-tracking-stats", 24, BN2, 3, T(train(2, 3, 6, 6), evals(2, 3, 6, 6)),
+         eps=1e-3, momentum=0.8, track_running_stats=False),
+    Case("bn2d-zero-batch", 25, BN2, 5, T(train(0, 5, 2, 2)),
+         eps=1e-3, momentum=0.3, affine=False),
+    Case("bn3d-default", 30, BN3, 3, T(train(2, 3, 4, 4, 4), evals(2, 3, 4, 4, 4))),
+    Case("bn3d-momentum-0.7", 31, BN3, 3, T(train(2, 3, 4, 4, 4), train(2, 3, 4, 4, 4, std=2.0)),
+         eps=1e-3, momentum=0.7),
+    Case("bn3d-momentum-none", 32, BN3, 3,
+         T(train(2, 3, 4, 4, 4), train(3, 3, 2, 4, 4, mean=1.0)), eps=1e-3, momentum=None),
+    Case("bn3d-not-affine", 33, BN3, 3, T(train(2, 3, 4, 4, 4), evals(2, 3, 4, 4, 4)),
+         eps=1e-3, momentum=0.7, affine=False),
+    Case("bn3d-not-tracking-stats", 34, BN3, 3, T(train(2, 3, 4, 4, 4), evals(2, 3, 4, 4, 4)),
+         eps=1e-3, momentum=0.7, track_running_stats=False),
+    Case("bn3d-zero-batch", 35, BN3, 5, T(train(0, 5, 2, 2, 2)),
+         eps=1e-3, momentum=0.3, affine=False),
+    # --- running-statistics semantics
+    Case("eval-after-train-mixed", 40, BN2, 4,
+         T(train(3, 4, 3, 3), evals(2, 4, 3, 3), train(4, 4, 3, 3, mean=1.0, std=2.0),
+           evals(1, 4, 3, 3), evals(2, 4, 3, 3, mean=5.0), train(2, 4, 3, 3))),
+    Case("cma-four-steps-varying-batch", 41, BN1, 6,
+         T(train(2, 6, 3), train(5, 6, 3, mean=1.0), train(3, 6, 3, std=0.25),
+           train(7, 6, 3, mean=-2.0, std=3.0), evals(2, 6, 3)), momentum=None),
+    Case("loaded-random-state", 42, BN2, 3,
+         T(evals(2, 3, 4, 4), train(2, 3, 4, 4), train(3, 3, 4, 4, mean=1.0), evals(2, 3, 4, 4)),
+         random_state_nbt=7),
+    Case("loaded-random-state-cma", 43, BN1, 4,
+         T(train(5, 4), train(3, 4, mean=2.0), evals(3, 4)), momentum=None, random_state_nbt=7),
+    Case("momentum-negative-1.2", 44, BN1, 4, T(train(6, 4), train(6, 4, mean=1.0), evals(3, 4)),
+         momentum=-1.2),
+    Case("momentum-1.0", 45, BN2, 3, T(train(2, 3, 3, 3), train(2, 3, 3, 3, std=2.0), evals(2, 3, 3, 3)),
+         momentum=1.0),
+    Case("momentum-0.0", 46, BN2, 3, T(train(2, 3, 3, 3), evals(2, 3, 3, 3)),
+         momentum=0.0, random_state_nbt=7),
+    Case("eps-0.5", 47, BN2, 3, T(train(2, 3, 3, 3, std=0.3), evals(2, 3, 3, 3)), eps=0.5),
+    Case("eps-1e-10", 48, BN1, 5, T(train(3, 5, 4, std=1e-3), evals(3, 5, 4, std=1e-3)), eps=1e-10),
+    # --- numerics
+    Case("ill-conditioned-1e4-offset", 50, BN1, 4,
+         T(train(8, 4, 5, mean=1e4, std=0.01), evals(4, 4, 5, mean=1e4, std=0.01))),
+    Case("ill-conditioned-neg-3e3-offset", 51, BN2, 3,
+         T(train(4, 3, 3, 3, mean=-3e3, std=1e-3), train(4, 3, 3, 3, mean=-3e3, std=1e-3))),
+    Case("constant-channel", 52, BN2, 3,
+         T(train(2, 3, 4, 4, const_channel=(1, 0.75)), evals(2, 3, 4, 4, const_channel=(1, 0.75)))),
+    Case("zeros-and-ties", 53, BN2, 3,
+         T(train(3, 3, 4, 4, round_to=0.5), evals(3, 3, 4, 4, round_to=0.5))),
+    Case("odd-sizes-bn2d", 54, BN2, 7, T(train(3, 7, 5, 3), evals(3, 7, 5, 3)), momentum=0.3),
+    Case("odd-sizes-bn1d-3d-input", 55, BN1, 3, T(train(5, 3, 7), train(3, 3, 1), evals(1, 3, 7))),
+    # --- errors and the one-value boundary
+    Case("bn2d-one-value-per-channel-error", 60, BN2, 3, T(train(2, 3, 2, 2), train(1, 3, 1, 1))),
+    Case("eval-single-value-no-error", 61, BN2, 3, T(train(2, 3, 2, 2), evals(1, 3, 1, 1))),
+    Case("not-tracking-eval-single-value-error", 62, BN1, 4, T(evals(3, 4), evals(1, 4)),
+         track_running_stats=False),
+    # --- float64
+    Case("f64-bn1d", 70, BN1, 5, T(train(4, 5), train(4, 5, 3), evals(2, 5)), dtype="float64"),
+    Case("f64-bn2d-momentum-none", 71, BN2, 3,
+         T(train(2, 3, 4, 4), train(3, 3, 4, 4, mean=1.0), evals(2, 3, 4, 4)),
+         momentum=None, dtype="float64"),
+    Case("f64-bn3d", 72, BN3, 3, T(train(2, 3, 3, 3, 3), evals(2, 3, 3, 3, 3)), dtype="float64"),
+    Case("f64-ill-conditioned", 73, BN1, 4,
+         T(train(8, 4, mean=1e8, std=1e-4), evals(4, 4, mean=1e8, std=1e-4)), dtype="float64"),
+    # --- gradients
+    Case("grad-bn2d-train", 80, BN2, 3, T(train(2, 3, 4, 4, grad=True)), random_state_nbt=0),
+    Case("grad-bn2d-eval", 81, BN2, 3, T(evals(2, 3, 4, 4, grad=True)), random_state_nbt=7),
+    Case("grad-bn1d-2d-input-train", 82, BN1, 6, T(train(5, 6, grad=True), evals(3, 6))),
+    Case("grad-bn1d-not-affine", 83, BN1, 4, T(train(3, 4, 5, grad=True)), affine=False),
+    Case("grad-bn3d-train", 84, BN3, 2, T(train(2, 2, 3, 3, 2, grad=True)), momentum=0.2),
+    Case("grad-not-tracking-eval", 85, BN2, 3, T(evals(2, 3, 3, 3, grad=True)),
+         track_running_stats=False, random_state_nbt=0),
+    Case("grad-f64-bn2d", 86, BN2, 3, T(train(2, 3, 3, 3, grad=True), evals(2, 3, 3, 3, grad=True)),
+         dtype="float64", random_state_nbt=0),
+    Case("grad-cma-two-steps", 87, BN1, 4,
+         T(train(4, 4, 3, grad=True), train(6, 4, 3, mean=1.0), evals(3, 4, 3, grad=True)),
+         momentum=None),
+]
+
+# NOT COMMITTED: holdout cases, written only with --holdout (e.g. to /tmp/holdout-cases) to check
+# the replay CLI on cases that are never part of the repository's fixtures.
+HOLDOUT_CASES: List[Case] = [
+    Case("holdout-bn1d-train-eval", 1001, BN1, 7, T(train(6, 7), evals(2, 7), train(3, 7, mean=1.0))),
+    Case("holdout-bn1d-3d-cma", 1002, BN1, 3,
+         T(train(2, 3, 5), train(4, 3, 2, std=2.0), train(3, 3, 3, mean=-1.0), evals(1, 3, 4)),
+         momentum=None),
+    Case("holdout-bn2d-grad-train", 1003, BN2, 5, T(train(3, 5, 2, 3, grad=True)), random_state_nbt=3),
+    Case("holdout-bn2d-grad-eval-after-train", 1004, BN2, 2,
+         T(train(4, 2, 3, 3), evals(2, 2, 3, 3, grad=True)), momentum=0.25),
+    Case("holdout-bn3d-cma-f64", 1005, BN3, 2, T(train(2, 2, 2, 3, 3), train(3, 2, 2, 2, 2, mean=2.0)),
+         momentum=None, dtype="float64"),
+    Case("holdout-bn3d-grad-not-affine", 1006, BN3, 3, T(train(2, 3, 2, 2, 3, grad=True)), affine=False),
+    Case("holdout-f64-grad-cma", 1007, BN1, 3,
+         T(train(5, 3, grad=True), train(4, 3, grad=True), evals(2, 3)), momentum=None, dtype="float64"),
+    Case("holdout-not-tracking-bn2d", 1008, BN2, 4, T(train(2, 4, 3, 2), evals(3, 4, 2, 2, grad=True)),
+         track_running_stats=False, eps=1e-3),
+    Case("holdout-loaded-cma-nbt7", 1009, BN2, 3, T(train(2, 3, 2, 2), train(2, 3, 2, 2), evals(2, 3, 2, 2)),
+         momentum=None, random_state_nbt=7),
+    Case("holdout-ill-conditioned", 1010, BN2, 2,
+         T(train(4, 2, 3, 3, mean=5e3, std=0.02), evals(2, 2, 3, 3, mean=5e3, std=0.02))),
+    Case("holdout-error-bn3d", 1011, BN3, 2, T(train(2, 2, 1, 1, 1), train(1, 2, 1, 1, 1))),
+    Case("holdout-zero-batch-affine", 1012, BN1, 3, T(train(0, 3), evals(0, 3)), random_state_nbt=2),
+    Case("holdout-momentum-0.9-eps-0.1", 1013, BN1, 4, T(train(3, 4, 2), train(3, 4, 2), evals(3, 4, 2)),
+         momentum=0.9, eps=0.1),
+    Case("holdout-ties-const", 1014, BN2, 3,
+         T(train(2, 3, 3, 3, round_to=1.0, const_channel=(0, -2.0)), evals(2, 3, 3, 3, round_to=1.0))),
+    Case("holdout-f64-bn2d-eval-mixed", 1015, BN2, 3,
+         T(train(2, 3, 2, 2), evals(2, 3, 2, 2), train(2, 3, 2, 2, std=3.0), evals(1, 3, 2, 2)),
+         dtype="float64"),
+    Case("holdout-grad-bn1d-momentum-none-loaded", 1016, BN1, 5,
+         T(train(4, 5, 2, grad=True), evals(2, 5, 2, grad=True)), momentum=None, random_state_nbt=4),
+]
+
+
+# --------------------------------------------------------------------------- tensor -> JSON
+
+def number(v: float):
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v  # Python float: repr is the shortest exact decimal of the float32/float64 value
+
+
+def values(t: torch.Tensor) -> list:
+    return [number(float(v)) for v in t.detach().contiguous().reshape(-1).tolist()]
+
+
+def tensor_json(t: torch.Tensor) -> dict:
+    return {"shape": list(t.shape), "data": values(t)}
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- recording
+
+def make_input(spec: Input, dtype: torch.dtype) -> torch.Tensor:
+    x = torch.randn(*spec.shape, dtype=dtype) * spec.std + spec.mean
+    if spec.round_to is not None:
+        x = torch.round(x / spec.round_to) * spec.round_to
+    if spec.const_channel is not None:
+        c, v = spec.const_channel
+        x[:, c] = v
+    return x.contiguous()
+
+
+def build_module(case: Case) -> torch.nn.Module:
+    """Construct the module and load the state recorded as parameters/buffers."""
+    dtype = DTYPES[case.dtype]
+    m = MODULES[case.module](case.num_features, eps=case.eps, momentum=case.momentum,
+                             affine=case.affine, track_running_stats=case.track_running_stats)
+    m = m.to(dtype)
+    if case.random_state_nbt is not None:
+        c = case.num_features
+        weight = torch.randn(c, dtype=dtype) + 1.0
+        bias = torch.randn(c, dtype=dtype)
+        running_mean = torch.randn(c, dtype=dtype)
+        running_var = torch.rand(c, dtype=dtype) * 2.0 + 0.5
+        with torch.no_grad():
+            if case.affine:
+                m.weight.copy_(weight)
+                m.bias.copy_(bias)
+            if case.track_running_stats:
+                m.running_mean.copy_(running_mean)
+                m.running_var.copy_(running_var)
+                m.num_batches_tracked.fill_(case.random_state_nbt)
+    return m
+
+
+def state_json(m: torch.nn.Module, case: Case) -> dict:
+    out = {}
+    if case.affine:
+        out["parameters"] = {"weight": values(m.weight), "bias": values(m.bias)}
+    if case.track_running_stats:
+        out["buffers"] = {"running_mean": values(m.running_mean), "running_var": values(m.running_var),
+                          "num_batches_tracked": int(m.num_batches_tracked.item())}
+    return out
+
+
+def error_prefix(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0]
+    return text.split(", got")[0]
+
+
+def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
+    """Run one step; return its JSON and whether it raised."""
+    dtype = DTYPES[case.dtype]
+    m.train(step.training)
+    x = make_input(step.input, dtype)
+    rec = {"training": step.training, "input": tensor_json(x)}
+    if step.grad:
+        for p in m.parameters():
+            p.grad = None  # each step's expect_grad is that step's gradient only
+        x = x.clone().requires_grad_(True)
+    try:
+        y = m(x)
+    except RuntimeError as exc:  # PyTorch's ValueError/RuntimeError -> recorded error
+        rec["expect"] = {"error": error_prefix(exc)}
+        return rec, True
+    except ValueError as exc:
+        rec["expect"] = {"error": error_prefix(exc)}
+        return rec, True
+    expect = {"output": tensor_json(y.detach())}
+    if case.track_running_stats:
+        expect["running_mean"] = values(m.running_mean)
+        expect["running_var"] = values(m.running_var)
+        expect["num_batches_tracked"] = int(m.num_batches_tracked.item())
+    rec["expect"] = expect
+    if step.grad:
+        g = torch.randn(*y.shape, dtype=dtype).contiguous()
+        y.backward(g)
+        rec["grad_output"] = tensor_json(g)
+        eg = {"input": tensor_json(x.grad)}
+        if case.affine:
+            eg["weight"] = values(m.weight.grad)
+            eg["bias"] = values(m.bias.grad)
+        rec["expect_grad"] = eg
+    return rec, False
+
+
+def record(case: Case) -> dict:
+    torch.manual_seed(case.seed)
+    m = build_module(case)
+    doc = {"format": FORMAT, "name": case.name, "module": case.module,
+           "num_features": case.num_features, "eps": case.eps, "momentum": case.momentum,
+           "affine": case.affine, "track_running_stats": case.track_running_stats,
+           "dtype": case.dtype}
+    doc.update(state_json(m, case))
+    steps = []
+    for i, step in enumerate(case.steps):
+        rec, raised = run_step(m, case, step)
+        steps.append(rec)
+        if raised:
+            if i != len(case.steps) - 1:
+                raise SystemExit(f"{case.name}: step {i} raised but is not the last step")
+            break
+    doc["steps"] = steps
+    return doc
+
+
+# --------------------------------------------------------------------------- validation
+
+def _is_num(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v in ("NaN", "Infinity", "-Infinity")
+
+
+def check_case(doc: dict, fname: str) -> List[str]:
+    errs = []
+
+    def bad(msg):
+        errs.append(f"{fname}: {msg}")
+
+    top = ["format", "name", "module", "num_features", "eps", "momentum", "affine",
+           "track_running_stats", "dtype"]
+    if doc.get("format") != FORMAT:
+        bad("format")
+    if doc.get("name") + ".json" != os.path.basename(fname):
+        bad("name does not match file name")
+    if doc.get("module") not in MODULES:
+        bad("module")
+    C = doc.get("num_features")
+    if not isinstance(C, int) or isinstance(C, bool) or C < 1:
+        bad("num_features")
+        return errs
+    if not _is_num(doc.get("eps")):
+        bad("eps")
+    if doc.get("momentum") is not None and not _is_num(doc["momentum"]):
+        bad("momentum")
+    if doc.get("dtype") not in DTYPES:
+        bad("dtype")
+    affine, track = doc.get("affine"), doc.get("track_running_stats")
+    if not isinstance(affine, bool) or not isinstance(track, bool):
+        bad("affine/track_running_stats")
+    expected_keys = top + (["parameters"] if affine else []) + (["buffers"] if track else []) + ["steps"]
+    if list(doc.keys()) != expected_keys:
+        bad(f"top-level keys {list(doc.keys())} != {expected_keys}")
+    ndim = {"BatchNorm1d": (2, 3), "BatchNorm2d": (4,), "BatchNorm3d": (5,)}.get(doc.get("module"), ())
+    f32 = doc.get("dtype") == "float32"
+
+    def vec(v, what):
+        if not isinstance(v, list) or len(v) != C or not all(_is_num(a) for a in v):
+            bad(f"{what}: expected {C} numbers")
+        elif f32:
+            import struct
+            for a in v:
+                if isinstance(a, float) and math.isfinite(a) and \
+                        struct.unpack("f", struct.pack("f", a))[0] != a:
+                    bad(f"{what}: {a!r} is not a float32 value")
+                    break
+
+    def tens(t, what, shape=None):
+        if not isinstance(t, dict) or list(t.keys()) != ["shape", "data"]:
+            bad(f"{what}: tensor must be {{shape, data}}")
+            return None
+        sh = t["shape"]
+        if not isinstance(sh, list) or not all(isinstance(d, int) and d >= 0 for d in sh):
+            bad(f"{what}: shape")
+            return None
+        if shape is not None and sh != shape:
+            bad(f"{what}: shape {sh} != {shape}")
+        n = math.prod(sh)
+        if not isinstance(t["data"], list) or len(t["data"]) != n or not all(_is_num(a) for a in t["data"]):
+            bad(f"{what}: data length {len(t['data'])} != {n} or non-number")
+        elif f32:
+            import struct
+            for a in t["data"]:
+                if isinstance(a, float) and math.isfinite(a) and \
+                        struct.unpack("f", struct.pack("f", a))[0] != a:
+                    bad(f"{what}: {a!r} is not a float32 value")
+                    break
+        return sh
+
+    if affine:
+        p = doc.get("parameters", {})
+        if list(p.keys()) != ["weight", "bias"]:
+            bad("parameters keys")
+        for k in ("weight", "bias"):
+            vec(p.get(k), f"parameters.{k}")
+    if track:
+        b = doc.get("buffers", {})
+        if list(b.keys()) != ["running_mean", "running_var", "num_batches_tracked"]:
+            bad("buffers keys")
+        vec(b.get("running_mean"), "buffers.running_mean")
+        vec(b.get("running_var"), "buffers.running_var")
+        if not isinstance(b.get("num_batches_tracked"), int):
+            bad("buffers.num_batches_tracked")
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not steps:
+        bad("steps must be a non-empty array")
+        return errs
+    for i, s in enumerate(steps):
+        w = f"steps[{i}]"
+        if not isinstance(s.get("training"), bool):
+            bad(f"{w}.training")
+        sh = tens(s.get("input"), f"{w}.input")
+        if sh is not None and (len(sh) not in ndim or sh[1] != C):
+            bad(f"{w}.input: shape {sh} invalid for {doc.get('module')}({C})")
+        e = s.get("expect", {})
+        grad = "grad_output" in s
+        keys = ["training", "input", "expect"] + (["grad_output", "expect_grad"] if grad else [])
+        if list(s.keys()) != keys:
+            bad(f"{w}: keys {list(s.keys())} != {keys}")
+        if "error" in e:
+            if list(e.keys()) != ["error"] or not isinstance(e["error"], str) or not e["error"]:
+                bad(f"{w}.expect: error must be alone and a non-empty string")
+            if i != len(steps) - 1:
+                bad(f"{w}: error step is not the last step")
+            if grad:
+                bad(f"{w}: error step with grad_output")
+            continue
+        ek = ["output"] + (["running_mean", "running_var", "num_batches_tracked"] if track else [])
+        if list(e.keys()) != ek:
+            bad(f"{w}.expect keys {list(e.keys())} != {ek}")
+        tens(e.get("output"), f"{w}.expect.output", sh)
+        if track:
+            vec(e.get("running_mean"), f"{w}.expect.running_mean")
+            vec(e.get("running_var"), f"{w}.expect.running_var")
+            if not isinstance(e.get("num_batches_tracked"), int):
+                bad(f"{w}.expect.num_batches_tracked")
+        if grad:
+            tens(s["grad_output"], f"{w}.grad_output", sh)
+            g = s.get("expect_grad", {})
+            gk = ["input"] + (["weight", "bias"] if affine else [])
+            if list(g.keys()) != gk:
+                bad(f"{w}.expect_grad keys {list(g.keys())} != {gk}")
+            tens(g.get("input"), f"{w}.expect_grad.input", sh)
+            if affine:
+                vec(g.get("weight"), f"{w}.expect_grad.weight")
+                vec(g.get("bias"), f"{w}.expect_grad.bias")
+    return errs
+
+
+def check_dir(d: str) -> int:
+    files = sorted(f for f in os.listdir(d) if f.endswith(".json"))
+    errs, total = [], 0
+    for f in files:
+        path = os.path.join(d, f)
+        total += os.path.getsize(path)
+        with open(path, encoding="utf-8") as fh:
+            try:
+                doc = json.load(fh)
+            except ValueError as exc:
+                errs.append(f"{f}: invalid JSON: {exc}")
+                continue
+        errs += check_case(doc, f)
+    for e in errs:
+        print(e, file=sys.stderr)
+    print(f"checked {len(files)} files, {total} bytes, {len(errs)} problems")
+    return 1 if errs else 0
+
+
+# --------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=None, help="output directory (default: fixtures/pytorch)")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="record only these cases")
+    ap.add_argument("--list", action="store_true", help="list case names and exit")
+    ap.add_argument("--holdout", action="store_true",
+                    help="use the holdout cases (never committed) instead of the fixtures")
+    ap.add_argument("--check", metavar="DIR", help="validate every case file in DIR and exit")
+    args = ap.parse_args(argv)
+    if args.check:
+        return check_dir(args.check)
+    cases = HOLDOUT_CASES if args.holdout else CASES
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "duplicate case names"
+    assert len({c.seed for c in CASES + HOLDOUT_CASES}) == len(CASES + HOLDOUT_CASES), "duplicate seeds"
+    if args.list:
+        print("\n".join(names))
+        return 0
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            ap.error("unknown case(s): " + ", ".join(unknown))
+        cases = [c for c in cases if c.name in args.only]
+    out = args.out or (None if args.holdout else DEFAULT_OUT)
+    if out is None:
+        ap.error("--holdout needs --out (holdout cases are not written into the repository)")
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)  # deterministic reduction order
+    for case in cases:
+        doc = record(case)
+        errs = check_case(doc, case.name + ".json")
+        if errs:
+            raise SystemExit("\n".join(errs))
+        with open(os.path.join(out, case.name + ".json"), "w", encoding="utf-8") as fh:
+            fh.write(dumps(doc))
+    print(f"wrote {len(cases)} case(s) to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
