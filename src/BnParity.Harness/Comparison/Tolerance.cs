@@ -1,0 +1,110 @@
+namespace BnParity.Harness.Comparison;
+
+/// <summary>
+/// The one tolerance policy of the project (tests, CLI replay and check all use it).
+///
+/// Every comparison is condition-aware: |actual − expected| ≤ k · u · scale, where u is the unit
+/// roundoff of the dtype (2⁻²⁴ for float32, 2⁻⁵³ for float64) and scale is the magnitude of the
+/// terms that cancel in the quantity, derived from the exact (float64 reference) statistics of
+/// the step — not |expected|, which is tiny exactly where cancellation makes errors large.
+///
+/// Derivations (each operation rounds with relative error ≤ u):
+/// <list type="bullet">
+/// <item>Output. libtorch computes α = invstd·w, β = b − μ·α, y = x·α + β in T, with μ and var
+/// rounded to T; a more accurate implementation computes (x − μ)·α + b. Either way the error is a
+/// few roundings of |x·α|, |μ·α| and |b| (≤ 6u·scale counted op by op), plus the error of invstd.
+/// libtorch squares (x − μ_T) with μ_T = round(μ), so its variance carries a bias of about
+/// (u·μ)², a relative error u·μ²/var, which reaches the output as |(x − μ)·α|·u·μ²/(var + eps).
+/// scale = |x·α| + |μ·α| + |b| + |(x − μ)·α|·u·μ²/(var + eps); k = <see cref="ElementwiseRoundings"/>.</item>
+/// <item>running_mean = (1 − f)·r + f·μ: scale = |(1 − f)·r| + |f·μ|. running_var: scale =
+/// |(1 − f)·r| + |f|·(var_unbiased + u·μ²·n/(n − 1)). Errors already in r are carried forward
+/// multiplied by |1 − f| (they grow when momentum is outside [0, 1], e.g. −1.2), so the budget of
+/// a buffer is propagated step by step, never reset.</item>
+/// <item>Eval output additionally inherits the buffers' budgets: |α|·B(running_mean) +
+/// |(x − r_mean)·α|·B(running_var)/(2·(r_var + eps)).</item>
+/// <item>Reductions of n terms (sums for statistics and gradients): error ≤ ~√n·u·Σ|terms| for
+/// blocked or pairwise summation in T (libtorch accumulates float statistics in double, but its
+/// float64 and some gradient reductions are in T). k = <see cref="ReductionRoundings"/>·√n.</item>
+/// </list>
+/// Tight enough to catch (tests in parity-tests/Comparison prove each): running_var from the biased
+/// variance at n ≥ 100 (relative 1/n ≥ 1e-2), a 1e-4 relative error in one output element, eps
+/// added outside the sqrt, the cumulative-average factor off by one, a 0.1 % weight-gradient error.
+/// </summary>
+public static class Tolerance
+{
+    /// <summary>Unit roundoff of float32: half an ULP of 1.</summary>
+    public const double Float32UnitRoundoff = 0x1p-24;
+
+    /// <summary>Unit roundoff of float64.</summary>
+    public const double Float64UnitRoundoff = 0x1p-53;
+
+    /// <summary>
+    /// k for element-wise quantities: 6 roundings counted for libtorch's α/β form, and 2 more for
+    /// the reference side and a T-rounded running buffer feeding an eval step. 16 keeps a 2× margin.
+    /// </summary>
+    public const double ElementwiseRoundings = 16;
+
+    /// <summary>k per √n for reductions (statistics and Σ-gradients); same 16 as above.</summary>
+    public const double ReductionRoundings = 16;
+
+    /// <summary>
+    /// For the float64-truth check: the library's error may be at most this multiple of
+    /// TorchSharp's error against the truth (plus the floor below). 2 leaves room for a different
+    /// but equally good rounding sequence; an implementation that loses digits libtorch keeps fails.
+    /// </summary>
+    public const double TruthErrorRatio = 2;
+
+    /// <summary>Floor of the float64-truth check, as a multiple of k·u·scale: an error this small is never "worse".</summary>
+    public const double TruthErrorFloorFraction = 0.25;
+
+    public static double UnitRoundoff(Cases.ElementType type) =>
+        type == Cases.ElementType.Float32 ? Float32UnitRoundoff : Float64UnitRoundoff;
+
+    /// <summary>The reduction multiplier for <paramref name="terms"/> summands: ReductionRoundings·√max(n, 1).</summary>
+    public static double ReductionFactor(long terms) => ReductionRoundings * Math.Sqrt(Math.Max(terms, 1));
+
+    /// <summary>
+    /// Whether <paramref name="actual"/> is within <paramref name="budget"/> of <paramref name="expected"/>.
+    /// NaN matches only NaN; ±Infinity only the same infinity; +0 and −0 are equal (the sign of a
+    /// zero output depends on whether x·α + β or (x − μ)·α + b was evaluated, which PyTorch does not fix).
+    /// A non-finite budget (an infinite input made the scale infinite) accepts any finite pair.
+    /// </summary>
+    public static bool Within(double expected, double actual, double budget)
+    {
+        if (double.IsNaN(expected) || double.IsNaN(actual))
+        {
+            return double.IsNaN(expected) && double.IsNaN(actual);
+        }
+
+        if (double.IsInfinity(expected) || double.IsInfinity(actual))
+        {
+            return expected.Equals(actual);
+        }
+
+        if (expected == actual)
+        {
+            return true;
+        }
+
+        return !double.IsFinite(budget) || Math.Abs(actual - expected) <= budget;
+    }
+
+    /// <summary>Error in ULPs of the dtype at <paramref name="expected"/>.</summary>
+    public static double UlpError(double expected, double actual, Cases.ElementType type)
+    {
+        if (!double.IsFinite(expected) || !double.IsFinite(actual))
+        {
+            return expected.Equals(actual) ? 0 : double.PositiveInfinity;
+        }
+
+        double magnitude = Math.Abs(expected);
+        double ulp = type == Cases.ElementType.Float32
+            ? MathF.BitIncrement((float)magnitude) - (float)magnitude
+            : Math.BitIncrement(magnitude) - magnitude;
+        return Math.Abs(actual - expected) / ulp;
+    }
+
+    /// <summary>Relative error |a − e|/|e| (∞ when e is 0 and a is not).</summary>
+    public static double RelativeError(double expected, double actual) =>
+        expected == actual ? 0 : Math.Abs(actual - expected) / Math.Abs(expected);
+}

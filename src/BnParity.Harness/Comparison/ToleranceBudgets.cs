@@ -1,0 +1,165 @@
+using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
+
+namespace BnParity.Harness.Comparison;
+
+/// <summary>Absolute error budgets for every number one step produces, per <see cref="Tolerance"/>'s derivation.</summary>
+public sealed record StepBudgets(
+    double[]? Output,
+    double[]? RunningMean,
+    double[]? RunningVar,
+    double[]? GradInput,
+    double[]? GradWeight,
+    double[]? GradBias);
+
+/// <summary>
+/// Turns a case and its exact (float64 reference) run into per-element budgets. The buffers'
+/// budgets are carried from step to step (multiplied by |1 − f|), so a long run at momentum
+/// −1.2 gets the larger budget its arithmetic really has.
+/// </summary>
+public static class ToleranceBudgets
+{
+    public static IReadOnlyList<StepBudgets> For(BatchNormCase batchNormCase, CaseTrace truth, IReadOnlyList<ReferenceBatchNorm.Normalization?> normalizations)
+    {
+        var config = batchNormCase.Config;
+        double u = Tolerance.UnitRoundoff(config.DType);
+        double k = Tolerance.ElementwiseRoundings;
+        int channels = config.NumFeatures;
+        var meanBudget = new double[channels];
+        var varBudget = new double[channels];
+        var result = new List<StepBudgets>();
+        for (int stepIndex = 0; stepIndex < normalizations.Count; stepIndex++)
+        {
+            var norm = normalizations[stepIndex];
+            var step = batchNormCase.Steps[stepIndex];
+            if (norm is null)
+            {
+                result.Add(new StepBudgets(null, null, null, null, null, null));
+                continue;
+            }
+
+            var before = truth.StateBefore[stepIndex];
+            var x = step.Input;
+            int spatial = x.SpatialSize;
+            long n = norm.ValuesPerChannel;
+            // Statistics of float32 data are accumulated in double by both libtorch and the library
+            // (one rounding to T at the end); float64 statistics are sums in T: √n growth.
+            double statisticRoundings = config.DType == ElementType.Float32 ? k : Tolerance.ReductionFactor(n);
+
+            // Output.
+            var output = new double[x.Data.Length];
+            for (int i = 0; i < output.Length; i++)
+            {
+                int c = i / spatial % channels;
+                double alpha = Math.Abs(norm.InvStd[c] * norm.Weight[c]);
+                double centred = Math.Abs((x.Data[i] - norm.Mean[c]) * alpha);
+                double scale = Math.Abs(x.Data[i]) * alpha + Math.Abs(norm.Mean[c]) * alpha + Math.Abs(norm.Bias[c]);
+                if (norm.UsesBatchStatistics)
+                {
+                    double variance = norm.BatchVariance![c];
+                    output[i] = k * u * scale + centred * u * (statisticRoundings + k * norm.Mean[c] * norm.Mean[c] / (variance + config.Eps));
+                }
+                else
+                {
+                    double runningVar = before.RunningVar![c];
+                    output[i] = k * u * scale + alpha * meanBudget[c] + centred * varBudget[c] / (2 * Math.Abs(runningVar + config.Eps));
+                }
+            }
+
+            // Buffers (only training steps with tracking move them).
+            double[]? runningMean = null, runningVar = null;
+            if (before.RunningMean is not null)
+            {
+                double f = norm.RunningFactor;
+                if (step.Training && n > 0)
+                {
+                    for (int c = 0; c < channels; c++)
+                    {
+                        double mu = norm.Mean[c];
+                        double unbiased = norm.BatchVariance![c] * n / (n - 1);
+                        meanBudget[c] = Math.Abs(1 - f) * meanBudget[c]
+                            + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu))
+                            + Math.Abs(f) * statisticRoundings * u * Math.Abs(mu);
+                        varBudget[c] = Math.Abs(1 - f) * varBudget[c]
+                            + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f) * (unbiased + k * u * mu * mu * n / (n - 1)))
+                            + Math.Abs(f) * statisticRoundings * u * unbiased;
+                    }
+                }
+
+                runningMean = (double[])meanBudget.Clone();
+                runningVar = (double[])varBudget.Clone();
+            }
+
+            double[]? gradInput = null, gradWeight = null, gradBias = null;
+            if (step.GradOutput is { } gradOutput)
+            {
+                (gradInput, gradWeight, gradBias) = GradientBudgets(config, x, gradOutput.Data, norm, before, meanBudget, varBudget, u, k);
+            }
+
+            result.Add(new StepBudgets(output, runningMean, runningVar, gradInput, gradWeight, gradBias));
+        }
+
+        return result;
+    }
+
+    private static (double[] Input, double[]? Weight, double[]? Bias) GradientBudgets(
+        ModuleConfig config, CaseTensor x, double[] g, ReferenceBatchNorm.Normalization norm, ModuleState before,
+        double[] meanBudget, double[] varBudget, double u, double k)
+    {
+        int channels = config.NumFeatures, spatial = x.SpatialSize, batch = x.Shape[0];
+        long n = (long)batch * spatial;
+        double reduction = Tolerance.ReductionFactor(n);
+        var sumAbsGrad = new double[channels];
+        var sumAbsCentredGrad = new double[channels];
+        var sumCentredGrad = new double[channels];
+        var sumGrad = new double[channels];
+        for (int i = 0; i < g.Length; i++)
+        {
+            int c = i / spatial % channels;
+            double centred = x.Data[i] - norm.Mean[c];
+            sumAbsGrad[c] += Math.Abs(g[i]);
+            sumAbsCentredGrad[c] += Math.Abs(centred * g[i]);
+            sumCentredGrad[c] += centred * g[i];
+            sumGrad[c] += g[i];
+        }
+
+        var weight = new double[channels];
+        var bias = new double[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            double invStd = norm.InvStd[c];
+            // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
+            double meanShift = u * Math.Abs(norm.Mean[c]) + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
+            double invStdRelative = norm.UsesBatchStatistics
+                ? k * u * (1 + norm.Mean[c] * norm.Mean[c] / (norm.BatchVariance![c] + config.Eps))
+                : k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));
+            bias[c] = reduction * u * sumAbsGrad[c];
+            weight[c] = (reduction * u * sumAbsCentredGrad[c] + k * meanShift * sumAbsGrad[c]) * invStd
+                + Math.Abs(sumCentredGrad[c] * invStd) * invStdRelative;
+        }
+
+        var input = new double[g.Length];
+        for (int i = 0; i < g.Length; i++)
+        {
+            int c = i / spatial % channels;
+            double invStd = norm.InvStd[c];
+            double scaleFactor = Math.Abs(invStd * norm.Weight[c]);
+            if (norm.UsesBatchStatistics)
+            {
+                double centred = Math.Abs(x.Data[i] - norm.Mean[c]);
+                double kc = Math.Abs(sumCentredGrad[c]) * invStd * invStd / n;
+                double kcBudget = weight[c] * invStd / n;
+                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + (centred + u * Math.Abs(norm.Mean[c])) * kc;
+                input[i] = (k * u * terms + bias[c] / n + centred * kcBudget) * scaleFactor
+                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * k * u * (1 + norm.Mean[c] * norm.Mean[c] / (norm.BatchVariance![c] + config.Eps));
+            }
+            else
+            {
+                double invStdRelative = k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));
+                input[i] = Math.Abs(g[i]) * scaleFactor * (k * u + invStdRelative);
+            }
+        }
+
+        return (input, config.Affine ? weight : null, config.Affine ? bias : null);
+    }
+}
