@@ -38,7 +38,7 @@ namespace BnParity;
 /// across channels.</para>
 /// </remarks>
 /// <typeparam name="T">float or double.</typeparam>
-public abstract unsafe class BatchNorm<T> where T : unmanaged, IFloatingPointIeee754<T>
+public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private const int DefaultParallelThreshold = 32 * 1024;
 
