@@ -1,0 +1,183 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <content>State dictionary support (PyTorch's <c>state_dict</c> / <c>load_state_dict</c>).</content>
+public abstract partial class BatchNorm<T>
+{
+    private const string WeightKey = "weight";
+    private const string BiasKey = "bias";
+    private const string RunningMeanKey = "running_mean";
+    private const string RunningVarKey = "running_var";
+    private const string NumBatchesTrackedKey = "num_batches_tracked";
+
+    /// <summary>
+    /// A copy of the parameters and buffers in PyTorch's key order: weight, bias (when affine), running_mean,
+    /// running_var, num_batches_tracked (when tracking). Vectors are <see cref="DenseTensor{T}"/> of shape [C];
+    /// num_batches_tracked is a <see cref="DenseTensor{T}"/> of <see cref="long"/> with shape [] (one element).
+    /// </summary>
+    public IReadOnlyDictionary<string, IStateTensor> StateDict()
+    {
+        var dict = new OrderedDictionary<string, IStateTensor>();
+        int c = NumFeatures;
+        if (_weight is not null && _bias is not null)
+        {
+            dict.Add(WeightKey, new DenseTensor<T>((T[])_weight.Clone(), c));
+            dict.Add(BiasKey, new DenseTensor<T>((T[])_bias.Clone(), c));
+        }
+
+        if (_runningMean is not null && _runningVar is not null)
+        {
+            dict.Add(RunningMeanKey, new DenseTensor<T>((T[])_runningMean.Clone(), c));
+            dict.Add(RunningVarKey, new DenseTensor<T>((T[])_runningVar.Clone(), c));
+            dict.Add(NumBatchesTrackedKey, new DenseTensor<long>([_numBatchesTracked]));
+        }
+
+        return dict;
+    }
+
+    /// <summary>
+    /// Copies parameters and buffers from <paramref name="state"/>. Every entry is validated before anything is
+    /// written, so a failing call changes nothing.
+    /// </summary>
+    /// <param name="state">Entries keyed like <see cref="StateDict"/>.</param>
+    /// <param name="strict">When true the keys must be exactly the expected set, except that
+    /// <c>num_batches_tracked</c> may be missing (older checkpoints; the current count is kept, as in PyTorch).
+    /// When false unexpected and missing keys are ignored. Present expected keys are always checked.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="state"/> is null (a null entry is an ArgumentException).</exception>
+    /// <exception cref="ArgumentException">Missing/unexpected keys (strict), a wrong shape (vectors must be [C],
+    /// num_batches_tracked must be []), a wrong element type (T for vectors, long for num_batches_tracked), a data
+    /// length inconsistent with the shape, or a negative num_batches_tracked.</exception>
+    public void LoadStateDict(IReadOnlyDictionary<string, IStateTensor> state, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var vectorKeys = new List<string>(4);
+        if (Affine)
+        {
+            vectorKeys.Add(WeightKey);
+            vectorKeys.Add(BiasKey);
+        }
+
+        if (TrackRunningStats)
+        {
+            vectorKeys.Add(RunningMeanKey);
+            vectorKeys.Add(RunningVarKey);
+        }
+
+        if (strict)
+        {
+            var missing = new List<string>();
+            foreach (string key in vectorKeys)
+            {
+                if (!state.ContainsKey(key))
+                {
+                    missing.Add(key);
+                }
+            }
+
+            var unexpected = new List<string>();
+            foreach (string key in state.Keys)
+            {
+                bool known = vectorKeys.Contains(key) || (TrackRunningStats && key == NumBatchesTrackedKey);
+                if (!known)
+                {
+                    unexpected.Add(key);
+                }
+            }
+
+            if (missing.Count > 0 || unexpected.Count > 0)
+            {
+                throw new ArgumentException(
+                    "Error(s) in loading state_dict: missing keys: [" + string.Join(", ", missing)
+                    + "], unexpected keys: [" + string.Join(", ", unexpected) + "].",
+                    nameof(state));
+            }
+        }
+
+        // Validate everything first.
+        var vectors = new T[]?[vectorKeys.Count];
+        for (int i = 0; i < vectorKeys.Count; i++)
+        {
+            string key = vectorKeys[i];
+            if (!state.TryGetValue(key, out IStateTensor? tensor))
+            {
+                continue;
+            }
+
+            vectors[i] = Validate<T>(key, tensor, [NumFeatures]);
+        }
+
+        long? count = null;
+        if (TrackRunningStats && state.TryGetValue(NumBatchesTrackedKey, out IStateTensor? nbt))
+        {
+            long value = Validate<long>(NumBatchesTrackedKey, nbt, [])[0];
+            if (value < 0)
+            {
+                throw new ArgumentException($"num_batches_tracked must be non-negative, got {value}.", nameof(state));
+            }
+
+            count = value;
+        }
+
+        // Commit.
+        for (int i = 0; i < vectorKeys.Count; i++)
+        {
+            if (vectors[i] is not T[] source)
+            {
+                continue;
+            }
+
+            T[] target = vectorKeys[i] switch
+            {
+                WeightKey => _weight!,
+                BiasKey => _bias!,
+                RunningMeanKey => _runningMean!,
+                _ => _runningVar!,
+            };
+            source.AsSpan(0, NumFeatures).CopyTo(target);
+        }
+
+        if (count is long n)
+        {
+            _numBatchesTracked = n;
+        }
+    }
+
+    private static TElem[] Validate<TElem>(string key, IStateTensor? tensor, int[] expectedShape)
+    {
+        if (tensor is null)
+        {
+            throw BatchNormErrors.Argument($"state entry '{key}' is null.", "state");
+        }
+
+        int[] shape = tensor.Shape ?? throw BatchNormErrors.Argument($"state entry '{key}' has a null shape.", "state");
+        if (!shape.AsSpan().SequenceEqual(expectedShape))
+        {
+            throw BatchNormErrors.Argument(
+                $"size mismatch for {key}: expected shape {DenseTensor<T>.FormatShape(expectedShape)}, got {DenseTensor<T>.FormatShape(shape)}.",
+                "state");
+        }
+
+        if (tensor.ElementType != typeof(TElem) || tensor.Data is not TElem[] data)
+        {
+            throw BatchNormErrors.Argument(
+                $"dtype mismatch for {key}: expected {typeof(TElem).Name}, got {tensor.ElementType?.Name ?? "null"} (data {tensor.Data?.GetType().Name ?? "null"}).",
+                "state");
+        }
+
+        long length = 1;
+        foreach (int d in expectedShape)
+        {
+            length *= d;
+        }
+
+        if (data.Length != length)
+        {
+            throw BatchNormErrors.Argument(
+                $"state entry '{key}' has {data.Length} elements but shape {DenseTensor<T>.FormatShape(shape)}.",
+                "state");
+        }
+
+        return data;
+    }
+}

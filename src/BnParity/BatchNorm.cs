@@ -1,0 +1,667 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <summary>
+/// Batch normalisation with the exact semantics of PyTorch's <c>torch.nn.BatchNorm1d/2d/3d</c> modules,
+/// for <see cref="float"/> and <see cref="double"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Training</b> (or whenever <see cref="TrackRunningStats"/> is false): per channel c, over the batch and
+/// all spatial positions (n = N·spatial values), mean and BIASED variance; invstd = 1/sqrt(var + eps);
+/// y = (x − mean)·invstd·weight + bias (weight 1, bias 0 when not <see cref="Affine"/>). When tracking,
+/// <see cref="NumBatchesTracked"/> is incremented FIRST, then with f = momentum ?? 1/num_batches_tracked:
+/// running_mean = f·mean + (1 − f)·running_mean and running_var = f·var·n/(n − 1) + (1 − f)·running_var
+/// (unbiased), blended in double and rounded once to T.</para>
+/// <para><b>Eval</b> with tracking: normalises with the running statistics and changes nothing.</para>
+/// <para><b>Numerics</b>: statistics are two-pass (Σx, then Σ(x − mean)²) accumulated in double, never
+/// E[x²] − E[x]², so ill-conditioned data (|mean| ≫ std) keeps full accuracy. The output is computed per element
+/// in double as (x − mean)·(invstd·weight) + bias and rounded once to T. libtorch instead folds
+/// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
+/// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
+/// while agreeing with libtorch to rounding otherwise. The per-channel summation order is fixed (runs of
+/// <c>spatial</c> contiguous elements in n-major order, each run reduced by <see cref="Kernels{T}"/> with
+/// four vector accumulators combined in a fixed tree) and every channel is reduced by exactly one thread,
+/// so results are bit-identical for every <see cref="MaxDegreeOfParallelism"/>.</para>
+/// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
+/// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
+/// through the arithmetic like in PyTorch.</para>
+/// <para><b>Failures are atomic</b>: every argument is validated before anything is mutated, so a call that throws
+/// leaves weights, buffers, the batch counter and the saved backward context exactly as they were. (PyTorch
+/// bumps <c>num_batches_tracked</c> before raising "Expected more than 1 value per channel"; this class does not.)</para>
+/// <para><b>Backward</b>: <see cref="Forward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T})"/> keeps a private copy of the
+/// input (in a reusable buffer: no allocation when the size is unchanged) plus per-channel mean, invstd and the
+/// weight as they were at forward time; <see cref="Backward(DenseTensor{T})"/> differentiates that last successful
+/// forward. Gradients are returned per call, never accumulated (unlike PyTorch's <c>.grad</c>). A forward that
+/// throws keeps the previous context.</para>
+/// <para>Instances are not thread-safe (like PyTorch modules, calls mutate state); internal parallelism is
+/// across channels.</para>
+/// </remarks>
+/// <typeparam name="T">float or double.</typeparam>
+public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private const int DefaultParallelThreshold = 32 * 1024;
+
+    private readonly T[]? _weight;
+    private readonly T[]? _bias;
+    private readonly T[]? _runningMean;
+    private readonly T[]? _runningVar;
+    private long _numBatchesTracked;
+    private int _maxDegreeOfParallelism = Environment.ProcessorCount;
+    private readonly ParallelOptions _parallelOptions = new();
+    private readonly Action<int> _chunkBody;
+
+    // Saved context of the last successful Forward (used by Backward).
+    private T[] _savedInput = [];
+    private int[]? _savedShape;
+    private bool _savedBatchStats;
+    private readonly double[] _savedMean;
+    private readonly double[] _savedInvstd;
+    private readonly double[] _savedWeight;
+
+    // Per-call scratch, indexed by channel.
+    private readonly double[] _varSum;
+    private readonly double[] _gradWeight;
+    private readonly double[] _gradBias;
+
+    // The job the channel workers execute (set before dispatch; the module is not re-entrant).
+    private JobKind _job;
+    private nint _pX;
+    private nint _pY;
+    private nint _pDy;
+    private nint _pSave;
+    private int _jobN;
+    private int _jobS;
+    private int _chunks;
+
+    private enum JobKind
+    {
+        ForwardBatch,
+        ForwardFixed,
+        BackwardBatch,
+        BackwardFixed,
+    }
+
+    /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
+    /// <param name="numFeatures">C, the number of channels (dimension 1 of the input); at least 1.</param>
+    /// <param name="eps">Added to the variance for stability. Not range-checked.</param>
+    /// <param name="momentum">Running-statistics factor, or null for a cumulative moving average
+    /// (f = 1/num_batches_tracked). Not range-checked.</param>
+    /// <param name="affine">Whether to learn weight and bias.</param>
+    /// <param name="trackRunningStats">Whether to keep running statistics; when false batch statistics are used in
+    /// both modes and no buffers exist.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="numFeatures"/> is less than 1.</exception>
+    /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
+    protected BatchNorm(int numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            throw new NotSupportedException($"BatchNorm supports float and double, not {typeof(T).Name}.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(numFeatures, 1);
+        NumFeatures = numFeatures;
+        Eps = eps;
+        Momentum = momentum;
+        Affine = affine;
+        TrackRunningStats = trackRunningStats;
+        if (affine)
+        {
+            _weight = new T[numFeatures];
+            _bias = new T[numFeatures];
+        }
+
+        if (trackRunningStats)
+        {
+            _runningMean = new T[numFeatures];
+            _runningVar = new T[numFeatures];
+        }
+
+        _savedMean = new double[numFeatures];
+        _savedInvstd = new double[numFeatures];
+        _savedWeight = new double[numFeatures];
+        _varSum = new double[numFeatures];
+        _gradWeight = new double[numFeatures];
+        _gradBias = new double[numFeatures];
+        _parallelOptions.MaxDegreeOfParallelism = _maxDegreeOfParallelism;
+        _chunkBody = RunChunk;
+        ResetParameters();
+    }
+
+    /// <summary>C, the number of channels.</summary>
+    public int NumFeatures { get; }
+
+    /// <summary>Added to the variance before the square root. Not range-checked.</summary>
+    public double Eps { get; set; }
+
+    /// <summary>The running-statistics factor; null means cumulative average (1/num_batches_tracked). Not range-checked.</summary>
+    public double? Momentum { get; set; }
+
+    /// <summary>Whether the module has a learnable weight and bias.</summary>
+    public bool Affine { get; }
+
+    /// <summary>Whether the module keeps running statistics.</summary>
+    public bool TrackRunningStats { get; }
+
+    /// <summary>Training mode (default true).</summary>
+    public bool Training { get; set; } = true;
+
+    /// <summary>The per-channel scale (length C; the live array, callers may write elements), or null when not affine.</summary>
+    public T[]? Weight => _weight;
+
+    /// <summary>The per-channel shift (length C; the live array), or null when not affine.</summary>
+    public T[]? Bias => _bias;
+
+    /// <summary>The running mean buffer (length C; the live array), or null when not tracking.</summary>
+    public T[]? RunningMean => _runningMean;
+
+    /// <summary>The running (unbiased) variance buffer (length C; the live array), or null when not tracking.</summary>
+    public T[]? RunningVar => _runningVar;
+
+    /// <summary>The number of training batches seen, or null when not tracking.</summary>
+    /// <exception cref="InvalidOperationException">Set while not tracking running statistics (or set to null while tracking).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a negative value.</exception>
+    public long? NumBatchesTracked
+    {
+        get => TrackRunningStats ? _numBatchesTracked : null;
+        set
+        {
+            if (!TrackRunningStats)
+            {
+                throw new InvalidOperationException("num_batches_tracked does not exist when trackRunningStats is false.");
+            }
+
+            if (value is not long v)
+            {
+                throw new InvalidOperationException("num_batches_tracked cannot be set to null while tracking running statistics.");
+            }
+
+            ArgumentOutOfRangeException.ThrowIfNegative(v, nameof(value));
+            _numBatchesTracked = v;
+        }
+    }
+
+    /// <summary>The maximum number of threads a call uses (default <see cref="Environment.ProcessorCount"/>).
+    /// Results do not depend on it.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set below 1.</exception>
+    public int MaxDegreeOfParallelism
+    {
+        get => _maxDegreeOfParallelism;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxDegreeOfParallelism = value;
+            _parallelOptions.MaxDegreeOfParallelism = value;
+        }
+    }
+
+    /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
+    internal int ParallelThreshold { get; set; } = DefaultParallelThreshold;
+
+    /// <summary>Sets <see cref="Training"/> and returns this module.</summary>
+    public BatchNorm<T> Train(bool mode = true)
+    {
+        Training = mode;
+        return this;
+    }
+
+    /// <summary>Sets <see cref="Training"/> to false and returns this module.</summary>
+    public BatchNorm<T> Eval() => Train(false);
+
+    /// <summary>Weight 1, bias 0, and <see cref="ResetRunningStats"/>.</summary>
+    public void ResetParameters()
+    {
+        ResetRunningStats();
+        if (_weight is not null && _bias is not null)
+        {
+            Array.Fill(_weight, T.One);
+            Array.Fill(_bias, T.Zero);
+        }
+    }
+
+    /// <summary>running_mean 0, running_var 1, num_batches_tracked 0 (no-op when not tracking).</summary>
+    public void ResetRunningStats()
+    {
+        if (_runningMean is not null && _runningVar is not null)
+        {
+            Array.Fill(_runningMean, T.Zero);
+            Array.Fill(_runningVar, T.One);
+            _numBatchesTracked = 0;
+        }
+    }
+
+    /// <summary>The subclass's accepted ranks; throws <see cref="ArgumentException"/> (paramName "input") with
+    /// PyTorch's text otherwise.</summary>
+    protected abstract void ValidateRank(int rank);
+
+    // ------------------------------------------------------------------ Forward
+
+    /// <summary>Normalises <paramref name="input"/> into a new tensor. See the class remarks for semantics.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="input"/> is null.</exception>
+    /// <exception cref="ArgumentException">Wrong rank, wrong channel count, or one value per channel while batch
+    /// statistics are used. Nothing is changed.</exception>
+    public DenseTensor<T> Forward(DenseTensor<T> input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ValidateForward(input.ShapeSpan, input.Length, "input");
+        var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
+        ForwardCore(input.Data, input.ShapeSpan, output.Data);
+        return output;
+    }
+
+    /// <summary>Normalises <paramref name="input"/> into <paramref name="destination"/> (same shape; may be the same
+    /// tensor for in-place use).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Forward(DenseTensor{T})"/>, or the destination shape differs.</exception>
+    public void Forward(DenseTensor<T> input, DenseTensor<T> destination)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(destination);
+        ValidateForward(input.ShapeSpan, input.Length, "input");
+        if (!input.ShapeSpan.SequenceEqual(destination.ShapeSpan))
+        {
+            throw new ArgumentException(
+                $"destination shape {DenseTensor<T>.FormatShape(destination.ShapeSpan)} differs from input shape {DenseTensor<T>.FormatShape(input.ShapeSpan)}.",
+                nameof(destination));
+        }
+
+        ForwardCore(input.Data, input.ShapeSpan, destination.Data);
+    }
+
+    /// <summary>Zero-copy forward over a row-major buffer of the given shape. <paramref name="destination"/> must have
+    /// the same length and either be exactly <paramref name="input"/> (in place) or not overlap it. No allocation
+    /// when the input size equals the previous call's (the input is copied into a reusable internal buffer for
+    /// <see cref="Backward(DenseTensor{T})"/>).</summary>
+    /// <exception cref="ArgumentException">Invalid shape, length mismatch, partial overlap, or as <see cref="Forward(DenseTensor{T})"/>.</exception>
+    public void Forward(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
+    {
+        ValidateForward(shape, input.Length, nameof(shape));
+        if (destination.Length != input.Length)
+        {
+            throw new ArgumentException(
+                $"destination has {destination.Length} elements; input has {input.Length}.", nameof(destination));
+        }
+
+        if (input.Overlaps(destination, out int offset) && offset != 0)
+        {
+            throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
+        }
+
+        ForwardCore(input, shape, destination);
+    }
+
+    private bool UsesBatchStats => Training || !TrackRunningStats;
+
+    private void ValidateForward(ReadOnlySpan<int> shape, int inputLength, string shapeParam)
+    {
+        ValidateRank(shape.Length);
+        if (shape.Length < 2)
+        {
+            throw BatchNormErrors.Argument($"expected at least 2D input (got {shape.Length}D input)", "input");
+        }
+
+        long length = DenseTensor<T>.CheckedLength(shape, shapeParam);
+        if (shape[1] != NumFeatures)
+        {
+            throw BatchNormErrors.Argument(BatchNormErrors.WrongChannels(NumFeatures, shape[1]), "input");
+        }
+
+        if (length != inputLength)
+        {
+            throw new ArgumentException(
+                $"shape {DenseTensor<T>.FormatShape(shape)} needs {length} elements; input has {inputLength}.", shapeParam);
+        }
+
+        if (UsesBatchStats && SpatialCount(shape) * shape[0] == 1)
+        {
+            throw BatchNormErrors.Argument(BatchNormErrors.MoreThanOneValuePerChannel(shape), "input");
+        }
+    }
+
+    private static int SpatialCount(ReadOnlySpan<int> shape)
+    {
+        int s = 1;
+        for (int i = 2; i < shape.Length; i++)
+        {
+            s *= shape[i];
+        }
+
+        return s;
+    }
+
+    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
+    {
+        // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
+        // happens before any state is touched).
+        int length = input.Length;
+        if (_savedInput.Length < length)
+        {
+            _savedInput = new T[length];
+        }
+
+        if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
+        {
+            _savedShape = shape.ToArray();
+        }
+
+        int c = NumFeatures;
+        int n = shape[0];
+        int s = SpatialCount(shape);
+        long count = (long)n * s;
+        bool batch = UsesBatchStats;
+        bool updateRunning = Training && TrackRunningStats;
+
+        for (int ch = 0; ch < c; ch++)
+        {
+            _savedWeight[ch] = _weight is null ? 1.0 : Kernels<T>.ToDoublePublic(_weight[ch]);
+        }
+
+        if (!batch)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                _savedMean[ch] = Kernels<T>.ToDoublePublic(_runningMean![ch]);
+                _savedInvstd[ch] = 1.0 / Math.Sqrt(Kernels<T>.ToDoublePublic(_runningVar![ch]) + Eps);
+            }
+        }
+        else if (count == 0)
+        {
+            Array.Fill(_savedMean, double.NaN);
+            Array.Fill(_savedInvstd, double.NaN);
+        }
+
+        _savedBatchStats = batch;
+        if (length > 0)
+        {
+            fixed (T* px = input)
+            fixed (T* py = destination)
+            fixed (T* ps = _savedInput)
+            {
+                _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
+                _pX = (nint)px;
+                _pY = (nint)py;
+                _pSave = (nint)ps;
+                _jobN = n;
+                _jobS = s;
+                Dispatch(length);
+                _pX = _pY = _pSave = 0;
+            }
+        }
+
+        if (updateRunning)
+        {
+            _numBatchesTracked++;
+            if (count > 0)
+            {
+                // Blend in double, round once to T (libtorch's order: f·stat + (1 − f)·running).
+                double f = Momentum ?? 1.0 / _numBatchesTracked;
+                double g = 1.0 - f;
+                double unbias = 1.0 / (count - 1);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double rm = Kernels<T>.ToDoublePublic(_runningMean![ch]);
+                    double rv = Kernels<T>.ToDoublePublic(_runningVar![ch]);
+                    _runningMean[ch] = Kernels<T>.FromDoublePublic((f * _savedMean[ch]) + (g * rm));
+                    _runningVar[ch] = Kernels<T>.FromDoublePublic((f * (_varSum[ch] * unbias)) + (g * rv));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ Backward
+
+    /// <summary>Gradients of the last successful forward with respect to its input, weight and bias, given
+    /// dL/doutput. Returned per call (not accumulated).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="gradOutput"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
+    /// <exception cref="ArgumentException"><paramref name="gradOutput"/>'s shape differs from the last forward input's.</exception>
+    public BatchNormGradients<T> Backward(DenseTensor<T> gradOutput)
+    {
+        ArgumentNullException.ThrowIfNull(gradOutput);
+        ValidateBackward(gradOutput.ShapeSpan, nameof(gradOutput));
+        var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
+        T[]? gw = Affine ? new T[NumFeatures] : null;
+        T[]? gb = Affine ? new T[NumFeatures] : null;
+        BackwardCore(gradOutput.Data, gradInput.Data, gw, gb);
+        return new BatchNormGradients<T>(gradInput, gw, gb);
+    }
+
+    /// <summary>Span form of <see cref="Backward(DenseTensor{T})"/>. <paramref name="gradInput"/> may be exactly
+    /// <paramref name="gradOutput"/> or disjoint from it. When affine, <paramref name="gradWeight"/> and
+    /// <paramref name="gradBias"/> must have length C; when not affine they are ignored (may be empty).</summary>
+    /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
+    /// <exception cref="ArgumentException">A shape or length mismatch (the message names the argument).</exception>
+    public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    {
+        ValidateBackward(shape, nameof(shape));
+        int length = SavedLength;
+        if (gradOutput.Length != length)
+        {
+            throw new ArgumentException($"gradOutput has {gradOutput.Length} elements; expected {length}.", nameof(gradOutput));
+        }
+
+        if (gradInput.Length != length)
+        {
+            throw new ArgumentException($"gradInput has {gradInput.Length} elements; expected {length}.", nameof(gradInput));
+        }
+
+        if (gradOutput.Overlaps(gradInput, out int offset) && offset != 0)
+        {
+            throw new ArgumentException("gradInput partially overlaps gradOutput; use the same buffer or a disjoint one.", nameof(gradInput));
+        }
+
+        if (Affine)
+        {
+            if (gradWeight.Length != NumFeatures)
+            {
+                throw new ArgumentException($"gradWeight has {gradWeight.Length} elements; expected {NumFeatures}.", nameof(gradWeight));
+            }
+
+            if (gradBias.Length != NumFeatures)
+            {
+                throw new ArgumentException($"gradBias has {gradBias.Length} elements; expected {NumFeatures}.", nameof(gradBias));
+            }
+        }
+
+        BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, Affine ? gradBias : default);
+    }
+
+    private int SavedLength
+    {
+        get
+        {
+            long l = 1;
+            foreach (int d in _savedShape!)
+            {
+                l *= d;
+            }
+
+            return (int)l;
+        }
+    }
+
+    private void ValidateBackward(ReadOnlySpan<int> shape, string paramName)
+    {
+        if (_savedShape is null)
+        {
+            throw new InvalidOperationException("Backward requires a preceding successful Forward call.");
+        }
+
+        if (!shape.SequenceEqual(_savedShape))
+        {
+            throw new ArgumentException(
+                $"gradient shape {DenseTensor<T>.FormatShape(shape)} differs from the last forward input shape {DenseTensor<T>.FormatShape(_savedShape)}.",
+                paramName);
+        }
+    }
+
+    private void BackwardCore(ReadOnlySpan<T> gradOutput, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    {
+        int[] shape = _savedShape!;
+        int length = gradOutput.Length;
+        int c = NumFeatures;
+        Array.Clear(_gradWeight);
+        Array.Clear(_gradBias);
+        if (length > 0)
+        {
+            fixed (T* pdy = gradOutput)
+            fixed (T* pdx = gradInput)
+            fixed (T* ps = _savedInput)
+            {
+                _job = _savedBatchStats ? JobKind.BackwardBatch : JobKind.BackwardFixed;
+                _pX = (nint)ps;
+                _pDy = (nint)pdy;
+                _pY = (nint)pdx;
+                _jobN = shape[0];
+                _jobS = SpatialCount(shape);
+                Dispatch(length);
+                _pX = _pY = _pDy = 0;
+            }
+        }
+
+        if (!gradWeight.IsEmpty)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                gradWeight[ch] = Kernels<T>.FromDoublePublic(_gradWeight[ch]);
+                gradBias[ch] = Kernels<T>.FromDoublePublic(_gradBias[ch]);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ Parallel dispatch
+
+    private void Dispatch(long length)
+    {
+        int c = NumFeatures;
+        int workers = length < ParallelThreshold ? 1 : Math.Min(_maxDegreeOfParallelism, c);
+        if (workers <= 1)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                RunChannel(ch);
+            }
+
+            return;
+        }
+
+        _chunks = workers;
+        Parallel.For(0, workers, _parallelOptions, _chunkBody);
+    }
+
+    private void RunChunk(int chunk)
+    {
+        int c = NumFeatures;
+        int start = (int)((long)chunk * c / _chunks);
+        int end = (int)((long)(chunk + 1) * c / _chunks);
+        for (int ch = start; ch < end; ch++)
+        {
+            RunChannel(ch);
+        }
+    }
+
+    /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
+    private void RunChannel(int ch)
+    {
+        int nBatch = _jobN;
+        int s = _jobS;
+        long stride = (long)NumFeatures * s;
+        long first = (long)ch * s;
+        long count = (long)nBatch * s;
+        T* x = (T*)_pX;
+        switch (_job)
+        {
+            case JobKind.ForwardBatch:
+            {
+                T* y = (T*)_pY;
+                T* save = (T*)_pSave;
+                double sum = 0;
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    sum += Kernels<T>.Sum(x + o, s);
+                }
+
+                double mean = sum / count;
+                double varSum = 0;
+                for (int i = 0; i < nBatch; i++)
+                {
+                    varSum += Kernels<T>.SumSquaredDeviations(x + first + (i * stride), s, mean);
+                }
+
+                double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                double scale = invstd * _savedWeight[ch];
+                double shift = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                }
+
+                _savedMean[ch] = mean;
+                _savedInvstd[ch] = invstd;
+                _varSum[ch] = varSum;
+                break;
+            }
+
+            case JobKind.ForwardFixed:
+            {
+                T* y = (T*)_pY;
+                T* save = (T*)_pSave;
+                double mean = _savedMean[ch];
+                double scale = _savedInvstd[ch] * _savedWeight[ch];
+                double shift = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                }
+
+                break;
+            }
+
+            case JobKind.BackwardBatch:
+            case JobKind.BackwardFixed:
+            {
+                T* dy = (T*)_pDy;
+                T* dx = (T*)_pY;
+                double mean = _savedMean[ch];
+                double invstd = _savedInvstd[ch];
+                double scale = invstd * _savedWeight[ch];
+                double sumDy = 0, dot = 0;
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    Kernels<T>.SumAndDot(x + o, dy + o, s, mean, out double sd, out double dd);
+                    sumDy += sd;
+                    dot += dd;
+                }
+
+                if (_job == JobKind.BackwardBatch)
+                {
+                    double k = dot * invstd * invstd / count;
+                    double gradMean = sumDy / count;
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        Kernels<T>.BackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale);
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        Kernels<T>.Scale(dy + o, dx + o, s, scale);
+                    }
+                }
+
+                _gradWeight[ch] = dot * invstd;
+                _gradBias[ch] = sumDy;
+                break;
+            }
+        }
+    }
+}
