@@ -116,7 +116,7 @@ public sealed record BatchNormCase(
     ModuleState InitialState,
     IReadOnlyList<CaseStep> Steps)
 {
-    public double UnitRoundoff => Config.DType == ElementType.Float32 ? 0x1p-24 : 0x1p-53;
+    public double UnitRoundoff => Comparison.Tolerance.UnitRoundoff(Config.DType);
 
     public override string ToString()
     {

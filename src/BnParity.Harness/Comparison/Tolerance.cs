@@ -15,9 +15,11 @@ namespace BnParity.Harness.Comparison;
 /// few roundings of |x·α|, |μ·α| and |b| (≤ 6u·scale counted op by op), plus the error of invstd.
 /// libtorch squares (x − μ_T) with μ_T = round(μ), so its variance carries a bias of about
 /// (u·μ)², a relative error u·μ²/var, which reaches the output as |(x − μ)·α|·u·μ²/(var + eps).
-/// scale = |x·α| + |μ·α| + |b| + |(x − μ)·α|·u·μ²/(var + eps); k = <see cref="ElementwiseRoundings"/>.</item>
-/// <item>running_mean = (1 − f)·r + f·μ: scale = |(1 − f)·r| + |f·μ|. running_var: scale =
-/// |(1 − f)·r| + |f|·(var_unbiased + u·μ²·n/(n − 1)). Errors already in r are carried forward
+/// The mean's own rounding error is bounded by u·m with m = Σ|x|/n (≥ |μ|; Σx may cancel), so m
+/// stands for |μ| throughout: scale = |x·α| + m·|α| + |b| + |(x − μ)·α|·u·m²/(var + eps);
+/// k = <see cref="ElementwiseRoundings"/>.</item>
+/// <item>running_mean = (1 − f)·r + f·μ: scale = |(1 − f)·r| + |f|·m. running_var: scale =
+/// |(1 − f)·r| + |f|·(var_unbiased + u·m²·n/(n − 1)). Errors already in r are carried forward
 /// multiplied by |1 − f| (they grow when momentum is outside [0, 1], e.g. −1.2), so the budget of
 /// a buffer is propagated step by step, never reset.</item>
 /// <item>Eval output additionally inherits the buffers' budgets: |α|·B(running_mean) +
@@ -33,10 +35,10 @@ namespace BnParity.Harness.Comparison;
 public static class Tolerance
 {
     /// <summary>Unit roundoff of float32: half an ULP of 1.</summary>
-    public const double Float32UnitRoundoff = 0x1p-24;
+    public const double Float32UnitRoundoff = 5.9604644775390625E-08 /* 2^-24 */;
 
     /// <summary>Unit roundoff of float64.</summary>
-    public const double Float64UnitRoundoff = 0x1p-53;
+    public const double Float64UnitRoundoff = 1.1102230246251565E-16 /* 2^-53 */;
 
     /// <summary>
     /// k for element-wise quantities: 6 roundings counted for libtorch's α/β form, and 2 more for

@@ -53,16 +53,17 @@ public static class ToleranceBudgets
                 int c = i / spatial % channels;
                 double alpha = Math.Abs(norm.InvStd[c] * norm.Weight[c]);
                 double centred = Math.Abs((x.Data[i] - norm.Mean[c]) * alpha);
-                double scale = Math.Abs(x.Data[i]) * alpha + Math.Abs(norm.Mean[c]) * alpha + Math.Abs(norm.Bias[c]);
+                double magnitude = norm.MeanMagnitude[c];
+                double scale = Math.Abs(x.Data[i]) * alpha + magnitude * alpha + Math.Abs(norm.Bias[c]);
                 if (norm.UsesBatchStatistics)
                 {
                     double variance = norm.BatchVariance![c];
-                    output[i] = k * u * scale + centred * u * (statisticRoundings + k * norm.Mean[c] * norm.Mean[c] / (variance + config.Eps));
+                    output[i] = k * u * scale + centred * u * (statisticRoundings + k * magnitude * magnitude / (variance + config.Eps));
                 }
                 else
                 {
-                    double runningVar = before.RunningVar![c];
-                    output[i] = k * u * scale + alpha * meanBudget[c] + centred * varBudget[c] / (2 * Math.Abs(runningVar + config.Eps));
+                    double bufferVar = before.RunningVar![c];
+                    output[i] = k * u * scale + alpha * meanBudget[c] + centred * varBudget[c] / (2 * Math.Abs(bufferVar + config.Eps));
                 }
             }
 
@@ -76,12 +77,13 @@ public static class ToleranceBudgets
                     for (int c = 0; c < channels; c++)
                     {
                         double mu = norm.Mean[c];
+                        double magnitude = norm.MeanMagnitude[c];
                         double unbiased = norm.BatchVariance![c] * n / (n - 1);
                         meanBudget[c] = Math.Abs(1 - f) * meanBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu))
-                            + Math.Abs(f) * statisticRoundings * u * Math.Abs(mu);
+                            + Math.Abs(f) * statisticRoundings * u * magnitude;
                         varBudget[c] = Math.Abs(1 - f) * varBudget[c]
-                            + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f) * (unbiased + k * u * mu * mu * n / (n - 1)))
+                            + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f) * (unbiased + k * u * magnitude * magnitude * n / (n - 1)))
                             + Math.Abs(f) * statisticRoundings * u * unbiased;
                     }
                 }
@@ -129,9 +131,9 @@ public static class ToleranceBudgets
         {
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
-            double meanShift = u * Math.Abs(norm.Mean[c]) + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
+            double meanShift = u * norm.MeanMagnitude[c] + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
-                ? k * u * (1 + norm.Mean[c] * norm.Mean[c] / (norm.BatchVariance![c] + config.Eps))
+                ? k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps))
                 : k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));
             bias[c] = reduction * u * sumAbsGrad[c];
             weight[c] = (reduction * u * sumAbsCentredGrad[c] + k * meanShift * sumAbsGrad[c]) * invStd
@@ -149,9 +151,9 @@ public static class ToleranceBudgets
                 double centred = Math.Abs(x.Data[i] - norm.Mean[c]);
                 double kc = Math.Abs(sumCentredGrad[c]) * invStd * invStd / n;
                 double kcBudget = weight[c] * invStd / n;
-                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + (centred + u * Math.Abs(norm.Mean[c])) * kc;
+                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + (centred + u * norm.MeanMagnitude[c]) * kc;
                 input[i] = (k * u * terms + bias[c] / n + centred * kcBudget) * scaleFactor
-                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * k * u * (1 + norm.Mean[c] * norm.Mean[c] / (norm.BatchVariance![c] + config.Eps));
+                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps));
             }
             else
             {

@@ -49,15 +49,30 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         return (mean, variance);
     }
 
+    /// <summary>Per channel, the mean of |x| (0 for an empty batch).</summary>
+    public static double[] MeanAbsolute(CaseTensor input)
+    {
+        int channels = input.Shape[1], spatial = input.SpatialSize;
+        var result = new double[channels];
+        for (int i = 0; i < input.Data.Length; i++)
+        {
+            result[i / spatial % channels] += Math.Abs(input.Data[i]);
+        }
+
+        double count = (double)input.Shape[0] * spatial;
+        return count == 0 ? result : result.Select(v => v / count).ToArray();
+    }
+
     /// <summary>
     /// What a step did, per channel, in exact arithmetic: the mean and 1/sqrt(var + eps) it
     /// normalised with, the parameters, the batch variance when batch statistics were used, and
-    /// the running-stat factor f applied (0 when the buffers did not move). The tolerance policy
+    /// the running-stat factor f applied (0 when the buffers did not move), and the mean
+    /// magnitude Σ|x|/n that bounds the rounding error of the mean. The tolerance policy
     /// derives its per-element scales from these.
     /// </summary>
     public sealed record Normalization(
         double[] Mean, double[] InvStd, double[] Weight, double[] Bias, bool UsesBatchStatistics,
-        double[]? BatchVariance, long ValuesPerChannel, double RunningFactor);
+        double[]? BatchVariance, long ValuesPerChannel, double RunningFactor, double[] MeanMagnitude);
 
     /// <summary>Runs a case on the reference and returns, with the trace, each step's <see cref="Normalization"/> (null for a step that raised).</summary>
     public static (CaseTrace Trace, IReadOnlyList<Normalization?> Normalizations) RunWithNormalizations(BatchNormCase batchNormCase)
@@ -166,7 +181,9 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
             }
 
             _lastInput = input;
-            _lastNormalization = new Normalization(mean, invStd, weight, bias, useBatchStatistics, batchVariance, n, factor);
+            // The condition of a mean is set by the magnitudes summed, not by the mean itself (Σx may cancel).
+            double[] meanMagnitude = useBatchStatistics ? MeanAbsolute(input) : mean.Select(Math.Abs).ToArray();
+            _lastNormalization = new Normalization(mean, invStd, weight, bias, useBatchStatistics, batchVariance, n, factor, meanMagnitude);
             var output = new double[input.Data.Length];
             int spatial = input.SpatialSize;
             for (int i = 0; i < output.Length; i++)

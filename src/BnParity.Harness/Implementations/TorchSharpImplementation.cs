@@ -1,6 +1,7 @@
 using BnParity.Harness.Cases;
 using BnParity.Harness.Oracle;
 using TorchSharp;
+using TorchBatchNorm = TorchSharp.Modules.BatchNorm;
 using static TorchSharp.torch;
 
 namespace BnParity.Harness.Implementations;
@@ -22,11 +23,11 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     public IBatchNormModule Create(ModuleConfig config, ModuleState state) => new Module(config, state);
 
     /// <summary>Builds TorchSharp's module for a config; momentum null is set through the property (the factory takes a plain double).</summary>
-    public static Modules.BatchNorm CreateModule(ModuleConfig config)
+    public static TorchBatchNorm CreateModule(ModuleConfig config)
     {
         ScalarType dtype = ToScalarType(config.DType);
         double momentum = config.Momentum ?? 0.1;
-        Modules.BatchNorm module = config.Module switch
+        TorchBatchNorm module = config.Module switch
         {
             ModuleKind.BatchNorm1d => nn.BatchNorm1d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
             ModuleKind.BatchNorm2d => nn.BatchNorm2d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
@@ -63,7 +64,7 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     private sealed class Module : IBatchNormModule
     {
         private readonly ModuleConfig _config;
-        private readonly Modules.BatchNorm _module;
+        private readonly TorchBatchNorm _module;
         private Tensor? _lastInput;
         private Tensor? _lastOutput;
 
