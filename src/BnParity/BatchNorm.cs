@@ -48,8 +48,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly T[]? _runningVar;
     private long _numBatchesTracked;
     private int _maxDegreeOfParallelism = Environment.ProcessorCount;
-    private readonly ParallelOptions _parallelOptions = new();
-    private readonly Action<int> _chunkBody;
+    private readonly ChunkWorker _worker;
+    private readonly object _gate = new();
+    private int _nextChunk;
+    private int _completedChunks;
+    private Exception? _workerError;
 
     // Saved context of the last successful Forward (used by Backward).
     private T[] _savedInput = [];
@@ -132,8 +135,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _varSum = new double[numFeatures];
         _gradWeight = new double[numFeatures];
         _gradBias = new double[numFeatures];
-        _parallelOptions.MaxDegreeOfParallelism = _maxDegreeOfParallelism;
-        _chunkBody = RunChunk;
+        _worker = new ChunkWorker(this);
         ResetParameters();
     }
 
@@ -200,7 +202,6 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             _maxDegreeOfParallelism = value;
-            _parallelOptions.MaxDegreeOfParallelism = value;
         }
     }
 
@@ -578,8 +579,62 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             return;
         }
 
+        // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
+        // shared counter, so the caller finishes the job alone if the pool is slow to start them. A late item
+        // that finds no chunk left simply returns. Chunk boundaries vary with the worker count, but each channel
+        // is always processed whole by one thread with the same code, so results do not.
         _chunks = workers;
-        Parallel.For(0, workers, _parallelOptions, _chunkBody);
+        _workerError = null;
+        Volatile.Write(ref _completedChunks, 0);
+        Interlocked.Exchange(ref _nextChunk, 0);
+        for (int i = 1; i < workers; i++)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
+        }
+
+        ClaimChunks();
+        lock (_gate)
+        {
+            while (Volatile.Read(ref _completedChunks) < workers)
+            {
+                Monitor.Wait(_gate);
+            }
+        }
+
+        if (_workerError is Exception error)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+    }
+
+    private void ClaimChunks()
+    {
+        int chunks = _chunks;
+        int chunk;
+        while ((chunk = Interlocked.Increment(ref _nextChunk) - 1) < chunks)
+        {
+            try
+            {
+                RunChunk(chunk);
+            }
+            catch (Exception e)
+            {
+                _workerError = e;
+            }
+
+            if (Interlocked.Increment(ref _completedChunks) == chunks)
+            {
+                lock (_gate)
+                {
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+    }
+
+    private sealed class ChunkWorker(BatchNorm<T> owner) : IThreadPoolWorkItem
+    {
+        public void Execute() => owner.ClaimChunks();
     }
 
     private void RunChunk(int chunk)
