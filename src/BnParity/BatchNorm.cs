@@ -48,8 +48,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly T[]? _runningVar;
     private long _numBatchesTracked;
     private int _maxDegreeOfParallelism = Environment.ProcessorCount;
-    private readonly ParallelOptions _parallelOptions = new();
-    private readonly Action<int> _chunkBody;
+    private readonly ChunkWorker _worker;
+    private readonly object _gate = new();
+    private int _nextChunk;
+    private int _completedChunks;
+    private Exception? _workerError;
 
     // Saved context of the last successful Forward (used by Backward).
     private T[] _savedInput = [];
@@ -73,6 +76,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _jobN;
     private int _jobS;
     private int _chunks;
+    private bool _rowMode;
+
+    // Per-column (C·S) scratch for the row-major path used when spatial runs are short.
+    private double[] _col0 = [];
+    private double[] _col1 = [];
+    private double[] _col2 = [];
+    private double[] _col3 = [];
+    private double[] _col4 = [];
+    private double[] _col5 = [];
 
     private enum JobKind
     {
@@ -123,8 +135,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _varSum = new double[numFeatures];
         _gradWeight = new double[numFeatures];
         _gradBias = new double[numFeatures];
-        _parallelOptions.MaxDegreeOfParallelism = _maxDegreeOfParallelism;
-        _chunkBody = RunChunk;
+        _worker = new ChunkWorker(this);
         ResetParameters();
     }
 
@@ -191,7 +202,6 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             _maxDegreeOfParallelism = value;
-            _parallelOptions.MaxDegreeOfParallelism = value;
         }
     }
 
@@ -531,12 +541,36 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     // ------------------------------------------------------------------ Parallel dispatch
 
+    /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
+    private const int RowModeMaxSpatial = 16;
+
+    /// <summary>Upper bound on C·S for the row-major column path (bounds its scratch to 6·C·S doubles).</summary>
+    private const int RowModeMaxColumns = 1 << 16;
+
     private void Dispatch(long length)
     {
         int c = NumFeatures;
+        int columns = c * _jobS;
+        _rowMode = _jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns;
+        if (_rowMode && _col0.Length < columns)
+        {
+            _col0 = new double[columns];
+            _col1 = new double[columns];
+            _col2 = new double[columns];
+            _col3 = new double[columns];
+            _col4 = new double[columns];
+            _col5 = new double[columns];
+        }
+
         int workers = length < ParallelThreshold ? 1 : Math.Min(_maxDegreeOfParallelism, c);
         if (workers <= 1)
         {
+            if (_rowMode)
+            {
+                RunColumns(0, c);
+                return;
+            }
+
             for (int ch = 0; ch < c; ch++)
             {
                 RunChannel(ch);
@@ -545,8 +579,62 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             return;
         }
 
+        // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
+        // shared counter, so the caller finishes the job alone if the pool is slow to start them. A late item
+        // that finds no chunk left simply returns. Chunk boundaries vary with the worker count, but each channel
+        // is always processed whole by one thread with the same code, so results do not.
         _chunks = workers;
-        Parallel.For(0, workers, _parallelOptions, _chunkBody);
+        _workerError = null;
+        Volatile.Write(ref _completedChunks, 0);
+        Interlocked.Exchange(ref _nextChunk, 0);
+        for (int i = 1; i < workers; i++)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
+        }
+
+        ClaimChunks();
+        lock (_gate)
+        {
+            while (Volatile.Read(ref _completedChunks) < workers)
+            {
+                Monitor.Wait(_gate);
+            }
+        }
+
+        if (_workerError is Exception error)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+    }
+
+    private void ClaimChunks()
+    {
+        int chunks = _chunks;
+        int chunk;
+        while ((chunk = Interlocked.Increment(ref _nextChunk) - 1) < chunks)
+        {
+            try
+            {
+                RunChunk(chunk);
+            }
+            catch (Exception e)
+            {
+                _workerError = e;
+            }
+
+            if (Interlocked.Increment(ref _completedChunks) == chunks)
+            {
+                lock (_gate)
+                {
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+    }
+
+    private sealed class ChunkWorker(BatchNorm<T> owner) : IThreadPoolWorkItem
+    {
+        public void Execute() => owner.ClaimChunks();
     }
 
     private void RunChunk(int chunk)
@@ -554,10 +642,171 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int start = (int)((long)chunk * c / _chunks);
         int end = (int)((long)(chunk + 1) * c / _chunks);
+        if (_rowMode)
+        {
+            RunColumns(start, end);
+            return;
+        }
+
         for (int ch = start; ch < end; ch++)
         {
             RunChannel(ch);
         }
+    }
+
+    /// <summary>
+    /// Row-major path for short spatial runs: channels [c0, c1) are columns [c0·S, c1·S) of an (N, C·S) matrix,
+    /// swept row by row with per-column double accumulators (column j accumulates its N values in row order),
+    /// then each channel sums its S columns left to right. The order depends only on the shape.
+    /// </summary>
+    private void RunColumns(int c0, int c1)
+    {
+        int nBatch = _jobN;
+        int s = _jobS;
+        int rowLength = NumFeatures * s;
+        int col = c0 * s;
+        int len = (c1 - c0) * s;
+        long count = (long)nBatch * s;
+        T* x = (T*)_pX;
+        fixed (double* a0 = _col0)
+        fixed (double* a1 = _col1)
+        fixed (double* mean = _col2)
+        fixed (double* scale = _col3)
+        fixed (double* shift = _col4)
+        fixed (double* extra = _col5)
+        {
+            double* acc = a0 + col;
+            double* acc2 = a1 + col;
+            double* mc = mean + col;
+            double* sc = scale + col;
+            double* sh = shift + col;
+            double* ex = extra + col;
+            switch (_job)
+            {
+                case JobKind.ForwardBatch:
+                {
+                    T* y = (T*)_pY;
+                    T* save = (T*)_pSave;
+                    new Span<double>(acc, len).Clear();
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = ((long)i * rowLength) + col;
+                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        Kernels<T>.AddColumns(x + o, acc, len);
+                    }
+
+                    for (int ch = c0; ch < c1; ch++)
+                    {
+                        double m = SumColumns(a0, ch, s) / count;
+                        _savedMean[ch] = m;
+                        new Span<double>(mean + (ch * s), s).Fill(m);
+                    }
+
+                    new Span<double>(acc, len).Clear();
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * rowLength) + col, mc, acc, len);
+                    }
+
+                    for (int ch = c0; ch < c1; ch++)
+                    {
+                        double varSum = SumColumns(a0, ch, s);
+                        double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                        _varSum[ch] = varSum;
+                        _savedInvstd[ch] = invstd;
+                        new Span<double>(scale + (ch * s), s).Fill(invstd * _savedWeight[ch]);
+                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
+                    }
+
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = ((long)i * rowLength) + col;
+                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
+                    }
+
+                    break;
+                }
+
+                case JobKind.ForwardFixed:
+                {
+                    T* y = (T*)_pY;
+                    T* save = (T*)_pSave;
+                    for (int ch = c0; ch < c1; ch++)
+                    {
+                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
+                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
+                    }
+
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = ((long)i * rowLength) + col;
+                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
+                    }
+
+                    break;
+                }
+
+                default:
+                {
+                    T* dy = (T*)_pDy;
+                    T* dx = (T*)_pY;
+                    new Span<double>(acc, len).Clear();
+                    new Span<double>(acc2, len).Clear();
+                    for (int ch = c0; ch < c1; ch++)
+                    {
+                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
+                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                    }
+
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = ((long)i * rowLength) + col;
+                        Kernels<T>.AddSumDotColumns(x + o, dy + o, mc, acc, acc2, len);
+                    }
+
+                    for (int ch = c0; ch < c1; ch++)
+                    {
+                        double sumDy = SumColumns(a0, ch, s);
+                        double dot = SumColumns(a1, ch, s);
+                        double invstd = _savedInvstd[ch];
+                        _gradWeight[ch] = dot * invstd;
+                        _gradBias[ch] = sumDy;
+                        new Span<double>(shift + (ch * s), s).Fill(dot * invstd * invstd / count); // k
+                        new Span<double>(extra + (ch * s), s).Fill(sumDy / count);                 // grad mean
+                    }
+
+                    bool batch = _job == JobKind.BackwardBatch;
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = ((long)i * rowLength) + col;
+                        if (batch)
+                        {
+                            Kernels<T>.BackwardBatchColumns(x + o, dy + o, dx + o, mc, sh, ex, sc, len);
+                        }
+                        else
+                        {
+                            Kernels<T>.ScaleColumns(dy + o, dx + o, sc, len);
+                        }
+                    }
+
+                    break;
+                }
+            }
+        }
+    }
+
+    private static double SumColumns(double* columns, int ch, int s)
+    {
+        double total = 0;
+        double* p = columns + (ch * s);
+        for (int j = 0; j < s; j++)
+        {
+            total += p[j];
+        }
+
+        return total;
     }
 
     /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
