@@ -161,7 +161,7 @@ public sealed class Sweep
         output.WriteLine("Errors: 'err/bud' = worst |error| / derived budget over every number of every step (outputs, buffers,");
         output.WriteLine("gradients; budget = k·u·scale of the Tolerance policy, so it is an error relative to the scale of the");
         output.WriteLine("cancelling terms; <= 1 passes); 'max|err|' = largest absolute error. truth = float64 reference.");
-        output.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "", "", "C# vs TorchSharp", "", "C# vs truth", "", "TorchSharp vs truth", ""));
+        output.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-48} | {1,-19} | {2,-19} | {3,-19}", "", "C# vs TorchSharp", "C# vs truth", "TorchSharp vs truth"));
         output.WriteLine(string.Format(CultureInfo.InvariantCulture, Format, "class of configuration", "cases", "err/bud", "max|err|", "err/bud", "max|err|", "err/bud", "max|err|"));
         output.WriteLine(new string('-', 108));
         var total = new Row();
