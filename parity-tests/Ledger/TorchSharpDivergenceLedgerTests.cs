@@ -175,6 +175,11 @@ public sealed class TorchSharpDivergenceLedgerTests
         module.load_state_dict(state);
         Assert.Equal(new[] { 5f, 5f, 5f }, Floats(module.running_mean!));
 
+        // A [5] running_mean cannot broadcast: libtorch's copy_ error, not PyTorch's "size mismatch for running_mean".
+        state["running_mean"] = zeros(5);
+        var copyError = Assert.ThrowsAny<Exception>(() => module.load_state_dict(state));
+        Assert.StartsWith("The size of tensor a (3) must match the size of tensor b (5)", copyError.Message, StringComparison.Ordinal);
+
         var library = new BatchNorm1d<float>(3);
         var libraryState = new Dictionary<string, IStateTensor>
         {
