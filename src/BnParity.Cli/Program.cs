@@ -1,1 +1,1 @@
-Console.WriteLine("placeholder");
+return BnParity.Cli.CliApp.Run(args, Console.Out);

@@ -1,0 +1,210 @@
+using BnParity.Harness.Cases;
+
+namespace BnParity.Cli;
+
+/// <summary>A generated case and the configuration class it is reported under.</summary>
+public sealed record SweepCase(string Class, BatchNormCase Case, bool TorchSharpDivergesByDesign);
+
+/// <summary>
+/// Deterministic random BatchNorm configurations for <c>check</c>'s sweep: one
+/// <see cref="System.Random"/> seeded once, so a seed reproduces the whole sweep. Data are
+/// rounded to the case's dtype (float32 values are exact in the double case model).
+/// </summary>
+public static class RandomCases
+{
+    public const string OneValuePerChannelClass = "ledger: 1 value/channel (C# vs truth only)";
+
+    /// <summary>The classes in report order, with their relative weights in the sweep.</summary>
+    public static readonly IReadOnlyList<(string Name, int Weight)> Classes = new[]
+    {
+        ("BN1d float32 train/eval", 3),
+        ("BN2d float32 train/eval", 3),
+        ("BN3d float32 train/eval", 2),
+        ("float32 momentum None (CMA)", 2),
+        ("float32 not affine / not tracking", 2),
+        ("float32 loaded state, odd momentum/eps", 2),
+        ("float32 ill-conditioned", 2),
+        ("float32 gradients", 3),
+        ("float64 train/eval", 2),
+        ("float64 ill-conditioned", 1),
+        ("float64 gradients", 2),
+        (OneValuePerChannelClass, 1),
+    };
+
+    public static IEnumerable<SweepCase> Generate(int seed, int count)
+    {
+        var random = new Random(seed);
+        int totalWeight = Classes.Sum(c => c.Weight);
+        for (int i = 0; i < count; i++)
+        {
+            // Cycle deterministically through the weighted classes so every class is represented even in short sweeps.
+            int slot = i % totalWeight;
+            int index = 0;
+            while (slot >= Classes[index].Weight)
+            {
+                slot -= Classes[index].Weight;
+                index++;
+            }
+
+            string name = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"sweep-{seed}-{i:D4}");
+            yield return Make(random, Classes[index].Name, name);
+        }
+    }
+
+    private static SweepCase Make(Random random, string className, string name)
+    {
+        ElementType dtype = className.StartsWith("float64", StringComparison.Ordinal) ? ElementType.Float64 : ElementType.Float32;
+        ModuleKind module = className switch
+        {
+            _ when className.StartsWith("BN1d", StringComparison.Ordinal) => ModuleKind.BatchNorm1d,
+            _ when className.StartsWith("BN2d", StringComparison.Ordinal) => ModuleKind.BatchNorm2d,
+            _ when className.StartsWith("BN3d", StringComparison.Ordinal) => ModuleKind.BatchNorm3d,
+            _ => (ModuleKind)random.Next(3),
+        };
+        int channels = random.Next(1, 6);
+        double eps = 1e-5;
+        double? momentum = 0.1;
+        bool affine = true, track = true;
+        bool illConditioned = className.Contains("ill-conditioned", StringComparison.Ordinal);
+        bool gradients = className.Contains("gradients", StringComparison.Ordinal);
+        bool loadState = random.NextDouble() < 0.3;
+        bool oneValue = className == OneValuePerChannelClass;
+        switch (className)
+        {
+            case "float32 momentum None (CMA)":
+                momentum = null;
+                break;
+            case "float32 not affine / not tracking":
+                affine = random.NextDouble() < 0.5;
+                track = !affine || random.NextDouble() < 0.5;
+                break;
+            case "float32 loaded state, odd momentum/eps":
+                loadState = true;
+                momentum = Pick(random, new double?[] { 0.0, 1.0, 0.8, -1.2, null, Math.Round(random.NextDouble(), 3) });
+                eps = Pick(random, new[] { 0.5, 1e-3, 1e-10, 1e-5 });
+                break;
+            default:
+                momentum = Pick(random, new double?[] { 0.1, 0.1, 0.5, null });
+                eps = Pick(random, new[] { 1e-5, 1e-5, 1e-3 });
+                if (!oneValue && random.NextDouble() < 0.15)
+                {
+                    affine = false;
+                }
+
+                break;
+        }
+
+        var config = new ModuleConfig(module, channels, eps, momentum, affine, track, dtype);
+        var state = loadState ? RandomState(random, config) : ModuleState.Defaults(config);
+        int stepCount = random.Next(1, 5);
+        var steps = new List<CaseStep>();
+        for (int s = 0; s < stepCount; s++)
+        {
+            bool training = s == 0 || random.NextDouble() < 0.6;
+            bool last = s == stepCount - 1;
+            if (oneValue && last)
+            {
+                // Batch statistics from one value per channel: PyTorch raises, TorchSharp 0.107 does not (ledger).
+                training = true;
+            }
+
+            bool usesBatchStatistics = training || !track;
+            int[] shape = Shape(random, module, channels, usesBatchStatistics, oneValue && last);
+            var input = Tensor(random, shape, dtype, illConditioned);
+            CaseTensor? gradOutput = gradients && !(oneValue && last) && random.NextDouble() < 0.8
+                ? Tensor(random, shape, dtype, illConditioned: false)
+                : null;
+            steps.Add(new CaseStep(training, input, gradOutput));
+            if (oneValue && last)
+            {
+                break;
+            }
+        }
+
+        return new SweepCase(className, new BatchNormCase(name, config, state, steps), oneValue);
+    }
+
+    private static T Pick<T>(Random random, T[] values) => values[random.Next(values.Length)];
+
+    private static int[] Shape(Random random, ModuleKind module, int channels, bool usesBatchStatistics, bool oneValuePerChannel)
+    {
+        if (oneValuePerChannel)
+        {
+            return module switch
+            {
+                ModuleKind.BatchNorm1d => random.NextDouble() < 0.5 ? new[] { 1, channels } : new[] { 1, channels, 1 },
+                ModuleKind.BatchNorm2d => new[] { 1, channels, 1, 1 },
+                _ => new[] { 1, channels, 1, 1, 1 },
+            };
+        }
+
+        while (true)
+        {
+            int batch = random.Next(1, 7);
+            int[] shape = module switch
+            {
+                ModuleKind.BatchNorm1d => random.NextDouble() < 0.5
+                    ? new[] { batch, channels }
+                    : new[] { batch, channels, random.Next(1, 9) },
+                ModuleKind.BatchNorm2d => new[] { batch, channels, random.Next(1, 6), random.Next(1, 6) },
+                _ => new[] { batch, channels, random.Next(1, 4), random.Next(1, 4), random.Next(1, 4) },
+            };
+            long perChannel = shape.Aggregate(1L, (a, b) => a * b) / channels;
+            if (!usesBatchStatistics || perChannel > 1)
+            {
+                return shape;
+            }
+        }
+    }
+
+    private static CaseTensor Tensor(Random random, int[] shape, ElementType dtype, bool illConditioned)
+    {
+        int channels = shape[1];
+        int spatial = shape.Skip(2).Aggregate(1, (a, b) => a * b);
+        var offsets = new double[channels];
+        var scales = new double[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            if (illConditioned)
+            {
+                // Large offset, small spread: the variance cancels catastrophically in naive E[x²] − E[x]².
+                offsets[c] = (random.NextDouble() < 0.5 ? -1 : 1) * Math.Pow(10, 2 + 2 * random.NextDouble());
+                scales[c] = Math.Pow(10, -2 + 2 * random.NextDouble());
+            }
+            else
+            {
+                offsets[c] = 4 * random.NextDouble() - 2;
+                scales[c] = Math.Pow(10, -1 + 2 * random.NextDouble());
+            }
+        }
+
+        var data = new double[shape.Aggregate(1, (a, b) => a * b)];
+        for (int i = 0; i < data.Length; i++)
+        {
+            int c = i / spatial % channels;
+            data[i] = Round(offsets[c] + scales[c] * Normal(random), dtype);
+        }
+
+        return new CaseTensor(shape, data);
+    }
+
+    private static ModuleState RandomState(Random random, ModuleConfig config)
+    {
+        double[] Vector(Func<double> value) => Enumerable.Range(0, config.NumFeatures).Select(_ => Round(value(), config.DType)).ToArray();
+        return new ModuleState(
+            config.Affine ? Vector(() => 0.5 + 1.5 * random.NextDouble()) : null,
+            config.Affine ? Vector(() => 2 * random.NextDouble() - 1) : null,
+            config.TrackRunningStats ? Vector(() => 2 * random.NextDouble() - 1) : null,
+            config.TrackRunningStats ? Vector(() => 0.1 + 3 * random.NextDouble()) : null,
+            config.TrackRunningStats ? random.Next(0, 20) : null);
+    }
+
+    private static double Normal(Random random)
+    {
+        double u1 = 1.0 - random.NextDouble();
+        double u2 = random.NextDouble();
+        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    private static double Round(double value, ElementType dtype) => dtype == ElementType.Float32 ? (float)value : value;
+}
