@@ -78,6 +78,18 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _chunks;
     private bool _rowMode;
 
+    // Block-split path (few channels, several threads): per-block partial sums folded in canonical order.
+    private double[] _partA = [];
+    private double[] _partB = [];
+    private int _blocksPerRun;
+    private long _units;
+    private bool _splitCopy;
+    private bool _splitBatch;
+    private readonly double[] _chScale;
+    private readonly double[] _chShift;
+    private readonly double[] _chK;
+    private readonly double[] _chGradMean;
+
     // Per-column (C·S) scratch for the row-major path used when spatial runs are short.
     private double[] _col0 = [];
     private double[] _col1 = [];
@@ -92,6 +104,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         ForwardFixed,
         BackwardBatch,
         BackwardFixed,
+        SplitSum,
+        SplitSquares,
+        SplitNormalize,
+        SplitSumDot,
+        SplitBackward,
     }
 
     /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
@@ -135,6 +152,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _varSum = new double[numFeatures];
         _gradWeight = new double[numFeatures];
         _gradBias = new double[numFeatures];
+        _chScale = new double[numFeatures];
+        _chShift = new double[numFeatures];
+        _chK = new double[numFeatures];
+        _chGradMean = new double[numFeatures];
         _worker = new ChunkWorker(this);
         ResetParameters();
     }
@@ -562,7 +583,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             _col5 = new double[columns];
         }
 
-        int workers = length < ParallelThreshold ? 1 : Math.Min(_maxDegreeOfParallelism, c);
+        int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
+        if (!_rowMode && threads > 1 && c % threads != 0 && c < 4 * threads)
+        {
+            // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
+            RunSplit(threads);
+            return;
+        }
+
+        int workers = Math.Min(threads, c);
+
         if (workers <= 1)
         {
             if (_rowMode)
@@ -579,6 +609,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             return;
         }
 
+        ForkJoin(workers);
+    }
+
+    private void ForkJoin(int workers)
+    {
         // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
         // shared counter, so the caller finishes the job alone if the pool is slow to start them. A late item
         // that finds no chunk left simply returns. Chunk boundaries vary with the worker count, but each channel
@@ -642,6 +677,18 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int start = (int)((long)chunk * c / _chunks);
         int end = (int)((long)(chunk + 1) * c / _chunks);
+        if (_job >= JobKind.SplitSum)
+        {
+            long u0 = _units * chunk / _chunks;
+            long u1 = _units * (chunk + 1) / _chunks;
+            for (long u = u0; u < u1; u++)
+            {
+                RunUnit(u);
+            }
+
+            return;
+        }
+
         if (_rowMode)
         {
             RunColumns(start, end);
@@ -651,6 +698,155 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         for (int ch = start; ch < end; ch++)
         {
             RunChannel(ch);
+        }
+    }
+
+    /// <summary>Block length (elements) of the canonical per-channel summation order: a channel's total is the
+    /// left fold over n, then over the blocks [b, b + Block) of run n, of each block's kernel sum.</summary>
+    private const int Block = 4096;
+
+    /// <summary>
+    /// Work split for few channels: units are (run, block) pairs; each phase computes per-unit partials that the
+    /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
+    /// bit-identical to the per-channel path.
+    /// </summary>
+    private void RunSplit(int workers)
+    {
+        int c = NumFeatures;
+        int s = _jobS;
+        int n = _jobN;
+        int nb = (s + Block - 1) / Block;
+        _blocksPerRun = nb;
+        _units = (long)n * c * nb;
+        if (_partA.Length < _units)
+        {
+            _partA = new double[_units];
+            _partB = new double[_units];
+        }
+
+        workers = (int)Math.Min(workers, _units);
+        long count = (long)n * s;
+        switch (_job)
+        {
+            case JobKind.ForwardBatch:
+                _job = JobKind.SplitSum;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _savedMean[ch] = FoldParts(_partA, ch) / count;
+                }
+
+                _job = JobKind.SplitSquares;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double varSum = FoldParts(_partA, ch);
+                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                    _varSum[ch] = varSum;
+                    _savedInvstd[ch] = invstd;
+                    _chScale[ch] = invstd * _savedWeight[ch];
+                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                }
+
+                _splitCopy = false;
+                _job = JobKind.SplitNormalize;
+                ForkJoin(workers);
+                break;
+
+            case JobKind.ForwardFixed:
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _chScale[ch] = _savedInvstd[ch] * _savedWeight[ch];
+                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                }
+
+                _splitCopy = true;
+                _job = JobKind.SplitNormalize;
+                ForkJoin(workers);
+                break;
+
+            default:
+                _splitBatch = _job == JobKind.BackwardBatch;
+                _job = JobKind.SplitSumDot;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double sumDy = FoldParts(_partA, ch);
+                    double dot = FoldParts(_partB, ch);
+                    double invstd = _savedInvstd[ch];
+                    _gradWeight[ch] = dot * invstd;
+                    _gradBias[ch] = sumDy;
+                    _chK[ch] = dot * invstd * invstd / count;
+                    _chGradMean[ch] = sumDy / count;
+                    _chScale[ch] = invstd * _savedWeight[ch];
+                }
+
+                _job = JobKind.SplitBackward;
+                ForkJoin(workers);
+                break;
+        }
+    }
+
+    private double FoldParts(double[] parts, int ch)
+    {
+        int c = NumFeatures;
+        int nb = _blocksPerRun;
+        double total = 0;
+        for (long i = 0; i < _jobN; i++)
+        {
+            long baseUnit = ((i * c) + ch) * nb;
+            for (int b = 0; b < nb; b++)
+            {
+                total += parts[baseUnit + b];
+            }
+        }
+
+        return total;
+    }
+
+    private void RunUnit(long u)
+    {
+        int nb = _blocksPerRun;
+        long run = u / nb;
+        int b = (int)(u - (run * nb)) * Block;
+        int ch = (int)(run % NumFeatures);
+        int s = _jobS;
+        long o = (run * s) + b;
+        int len = Math.Min(Block, s - b);
+        T* x = (T*)_pX;
+        switch (_job)
+        {
+            case JobKind.SplitSum:
+                new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                _partA[u] = Kernels<T>.Sum(x + o, len);
+                break;
+            case JobKind.SplitSquares:
+                _partA[u] = Kernels<T>.SumSquaredDeviations(x + o, len, _savedMean[ch]);
+                break;
+            case JobKind.SplitNormalize:
+                if (_splitCopy)
+                {
+                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                }
+
+                Kernels<T>.Normalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                break;
+            case JobKind.SplitSumDot:
+                Kernels<T>.SumAndDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
+                _partA[u] = sd;
+                _partB[u] = dd;
+                break;
+            default:
+                if (_splitBatch)
+                {
+                    Kernels<T>.BackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                }
+                else
+                {
+                    Kernels<T>.Scale((T*)_pDy + o, (T*)_pY + o, len, _chScale[ch]);
+                }
+
+                break;
         }
     }
 
@@ -829,14 +1025,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 {
                     long o = first + (i * stride);
                     new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
-                    sum += Kernels<T>.Sum(x + o, s);
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        sum += Kernels<T>.Sum(x + o + b, Math.Min(Block, s - b));
+                    }
                 }
 
                 double mean = sum / count;
                 double varSum = 0;
                 for (int i = 0; i < nBatch; i++)
                 {
-                    varSum += Kernels<T>.SumSquaredDeviations(x + first + (i * stride), s, mean);
+                    long o = first + (i * stride);
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        varSum += Kernels<T>.SumSquaredDeviations(x + o + b, Math.Min(Block, s - b), mean);
+                    }
                 }
 
                 double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
@@ -883,9 +1086,12 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    Kernels<T>.SumAndDot(x + o, dy + o, s, mean, out double sd, out double dd);
-                    sumDy += sd;
-                    dot += dd;
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        Kernels<T>.SumAndDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
+                        sumDy += sd;
+                        dot += dd;
+                    }
                 }
 
                 if (_job == JobKind.BackwardBatch)
