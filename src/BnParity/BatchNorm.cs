@@ -19,10 +19,16 @@ namespace BnParity;
 /// in double as (x − mean)·(invstd·weight) + bias and rounded once to T. libtorch instead folds
 /// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
 /// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
-/// while agreeing with libtorch to rounding otherwise. The per-channel summation order is fixed (runs of
-/// <c>spatial</c> contiguous elements in n-major order, each run reduced by <see cref="Kernels{T}"/> with
-/// four vector accumulators combined in a fixed tree) and every channel is reduced by exactly one thread,
-/// so results are bit-identical for every <see cref="MaxDegreeOfParallelism"/>.</para>
+/// while agreeing with libtorch to rounding otherwise.</para>
+/// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
+/// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
+/// When S ≥ 16 (or C·S &gt; 65536) a channel's total is the left fold, over n then over blocks of 4096 elements of
+/// run n, of each block's kernel sum (<see cref="Kernels{T}"/>: four double vector accumulators combined in a fixed
+/// tree, then a scalar tail). Threads take whole channels, or, when channels are too few for the threads, whole
+/// blocks whose partials the caller folds in that same order. When S &lt; 16 the input is swept row by row as an
+/// (N, C·S) matrix: each column accumulates its N values in row order, then a channel sums its S columns left to
+/// right; threads take whole channels. Without AVX hardware acceleration the kernels run scalar (same results on a
+/// given machine, possibly different last bits across machines).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
 /// through the arithmetic like in PyTorch.</para>
@@ -52,6 +58,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly object _gate = new();
     private int _nextChunk;
     private int _completedChunks;
+    private int _pendingItems;
     private Exception? _workerError;
 
     // Saved context of the last successful Forward (used by Backward).
@@ -349,15 +356,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    /// <summary>Product of the dims after the channel dim (saturated; it only matters when the input is non-empty,
+    /// where it cannot overflow).</summary>
     private static int SpatialCount(ReadOnlySpan<int> shape)
     {
-        int s = 1;
+        long s = 1;
         for (int i = 2; i < shape.Length; i++)
         {
-            s *= shape[i];
+            s = Math.Min(s * shape[i], int.MaxValue);
         }
 
-        return s;
+        return (int)s;
     }
 
     private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
@@ -615,12 +624,14 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private void ForkJoin(int workers)
     {
         // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
-        // shared counter, so the caller finishes the job alone if the pool is slow to start them. A late item
-        // that finds no chunk left simply returns. Chunk boundaries vary with the worker count, but each channel
-        // is always processed whole by one thread with the same code, so results do not.
+        // shared counter, so the caller may do most of the work if the pool is slow to start the items. The
+        // caller returns only after every queued item has also exited, so no item outlives its call (the cached
+        // item object and the counters are reused by the next call). Chunk boundaries vary with the worker count,
+        // but the summation order does not (see the class remarks), so results do not either.
         _chunks = workers;
         _workerError = null;
         Volatile.Write(ref _completedChunks, 0);
+        Volatile.Write(ref _pendingItems, workers - 1);
         Interlocked.Exchange(ref _nextChunk, 0);
         for (int i = 1; i < workers; i++)
         {
@@ -630,7 +641,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         ClaimChunks();
         lock (_gate)
         {
-            while (Volatile.Read(ref _completedChunks) < workers)
+            while (Volatile.Read(ref _completedChunks) < workers || Volatile.Read(ref _pendingItems) > 0)
             {
                 Monitor.Wait(_gate);
             }
@@ -669,7 +680,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private sealed class ChunkWorker(BatchNorm<T> owner) : IThreadPoolWorkItem
     {
-        public void Execute() => owner.ClaimChunks();
+        public void Execute()
+        {
+            owner.ClaimChunks();
+            if (Interlocked.Decrement(ref owner._pendingItems) == 0)
+            {
+                lock (owner._gate)
+                {
+                    Monitor.PulseAll(owner._gate);
+                }
+            }
+        }
     }
 
     private void RunChunk(int chunk)
