@@ -233,6 +233,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    /// <summary>
+    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): a private copy of the input in a
+    /// reusable buffer (as large as the largest input seen; see <see cref="ReleaseBackwardContext"/>) plus per-channel
+    /// statistics. Set false for inference to skip the copy; <c>Backward</c> then throws until a forward with it true.
+    /// </summary>
+    public bool SaveForBackward { get; set; } = true;
+
+    /// <summary>Drops the saved backward context and frees the saved-input buffer; <c>Backward</c> then throws until
+    /// the next <c>Forward</c>.</summary>
+    public void ReleaseBackwardContext()
+    {
+        _savedShape = null;
+        _savedInput = [];
+    }
+
     /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
     internal int ParallelThreshold { get; set; } = DefaultParallelThreshold;
 
@@ -374,12 +389,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
         // happens before any state is touched).
         int length = input.Length;
-        if (_savedInput.Length < length)
+        bool save = SaveForBackward;
+        if (save && _savedInput.Length < length)
         {
             _savedInput = new T[length];
         }
 
-        if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
+        if (!save)
+        {
+            _savedShape = null;
+        }
+        else if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
         {
             _savedShape = shape.ToArray();
         }
@@ -420,7 +440,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
                 _pX = (nint)px;
                 _pY = (nint)py;
-                _pSave = (nint)ps;
+                _pSave = save ? (nint)ps : 0;
                 _jobN = n;
                 _jobS = s;
                 Dispatch(length);
@@ -524,7 +544,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         if (_savedShape is null)
         {
-            throw new InvalidOperationException("Backward requires a preceding successful Forward call.");
+            throw new InvalidOperationException(
+                "Backward requires a preceding successful Forward call with SaveForBackward = true (and no ReleaseBackwardContext since).");
         }
 
         if (!shape.SequenceEqual(_savedShape))
@@ -838,14 +859,18 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         switch (_job)
         {
             case JobKind.SplitSum:
-                new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                if (_pSave != 0)
+                {
+                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                }
+
                 _partA[u] = Kernels<T>.Sum(x + o, len);
                 break;
             case JobKind.SplitSquares:
                 _partA[u] = Kernels<T>.SumSquaredDeviations(x + o, len, _savedMean[ch]);
                 break;
             case JobKind.SplitNormalize:
-                if (_splitCopy)
+                if (_splitCopy && _pSave != 0)
                 {
                     new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
                 }
@@ -908,7 +933,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = ((long)i * rowLength) + col;
-                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        if (save != null)
+                        {
+                            new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        }
+
                         Kernels<T>.AddColumns(x + o, acc, len);
                     }
 
@@ -958,7 +987,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = ((long)i * rowLength) + col;
-                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        if (save != null)
+                        {
+                            new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
+                        }
+
                         Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
                     }
 
@@ -1045,7 +1078,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    if (save != null)
+                    {
+                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    }
+
                     for (int b = 0; b < s; b += Block)
                     {
                         sum += Kernels<T>.Sum(x + o + b, Math.Min(Block, s - b));
@@ -1088,7 +1125,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    if (save != null)
+                    {
+                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    }
+
                     Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
                 }
 
