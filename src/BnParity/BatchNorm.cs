@@ -25,9 +25,10 @@ namespace BnParity;
 /// When S ≥ 16 (or C·S &gt; 65536) a channel's total is the left fold, over n then over blocks of 4096 elements of
 /// run n, of each block's kernel sum (<see cref="Kernels{T}"/>: four double vector accumulators combined in a fixed
 /// tree, then a scalar tail). Threads take whole channels, or, when channels are too few for the threads, whole
-/// blocks whose partials the caller folds in that same order. When S &lt; 16 the input is swept row by row as an
-/// (N, C·S) matrix: each column accumulates its N values in row order, then a channel sums its S columns left to
-/// right; threads take whole channels. Without AVX hardware acceleration the kernels run scalar (same results on a
+/// blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
+/// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
+/// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
+/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar (same results on a
 /// given machine, possibly different last bits across machines).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
@@ -83,7 +84,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _jobN;
     private int _jobS;
     private int _chunks;
-    private bool _rowMode;
+    private int _rowsPerBlock;
 
     // Block-split path (few channels, several threads): per-block partial sums folded in canonical order.
     private double[] _partA = [];
@@ -97,13 +98,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly double[] _chK;
     private readonly double[] _chGradMean;
 
-    // Per-column (C·S) scratch for the row-major path used when spatial runs are short.
-    private double[] _col0 = [];
-    private double[] _col1 = [];
-    private double[] _col2 = [];
-    private double[] _col3 = [];
-    private double[] _col4 = [];
-    private double[] _col5 = [];
+    // Per-column (C·S) parameters for the row-major path used when spatial runs are short.
+    private double[] _colMean = [];
+    private double[] _colScale = [];
+    private double[] _colShift = [];
+    private double[] _colExtra = [];
 
     private enum JobKind
     {
@@ -116,6 +115,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         SplitNormalize,
         SplitSumDot,
         SplitBackward,
+        RowSum,
+        RowSquares,
+        RowNormalize,
+        RowSumDot,
+        RowBackward,
     }
 
     /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
@@ -595,26 +599,39 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
     private const int RowModeMaxSpatial = 16;
 
-    /// <summary>Upper bound on C·S for the row-major column path (bounds its scratch to 6·C·S doubles).</summary>
-    private const int RowModeMaxColumns = 1 << 16;
+    /// <summary>Upper bound on C·S for the row-major path (its scratch is about (2·blocks + 4)·C·S doubles).</summary>
+    private const int RowModeMaxColumns = 1 << 14;
+
+    /// <summary>Row blocks hold at least this many rows.</summary>
+    private const int RowBlockMinRows = 32;
+
+    /// <summary>At most this many row blocks (rows per block grow with N).</summary>
+    private const int RowBlockMaxBlocks = 32;
+
+    /// <summary>Runs a phase on the caller (one worker) or fork/join.</summary>
+    private void RunPhase(int workers)
+    {
+        if (workers <= 1)
+        {
+            _chunks = 1;
+            RunChunk(0);
+            return;
+        }
+
+        ForkJoin(workers);
+    }
 
     private void Dispatch(long length)
     {
         int c = NumFeatures;
-        int columns = c * _jobS;
-        _rowMode = _jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns;
-        if (_rowMode && _col0.Length < columns)
+        int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
+        if (_jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns)
         {
-            _col0 = new double[columns];
-            _col1 = new double[columns];
-            _col2 = new double[columns];
-            _col3 = new double[columns];
-            _col4 = new double[columns];
-            _col5 = new double[columns];
+            RunRows(threads);
+            return;
         }
 
-        int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
-        if (!_rowMode && threads > 1 && c % threads != 0 && c < 4 * threads)
+        if (threads > 1 && c % threads != 0 && c < 4 * threads)
         {
             // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
             RunSplit(threads);
@@ -625,12 +642,6 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
         if (workers <= 1)
         {
-            if (_rowMode)
-            {
-                RunColumns(0, c);
-                return;
-            }
-
             for (int ch = 0; ch < c; ch++)
             {
                 RunChannel(ch);
@@ -719,6 +730,18 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int start = (int)((long)chunk * c / _chunks);
         int end = (int)((long)(chunk + 1) * c / _chunks);
+        if (_job >= JobKind.RowSum)
+        {
+            long b0 = _units * chunk / _chunks;
+            long b1 = _units * (chunk + 1) / _chunks;
+            for (long b = b0; b < b1; b++)
+            {
+                RunRowBlock((int)b);
+            }
+
+            return;
+        }
+
         if (_job >= JobKind.SplitSum)
         {
             long u0 = _units * chunk / _chunks;
@@ -728,12 +751,6 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 RunUnit(u);
             }
 
-            return;
-        }
-
-        if (_rowMode)
-        {
-            RunColumns(start, end);
             return;
         }
 
@@ -897,166 +914,209 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     }
 
     /// <summary>
-    /// Row-major path for short spatial runs: channels [c0, c1) are columns [c0·S, c1·S) of an (N, C·S) matrix,
-    /// swept row by row with per-column double accumulators (column j accumulates its N values in row order),
-    /// then each channel sums its S columns left to right. The order depends only on the shape.
+    /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
+    /// <see cref="_rowsPerBlock"/> rows (a function of N only). Each phase computes per-block column partials
+    /// (a left fold over the block's rows); the caller folds the blocks in order per column, then each channel sums
+    /// its S columns left to right. Threads take whole blocks, so the order never depends on the thread count.
     /// </summary>
-    private void RunColumns(int c0, int c1)
+    private void RunRows(int threads)
     {
-        int nBatch = _jobN;
+        int c = NumFeatures;
         int s = _jobS;
-        int rowLength = NumFeatures * s;
-        int col = c0 * s;
-        int len = (c1 - c0) * s;
-        long count = (long)nBatch * s;
-        T* x = (T*)_pX;
-        fixed (double* a0 = _col0)
-        fixed (double* a1 = _col1)
-        fixed (double* mean = _col2)
-        fixed (double* scale = _col3)
-        fixed (double* shift = _col4)
-        fixed (double* extra = _col5)
+        int n = _jobN;
+        int columns = c * s;
+        _rowsPerBlock = Math.Max(RowBlockMinRows, (n + RowBlockMaxBlocks - 1) / RowBlockMaxBlocks);
+        int blocks = (n + _rowsPerBlock - 1) / _rowsPerBlock;
+        _units = blocks;
+        long parts = (long)blocks * columns;
+        if (_partA.Length < parts)
         {
-            double* acc = a0 + col;
-            double* acc2 = a1 + col;
-            double* mc = mean + col;
-            double* sc = scale + col;
-            double* sh = shift + col;
-            double* ex = extra + col;
-            switch (_job)
-            {
-                case JobKind.ForwardBatch:
+            _partA = new double[parts];
+            _partB = new double[parts];
+        }
+
+        if (_colMean.Length < columns)
+        {
+            _colMean = new double[columns];
+            _colScale = new double[columns];
+            _colShift = new double[columns];
+            _colExtra = new double[columns];
+        }
+
+        int workers = Math.Min(threads, blocks);
+        long count = (long)n * s;
+        switch (_job)
+        {
+            case JobKind.ForwardBatch:
+                _job = JobKind.RowSum;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* y = (T*)_pY;
-                    T* save = (T*)_pSave;
-                    new Span<double>(acc, len).Clear();
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        if (save != null)
-                        {
-                            new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
-                        }
-
-                        Kernels<T>.AddColumns(x + o, acc, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double m = SumColumns(a0, ch, s) / count;
-                        _savedMean[ch] = m;
-                        new Span<double>(mean + (ch * s), s).Fill(m);
-                    }
-
-                    new Span<double>(acc, len).Clear();
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * rowLength) + col, mc, acc, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double varSum = SumColumns(a0, ch, s);
-                        double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
-                        _varSum[ch] = varSum;
-                        _savedInvstd[ch] = invstd;
-                        new Span<double>(scale + (ch * s), s).Fill(invstd * _savedWeight[ch]);
-                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
-                    }
-
-                    break;
+                    double m = FoldRowParts(_partA, ch, blocks) / count;
+                    _savedMean[ch] = m;
+                    _colMean.AsSpan(ch * s, s).Fill(m);
                 }
 
-                case JobKind.ForwardFixed:
+                _job = JobKind.RowSquares;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* y = (T*)_pY;
-                    T* save = (T*)_pSave;
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
-                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        if (save != null)
-                        {
-                            new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
-                        }
-
-                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
-                    }
-
-                    break;
+                    double varSum = FoldRowParts(_partA, ch, blocks);
+                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                    _varSum[ch] = varSum;
+                    _savedInvstd[ch] = invstd;
+                    _colScale.AsSpan(ch * s, s).Fill(invstd * _savedWeight[ch]);
+                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
                 }
 
-                default:
+                _splitCopy = false;
+                _job = JobKind.RowNormalize;
+                RunPhase(workers);
+                break;
+
+            case JobKind.ForwardFixed:
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* dy = (T*)_pDy;
-                    T* dx = (T*)_pY;
-                    new Span<double>(acc, len).Clear();
-                    new Span<double>(acc2, len).Clear();
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
-                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        Kernels<T>.AddSumDotColumns(x + o, dy + o, mc, acc, acc2, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double sumDy = SumColumns(a0, ch, s);
-                        double dot = SumColumns(a1, ch, s);
-                        double invstd = _savedInvstd[ch];
-                        _gradWeight[ch] = dot * invstd;
-                        _gradBias[ch] = sumDy;
-                        new Span<double>(shift + (ch * s), s).Fill(dot * invstd * invstd / count); // k
-                        new Span<double>(extra + (ch * s), s).Fill(sumDy / count);                 // grad mean
-                    }
-
-                    bool batch = _job == JobKind.BackwardBatch;
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        if (batch)
-                        {
-                            Kernels<T>.BackwardBatchColumns(x + o, dy + o, dx + o, mc, sh, ex, sc, len);
-                        }
-                        else
-                        {
-                            Kernels<T>.ScaleColumns(dy + o, dx + o, sc, len);
-                        }
-                    }
-
-                    break;
+                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
+                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
                 }
-            }
+
+                _splitCopy = true;
+                _job = JobKind.RowNormalize;
+                RunPhase(workers);
+                break;
+
+            default:
+                _splitBatch = _job == JobKind.BackwardBatch;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
+                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                }
+
+                _job = JobKind.RowSumDot;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double sumDy = FoldRowParts(_partA, ch, blocks);
+                    double dot = FoldRowParts(_partB, ch, blocks);
+                    double invstd = _savedInvstd[ch];
+                    _gradWeight[ch] = dot * invstd;
+                    _gradBias[ch] = sumDy;
+                    _colShift.AsSpan(ch * s, s).Fill(dot * invstd * invstd / count); // k
+                    _colExtra.AsSpan(ch * s, s).Fill(sumDy / count);                 // mean of dy
+                }
+
+                _job = JobKind.RowBackward;
+                RunPhase(workers);
+                break;
         }
     }
 
-    private static double SumColumns(double* columns, int ch, int s)
+    /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
+    private double FoldRowParts(double[] parts, int ch, int blocks)
     {
+        int s = _jobS;
+        int columns = NumFeatures * s;
         double total = 0;
-        double* p = columns + (ch * s);
-        for (int j = 0; j < s; j++)
+        for (int j = ch * s; j < (ch + 1) * s; j++)
         {
-            total += p[j];
+            double column = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                column += parts[((long)b * columns) + j];
+            }
+
+            total += column;
         }
 
         return total;
+    }
+
+    private void RunRowBlock(int block)
+    {
+        int columns = NumFeatures * _jobS;
+        int r0 = block * _rowsPerBlock;
+        int r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
+        T* x = (T*)_pX;
+        fixed (double* pa = _partA)
+        fixed (double* pb = _partB)
+        fixed (double* mean = _colMean)
+        fixed (double* scale = _colScale)
+        fixed (double* shift = _colShift)
+        fixed (double* extra = _colExtra)
+        {
+            double* acc = pa + ((long)block * columns);
+            double* acc2 = pb + ((long)block * columns);
+            switch (_job)
+            {
+                case JobKind.RowSum:
+                    new Span<double>(acc, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                        }
+
+                        Kernels<T>.AddColumns(x + o, acc, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowSquares:
+                    new Span<double>(acc, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowNormalize:
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_splitCopy && _pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                        }
+
+                        Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowSumDot:
+                    new Span<double>(acc, columns).Clear();
+                    new Span<double>(acc2, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
+                    }
+
+                    break;
+
+                default:
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_splitBatch)
+                        {
+                            Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, shift, extra, scale, columns);
+                        }
+                        else
+                        {
+                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pY + o, scale, columns);
+                        }
+                    }
+
+                    break;
+            }
+        }
     }
 
     /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
