@@ -57,9 +57,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _maxDegreeOfParallelism = Environment.ProcessorCount;
     private readonly ChunkWorker _worker;
     private readonly object _gate = new();
-    private int _nextChunk;
+    private long _claimState;
     private int _completedChunks;
-    private int _pendingItems;
     private Exception? _workerError;
 
     // Saved context of the last successful Forward (used by Backward).
@@ -655,27 +654,33 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private void ForkJoin(int workers)
     {
-        // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
-        // shared counter, so the caller may do most of the work if the pool is slow to start the items. The
-        // caller returns only after every queued item has also exited, so no item outlives its call (the cached
-        // item object and the counters are reused by the next call). Chunk boundaries vary with the worker count,
-        // but the summation order does not (see the class remarks), so results do not either.
+        // Allocation-free fork/join. The caller and (workers − 1) queued thread-pool items (one cached object)
+        // claim chunks by CAS on _claimState = (generation << 32) | next index. A new call first locks the state
+        // (index = int.MaxValue), then sets up the job and publishes (generation + 1, 0); a CAS from an older
+        // generation therefore fails, so an item that starts late either helps the current call legitimately or
+        // finds nothing and returns. The caller never waits for an item that has not started: it claims any
+        // unclaimed chunk itself and waits only for chunks in progress. Chunk boundaries vary with the worker
+        // count, but the summation order does not (see the class remarks), so results do not either.
+        long generation = (Volatile.Read(ref _claimState) >> 32) + 1;
+        Interlocked.Exchange(ref _claimState, (generation << 32) | int.MaxValue);
         _chunks = workers;
         _workerError = null;
-        Volatile.Write(ref _completedChunks, 0);
-        Volatile.Write(ref _pendingItems, workers - 1);
-        Interlocked.Exchange(ref _nextChunk, 0);
+        _completedChunks = 0;
+        Interlocked.Exchange(ref _claimState, generation << 32);
         for (int i = 1; i < workers; i++)
         {
             ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
         }
 
         ClaimChunks();
-        lock (_gate)
+        if (Volatile.Read(ref _completedChunks) < workers)
         {
-            while (Volatile.Read(ref _completedChunks) < workers || Volatile.Read(ref _pendingItems) > 0)
+            lock (_gate)
             {
-                Monitor.Wait(_gate);
+                while (Volatile.Read(ref _completedChunks) < workers)
+                {
+                    Monitor.Wait(_gate);
+                }
             }
         }
 
@@ -687,10 +692,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private void ClaimChunks()
     {
-        int chunks = _chunks;
-        int chunk;
-        while ((chunk = Interlocked.Increment(ref _nextChunk) - 1) < chunks)
+        while (true)
         {
+            long state = Volatile.Read(ref _claimState);
+            int chunk = (int)(state & int.MaxValue);
+            int chunks = Volatile.Read(ref _chunks);
+            if (chunk >= chunks)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _claimState, state + 1, state) != state)
+            {
+                continue;
+            }
+
             try
             {
                 RunChunk(chunk);
@@ -712,17 +728,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private sealed class ChunkWorker(BatchNorm<T> owner) : IThreadPoolWorkItem
     {
-        public void Execute()
-        {
-            owner.ClaimChunks();
-            if (Interlocked.Decrement(ref owner._pendingItems) == 0)
-            {
-                lock (owner._gate)
-                {
-                    Monitor.PulseAll(owner._gate);
-                }
-            }
-        }
+        public void Execute() => owner.ClaimChunks();
     }
 
     private void RunChunk(int chunk)
