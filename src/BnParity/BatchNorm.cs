@@ -19,10 +19,17 @@ namespace BnParity;
 /// in double as (x − mean)·(invstd·weight) + bias and rounded once to T. libtorch instead folds
 /// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
 /// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
-/// while agreeing with libtorch to rounding otherwise. The per-channel summation order is fixed (runs of
-/// <c>spatial</c> contiguous elements in n-major order, each run reduced by <see cref="Kernels{T}"/> with
-/// four vector accumulators combined in a fixed tree) and every channel is reduced by exactly one thread,
-/// so results are bit-identical for every <see cref="MaxDegreeOfParallelism"/>.</para>
+/// while agreeing with libtorch to rounding otherwise.</para>
+/// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
+/// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
+/// When S ≥ 16 (or C·S &gt; 65536) a channel's total is the left fold, over n then over blocks of 4096 elements of
+/// run n, of each block's kernel sum (<see cref="Kernels{T}"/>: four double vector accumulators combined in a fixed
+/// tree, then a scalar tail). Threads take whole channels, or, when channels are too few for the threads, whole
+/// blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
+/// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
+/// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
+/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar (same results on a
+/// given machine, possibly different last bits across machines).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
 /// through the arithmetic like in PyTorch.</para>
@@ -50,7 +57,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _maxDegreeOfParallelism = Environment.ProcessorCount;
     private readonly ChunkWorker _worker;
     private readonly object _gate = new();
-    private int _nextChunk;
+    private long _claimState;
     private int _completedChunks;
     private Exception? _workerError;
 
@@ -76,15 +83,25 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private int _jobN;
     private int _jobS;
     private int _chunks;
-    private bool _rowMode;
+    private int _rowsPerBlock;
 
-    // Per-column (C·S) scratch for the row-major path used when spatial runs are short.
-    private double[] _col0 = [];
-    private double[] _col1 = [];
-    private double[] _col2 = [];
-    private double[] _col3 = [];
-    private double[] _col4 = [];
-    private double[] _col5 = [];
+    // Block-split path (few channels, several threads): per-block partial sums folded in canonical order.
+    private double[] _partA = [];
+    private double[] _partB = [];
+    private int _blocksPerRun;
+    private long _units;
+    private bool _splitCopy;
+    private bool _splitBatch;
+    private readonly double[] _chScale;
+    private readonly double[] _chShift;
+    private readonly double[] _chK;
+    private readonly double[] _chGradMean;
+
+    // Per-column (C·S) parameters for the row-major path used when spatial runs are short.
+    private double[] _colMean = [];
+    private double[] _colScale = [];
+    private double[] _colShift = [];
+    private double[] _colExtra = [];
 
     private enum JobKind
     {
@@ -92,6 +109,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         ForwardFixed,
         BackwardBatch,
         BackwardFixed,
+        SplitSum,
+        SplitSquares,
+        SplitNormalize,
+        SplitSumDot,
+        SplitBackward,
+        RowSum,
+        RowSquares,
+        RowNormalize,
+        RowSumDot,
+        RowBackward,
     }
 
     /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
@@ -135,6 +162,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _varSum = new double[numFeatures];
         _gradWeight = new double[numFeatures];
         _gradBias = new double[numFeatures];
+        _chScale = new double[numFeatures];
+        _chShift = new double[numFeatures];
+        _chK = new double[numFeatures];
+        _chGradMean = new double[numFeatures];
         _worker = new ChunkWorker(this);
         ResetParameters();
     }
@@ -203,6 +234,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             _maxDegreeOfParallelism = value;
         }
+    }
+
+    /// <summary>
+    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): a private copy of the input in a
+    /// reusable buffer (as large as the largest input seen; see <see cref="ReleaseBackwardContext"/>) plus per-channel
+    /// statistics. Set false for inference to skip the copy; <c>Backward</c> then throws until a forward with it true.
+    /// </summary>
+    public bool SaveForBackward { get; set; } = true;
+
+    /// <summary>Drops the saved backward context and frees the saved-input buffer; <c>Backward</c> then throws until
+    /// the next <c>Forward</c>.</summary>
+    public void ReleaseBackwardContext()
+    {
+        _savedShape = null;
+        _savedInput = [];
     }
 
     /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
@@ -328,15 +374,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    /// <summary>Product of the dims after the channel dim (saturated; it only matters when the input is non-empty,
+    /// where it cannot overflow).</summary>
     private static int SpatialCount(ReadOnlySpan<int> shape)
     {
-        int s = 1;
+        long s = 1;
         for (int i = 2; i < shape.Length; i++)
         {
-            s *= shape[i];
+            s = Math.Min(s * shape[i], int.MaxValue);
         }
 
-        return s;
+        return (int)s;
     }
 
     private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
@@ -344,12 +392,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
         // happens before any state is touched).
         int length = input.Length;
-        if (_savedInput.Length < length)
+        bool save = SaveForBackward;
+        if (save && _savedInput.Length < length)
         {
             _savedInput = new T[length];
         }
 
-        if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
+        if (!save)
+        {
+            _savedShape = null;
+        }
+        else if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
         {
             _savedShape = shape.ToArray();
         }
@@ -390,7 +443,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
                 _pX = (nint)px;
                 _pY = (nint)py;
-                _pSave = (nint)ps;
+                _pSave = save ? (nint)ps : 0;
                 _jobN = n;
                 _jobS = s;
                 Dispatch(length);
@@ -494,7 +547,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         if (_savedShape is null)
         {
-            throw new InvalidOperationException("Backward requires a preceding successful Forward call.");
+            throw new InvalidOperationException(
+                "Backward requires a preceding successful Forward call with SaveForBackward = true (and no ReleaseBackwardContext since).");
         }
 
         if (!shape.SequenceEqual(_savedShape))
@@ -544,33 +598,49 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
     private const int RowModeMaxSpatial = 16;
 
-    /// <summary>Upper bound on C·S for the row-major column path (bounds its scratch to 6·C·S doubles).</summary>
-    private const int RowModeMaxColumns = 1 << 16;
+    /// <summary>Upper bound on C·S for the row-major path (its scratch is about (2·blocks + 4)·C·S doubles).</summary>
+    private const int RowModeMaxColumns = 1 << 14;
+
+    /// <summary>Row blocks hold at least this many rows.</summary>
+    private const int RowBlockMinRows = 32;
+
+    /// <summary>At most this many row blocks (rows per block grow with N).</summary>
+    private const int RowBlockMaxBlocks = 32;
+
+    /// <summary>Runs a phase on the caller (one worker) or fork/join.</summary>
+    private void RunPhase(int workers)
+    {
+        if (workers <= 1)
+        {
+            _chunks = 1;
+            RunChunk(0);
+            return;
+        }
+
+        ForkJoin(workers);
+    }
 
     private void Dispatch(long length)
     {
         int c = NumFeatures;
-        int columns = c * _jobS;
-        _rowMode = _jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns;
-        if (_rowMode && _col0.Length < columns)
+        int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
+        if (_jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns)
         {
-            _col0 = new double[columns];
-            _col1 = new double[columns];
-            _col2 = new double[columns];
-            _col3 = new double[columns];
-            _col4 = new double[columns];
-            _col5 = new double[columns];
+            RunRows(threads);
+            return;
         }
 
-        int workers = length < ParallelThreshold ? 1 : Math.Min(_maxDegreeOfParallelism, c);
+        if (threads > 1 && c % threads != 0 && c < 4 * threads)
+        {
+            // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
+            RunSplit(threads);
+            return;
+        }
+
+        int workers = Math.Min(threads, c);
+
         if (workers <= 1)
         {
-            if (_rowMode)
-            {
-                RunColumns(0, c);
-                return;
-            }
-
             for (int ch = 0; ch < c; ch++)
             {
                 RunChannel(ch);
@@ -579,25 +649,38 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             return;
         }
 
-        // Allocation-free fork/join: the caller and (workers − 1) queued thread-pool items claim chunks from a
-        // shared counter, so the caller finishes the job alone if the pool is slow to start them. A late item
-        // that finds no chunk left simply returns. Chunk boundaries vary with the worker count, but each channel
-        // is always processed whole by one thread with the same code, so results do not.
+        ForkJoin(workers);
+    }
+
+    private void ForkJoin(int workers)
+    {
+        // Allocation-free fork/join. The caller and (workers − 1) queued thread-pool items (one cached object)
+        // claim chunks by CAS on _claimState = (generation << 32) | next index. A new call first locks the state
+        // (index = int.MaxValue), then sets up the job and publishes (generation + 1, 0); a CAS from an older
+        // generation therefore fails, so an item that starts late either helps the current call legitimately or
+        // finds nothing and returns. The caller never waits for an item that has not started: it claims any
+        // unclaimed chunk itself and waits only for chunks in progress. Chunk boundaries vary with the worker
+        // count, but the summation order does not (see the class remarks), so results do not either.
+        long generation = (Volatile.Read(ref _claimState) >> 32) + 1;
+        Interlocked.Exchange(ref _claimState, (generation << 32) | int.MaxValue);
         _chunks = workers;
         _workerError = null;
-        Volatile.Write(ref _completedChunks, 0);
-        Interlocked.Exchange(ref _nextChunk, 0);
+        _completedChunks = 0;
+        Interlocked.Exchange(ref _claimState, generation << 32);
         for (int i = 1; i < workers; i++)
         {
             ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
         }
 
         ClaimChunks();
-        lock (_gate)
+        if (Volatile.Read(ref _completedChunks) < workers)
         {
-            while (Volatile.Read(ref _completedChunks) < workers)
+            lock (_gate)
             {
-                Monitor.Wait(_gate);
+                while (Volatile.Read(ref _completedChunks) < workers)
+                {
+                    Monitor.Wait(_gate);
+                }
             }
         }
 
@@ -609,10 +692,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private void ClaimChunks()
     {
-        int chunks = _chunks;
-        int chunk;
-        while ((chunk = Interlocked.Increment(ref _nextChunk) - 1) < chunks)
+        while (true)
         {
+            long state = Volatile.Read(ref _claimState);
+            int chunk = (int)(state & int.MaxValue);
+            int chunks = Volatile.Read(ref _chunks);
+            if (chunk >= chunks)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _claimState, state + 1, state) != state)
+            {
+                continue;
+            }
+
             try
             {
                 RunChunk(chunk);
@@ -642,9 +736,27 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int start = (int)((long)chunk * c / _chunks);
         int end = (int)((long)(chunk + 1) * c / _chunks);
-        if (_rowMode)
+        if (_job >= JobKind.RowSum)
         {
-            RunColumns(start, end);
+            long b0 = _units * chunk / _chunks;
+            long b1 = _units * (chunk + 1) / _chunks;
+            for (long b = b0; b < b1; b++)
+            {
+                RunRowBlock((int)b);
+            }
+
+            return;
+        }
+
+        if (_job >= JobKind.SplitSum)
+        {
+            long u0 = _units * chunk / _chunks;
+            long u1 = _units * (chunk + 1) / _chunks;
+            for (long u = u0; u < u1; u++)
+            {
+                RunUnit(u);
+            }
+
             return;
         }
 
@@ -654,159 +766,363 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    /// <summary>Block length (elements) of the canonical per-channel summation order: a channel's total is the
+    /// left fold over n, then over the blocks [b, b + Block) of run n, of each block's kernel sum.</summary>
+    private const int Block = 4096;
+
     /// <summary>
-    /// Row-major path for short spatial runs: channels [c0, c1) are columns [c0·S, c1·S) of an (N, C·S) matrix,
-    /// swept row by row with per-column double accumulators (column j accumulates its N values in row order),
-    /// then each channel sums its S columns left to right. The order depends only on the shape.
+    /// Work split for few channels: units are (run, block) pairs; each phase computes per-unit partials that the
+    /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
+    /// bit-identical to the per-channel path.
     /// </summary>
-    private void RunColumns(int c0, int c1)
+    private void RunSplit(int workers)
     {
-        int nBatch = _jobN;
+        int c = NumFeatures;
         int s = _jobS;
-        int rowLength = NumFeatures * s;
-        int col = c0 * s;
-        int len = (c1 - c0) * s;
-        long count = (long)nBatch * s;
-        T* x = (T*)_pX;
-        fixed (double* a0 = _col0)
-        fixed (double* a1 = _col1)
-        fixed (double* mean = _col2)
-        fixed (double* scale = _col3)
-        fixed (double* shift = _col4)
-        fixed (double* extra = _col5)
+        int n = _jobN;
+        int nb = (s + Block - 1) / Block;
+        _blocksPerRun = nb;
+        _units = (long)n * c * nb;
+        if (_partA.Length < _units)
         {
-            double* acc = a0 + col;
-            double* acc2 = a1 + col;
-            double* mc = mean + col;
-            double* sc = scale + col;
-            double* sh = shift + col;
-            double* ex = extra + col;
-            switch (_job)
-            {
-                case JobKind.ForwardBatch:
+            _partA = new double[_units];
+            _partB = new double[_units];
+        }
+
+        workers = (int)Math.Min(workers, _units);
+        long count = (long)n * s;
+        switch (_job)
+        {
+            case JobKind.ForwardBatch:
+                _job = JobKind.SplitSum;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* y = (T*)_pY;
-                    T* save = (T*)_pSave;
-                    new Span<double>(acc, len).Clear();
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
-                        Kernels<T>.AddColumns(x + o, acc, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double m = SumColumns(a0, ch, s) / count;
-                        _savedMean[ch] = m;
-                        new Span<double>(mean + (ch * s), s).Fill(m);
-                    }
-
-                    new Span<double>(acc, len).Clear();
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * rowLength) + col, mc, acc, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double varSum = SumColumns(a0, ch, s);
-                        double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
-                        _varSum[ch] = varSum;
-                        _savedInvstd[ch] = invstd;
-                        new Span<double>(scale + (ch * s), s).Fill(invstd * _savedWeight[ch]);
-                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
-                    }
-
-                    break;
+                    _savedMean[ch] = FoldParts(_partA, ch) / count;
                 }
 
-                case JobKind.ForwardFixed:
+                _job = JobKind.SplitSquares;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* y = (T*)_pY;
-                    T* save = (T*)_pSave;
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
-                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                        new Span<double>(shift + (ch * s), s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>(save + o, len));
-                        Kernels<T>.NormalizeColumns(x + o, y + o, mc, sc, sh, len);
-                    }
-
-                    break;
+                    double varSum = FoldParts(_partA, ch);
+                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                    _varSum[ch] = varSum;
+                    _savedInvstd[ch] = invstd;
+                    _chScale[ch] = invstd * _savedWeight[ch];
+                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
                 }
 
-                default:
+                _splitCopy = false;
+                _job = JobKind.SplitNormalize;
+                ForkJoin(workers);
+                break;
+
+            case JobKind.ForwardFixed:
+                for (int ch = 0; ch < c; ch++)
                 {
-                    T* dy = (T*)_pDy;
-                    T* dx = (T*)_pY;
-                    new Span<double>(acc, len).Clear();
-                    new Span<double>(acc2, len).Clear();
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        new Span<double>(mean + (ch * s), s).Fill(_savedMean[ch]);
-                        new Span<double>(scale + (ch * s), s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                    }
-
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        Kernels<T>.AddSumDotColumns(x + o, dy + o, mc, acc, acc2, len);
-                    }
-
-                    for (int ch = c0; ch < c1; ch++)
-                    {
-                        double sumDy = SumColumns(a0, ch, s);
-                        double dot = SumColumns(a1, ch, s);
-                        double invstd = _savedInvstd[ch];
-                        _gradWeight[ch] = dot * invstd;
-                        _gradBias[ch] = sumDy;
-                        new Span<double>(shift + (ch * s), s).Fill(dot * invstd * invstd / count); // k
-                        new Span<double>(extra + (ch * s), s).Fill(sumDy / count);                 // grad mean
-                    }
-
-                    bool batch = _job == JobKind.BackwardBatch;
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = ((long)i * rowLength) + col;
-                        if (batch)
-                        {
-                            Kernels<T>.BackwardBatchColumns(x + o, dy + o, dx + o, mc, sh, ex, sc, len);
-                        }
-                        else
-                        {
-                            Kernels<T>.ScaleColumns(dy + o, dx + o, sc, len);
-                        }
-                    }
-
-                    break;
+                    _chScale[ch] = _savedInvstd[ch] * _savedWeight[ch];
+                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
                 }
-            }
+
+                _splitCopy = true;
+                _job = JobKind.SplitNormalize;
+                ForkJoin(workers);
+                break;
+
+            default:
+                _splitBatch = _job == JobKind.BackwardBatch;
+                _job = JobKind.SplitSumDot;
+                ForkJoin(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double sumDy = FoldParts(_partA, ch);
+                    double dot = FoldParts(_partB, ch);
+                    double invstd = _savedInvstd[ch];
+                    _gradWeight[ch] = dot * invstd;
+                    _gradBias[ch] = sumDy;
+                    _chK[ch] = dot * invstd * invstd / count;
+                    _chGradMean[ch] = sumDy / count;
+                    _chScale[ch] = invstd * _savedWeight[ch];
+                }
+
+                _job = JobKind.SplitBackward;
+                ForkJoin(workers);
+                break;
         }
     }
 
-    private static double SumColumns(double* columns, int ch, int s)
+    private double FoldParts(double[] parts, int ch)
     {
+        int c = NumFeatures;
+        int nb = _blocksPerRun;
         double total = 0;
-        double* p = columns + (ch * s);
-        for (int j = 0; j < s; j++)
+        for (long i = 0; i < _jobN; i++)
         {
-            total += p[j];
+            long baseUnit = ((i * c) + ch) * nb;
+            for (int b = 0; b < nb; b++)
+            {
+                total += parts[baseUnit + b];
+            }
         }
 
         return total;
+    }
+
+    private void RunUnit(long u)
+    {
+        int nb = _blocksPerRun;
+        long run = u / nb;
+        int b = (int)(u - (run * nb)) * Block;
+        int ch = (int)(run % NumFeatures);
+        int s = _jobS;
+        long o = (run * s) + b;
+        int len = Math.Min(Block, s - b);
+        T* x = (T*)_pX;
+        switch (_job)
+        {
+            case JobKind.SplitSum:
+                if (_pSave != 0)
+                {
+                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                }
+
+                _partA[u] = Kernels<T>.Sum(x + o, len);
+                break;
+            case JobKind.SplitSquares:
+                _partA[u] = Kernels<T>.SumSquaredDeviations(x + o, len, _savedMean[ch]);
+                break;
+            case JobKind.SplitNormalize:
+                if (_splitCopy && _pSave != 0)
+                {
+                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                }
+
+                Kernels<T>.Normalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                break;
+            case JobKind.SplitSumDot:
+                Kernels<T>.SumAndDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
+                _partA[u] = sd;
+                _partB[u] = dd;
+                break;
+            default:
+                if (_splitBatch)
+                {
+                    Kernels<T>.BackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                }
+                else
+                {
+                    Kernels<T>.Scale((T*)_pDy + o, (T*)_pY + o, len, _chScale[ch]);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
+    /// <see cref="_rowsPerBlock"/> rows (a function of N only). Each phase computes per-block column partials
+    /// (a left fold over the block's rows); the caller folds the blocks in order per column, then each channel sums
+    /// its S columns left to right. Threads take whole blocks, so the order never depends on the thread count.
+    /// </summary>
+    private void RunRows(int threads)
+    {
+        int c = NumFeatures;
+        int s = _jobS;
+        int n = _jobN;
+        int columns = c * s;
+        _rowsPerBlock = Math.Max(RowBlockMinRows, (n + RowBlockMaxBlocks - 1) / RowBlockMaxBlocks);
+        int blocks = (n + _rowsPerBlock - 1) / _rowsPerBlock;
+        _units = blocks;
+        long parts = (long)blocks * columns;
+        if (_partA.Length < parts)
+        {
+            _partA = new double[parts];
+            _partB = new double[parts];
+        }
+
+        if (_colMean.Length < columns)
+        {
+            _colMean = new double[columns];
+            _colScale = new double[columns];
+            _colShift = new double[columns];
+            _colExtra = new double[columns];
+        }
+
+        int workers = Math.Min(threads, blocks);
+        long count = (long)n * s;
+        switch (_job)
+        {
+            case JobKind.ForwardBatch:
+                _job = JobKind.RowSum;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double m = FoldRowParts(_partA, ch, blocks) / count;
+                    _savedMean[ch] = m;
+                    _colMean.AsSpan(ch * s, s).Fill(m);
+                }
+
+                _job = JobKind.RowSquares;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double varSum = FoldRowParts(_partA, ch, blocks);
+                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
+                    _varSum[ch] = varSum;
+                    _savedInvstd[ch] = invstd;
+                    _colScale.AsSpan(ch * s, s).Fill(invstd * _savedWeight[ch]);
+                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
+                }
+
+                _splitCopy = false;
+                _job = JobKind.RowNormalize;
+                RunPhase(workers);
+                break;
+
+            case JobKind.ForwardFixed:
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
+                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
+                }
+
+                _splitCopy = true;
+                _job = JobKind.RowNormalize;
+                RunPhase(workers);
+                break;
+
+            default:
+                _splitBatch = _job == JobKind.BackwardBatch;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
+                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
+                }
+
+                _job = JobKind.RowSumDot;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double sumDy = FoldRowParts(_partA, ch, blocks);
+                    double dot = FoldRowParts(_partB, ch, blocks);
+                    double invstd = _savedInvstd[ch];
+                    _gradWeight[ch] = dot * invstd;
+                    _gradBias[ch] = sumDy;
+                    _colShift.AsSpan(ch * s, s).Fill(dot * invstd * invstd / count); // k
+                    _colExtra.AsSpan(ch * s, s).Fill(sumDy / count);                 // mean of dy
+                }
+
+                _job = JobKind.RowBackward;
+                RunPhase(workers);
+                break;
+        }
+    }
+
+    /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
+    private double FoldRowParts(double[] parts, int ch, int blocks)
+    {
+        int s = _jobS;
+        int columns = NumFeatures * s;
+        double total = 0;
+        for (int j = ch * s; j < (ch + 1) * s; j++)
+        {
+            double column = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                column += parts[((long)b * columns) + j];
+            }
+
+            total += column;
+        }
+
+        return total;
+    }
+
+    private void RunRowBlock(int block)
+    {
+        int columns = NumFeatures * _jobS;
+        int r0 = block * _rowsPerBlock;
+        int r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
+        T* x = (T*)_pX;
+        fixed (double* pa = _partA)
+        fixed (double* pb = _partB)
+        fixed (double* mean = _colMean)
+        fixed (double* scale = _colScale)
+        fixed (double* shift = _colShift)
+        fixed (double* extra = _colExtra)
+        {
+            double* acc = pa + ((long)block * columns);
+            double* acc2 = pb + ((long)block * columns);
+            switch (_job)
+            {
+                case JobKind.RowSum:
+                    new Span<double>(acc, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                        }
+
+                        Kernels<T>.AddColumns(x + o, acc, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowSquares:
+                    new Span<double>(acc, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowNormalize:
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_splitCopy && _pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                        }
+
+                        Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
+                    }
+
+                    break;
+
+                case JobKind.RowSumDot:
+                    new Span<double>(acc, columns).Clear();
+                    new Span<double>(acc2, columns).Clear();
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
+                    }
+
+                    break;
+
+                default:
+                    for (int i = r0; i < r1; i++)
+                    {
+                        long o = (long)i * columns;
+                        if (_splitBatch)
+                        {
+                            Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, shift, extra, scale, columns);
+                        }
+                        else
+                        {
+                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pY + o, scale, columns);
+                        }
+                    }
+
+                    break;
+            }
+        }
     }
 
     /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
@@ -828,15 +1144,26 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
-                    sum += Kernels<T>.Sum(x + o, s);
+                    if (save != null)
+                    {
+                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    }
+
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        sum += Kernels<T>.Sum(x + o + b, Math.Min(Block, s - b));
+                    }
                 }
 
                 double mean = sum / count;
                 double varSum = 0;
                 for (int i = 0; i < nBatch; i++)
                 {
-                    varSum += Kernels<T>.SumSquaredDeviations(x + first + (i * stride), s, mean);
+                    long o = first + (i * stride);
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        varSum += Kernels<T>.SumSquaredDeviations(x + o + b, Math.Min(Block, s - b), mean);
+                    }
                 }
 
                 double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
@@ -864,7 +1191,11 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    if (save != null)
+                    {
+                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                    }
+
                     Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
                 }
 
@@ -883,9 +1214,12 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    Kernels<T>.SumAndDot(x + o, dy + o, s, mean, out double sd, out double dd);
-                    sumDy += sd;
-                    dot += dd;
+                    for (int b = 0; b < s; b += Block)
+                    {
+                        Kernels<T>.SumAndDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
+                        sumDy += sd;
+                        dot += dd;
+                    }
                 }
 
                 if (_job == JobKind.BackwardBatch)

@@ -21,6 +21,9 @@ public static class BatchNormErrors
     public static string WrongChannels(int expected, int actual) =>
         $"expected input with {expected} channels (dimension 1), got {actual}";
 
+    /// <summary>Formats a shape like PyTorch's size lists: <c>[1, 3, 1, 1]</c>.</summary>
+    public static string FormatShape(ReadOnlySpan<int> shape) => DenseTensor<int>.FormatShape(shape);
+
     /// <summary>Creates an <see cref="ArgumentException"/> whose ParamName is <paramref name="paramName"/>.</summary>
     internal static ArgumentException Argument(string message, string paramName) => new(message, paramName);
 }
