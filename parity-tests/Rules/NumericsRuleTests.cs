@@ -3,6 +3,7 @@ using BnParity.Harness.Cases;
 using BnParity.Harness.Comparison;
 using BnParity.Harness.Implementations;
 using BnParity.Harness.Oracle;
+using Xunit.Abstractions;
 using static BnParity.ParityTests.Rules.RuleAssert;
 using static TorchSharp.torch;
 
