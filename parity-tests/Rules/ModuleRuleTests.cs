@@ -298,6 +298,31 @@ public sealed class ModuleRuleTests
         Assert.Equal(before, Snapshot(m));
     }
 
+    [Fact]
+    public void Empty_batch_counts_toward_the_cumulative_average_factor()
+    {
+        // PyTorch bumps num_batches_tracked for the empty batch, so the next batch with momentum None gets f = 1/2.
+        var m = new BatchNorm1d<double>(2, momentum: null);
+        m.Forward(new DenseTensor<double>(0, 2));
+        var x = RandomTensor<double>(40, [6, 2], mean: 3);
+        m.Forward(x);
+        var (mean, variance, meanAbs, n) = Stats(x);
+        Assert.Equal(2L, m.NumBatchesTracked);
+        for (int c = 0; c < 2; c++)
+        {
+            Close<double>(mean[c] / 2, m.RunningMean![c], meanAbs[c], $"running_mean[{c}]");
+            Close<double>(0.5 + (variance[c] * n / (n - 1) / 2), m.RunningVar![c], 1 + (variance[c] * n / (n - 1)), $"running_var[{c}]");
+        }
+    }
+
+    [Fact]
+    public void Empty_batch_without_tracking_is_fine_in_both_modes()
+    {
+        var m = new BatchNorm3d<float>(2, trackRunningStats: false);
+        Assert.Equal(0, m.Forward(new DenseTensor<float>(0, 2, 3, 3, 3)).Length);
+        Assert.Equal(0, m.Eval().Forward(new DenseTensor<float>(0, 2, 3, 3, 3)).Length);
+    }
+
     // ------------------------------------------------------------------ One value per channel
 
     [Fact]
@@ -414,6 +439,30 @@ public sealed class ModuleRuleTests
                 Assert.Equal(c == 1, T.IsNaN(m.RunningMean![c]));
                 Assert.Equal(c == 1, T.IsNaN(m.RunningVar![c]));
             }
+        }
+    }
+
+    [Fact]
+    public void Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite()
+    {
+        Check<float>();
+        Check<double>();
+
+        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            // As in PyTorch: mean = +Inf, var = NaN (Inf − Inf), so every output of the channel is NaN.
+            var m = new BatchNorm2d<T>(3);
+            var x = RandomTensor<T>(2, [2, 3, 2, 2]);
+            x.Data[(0 * 3 * 4) + (2 * 4) + 1] = T.PositiveInfinity; // n = 0, c = 2
+            var y = m.Forward(x);
+            for (int i = 0; i < y.Length; i++)
+            {
+                Assert.Equal(Channel(x, i) == 2, T.IsNaN(y.Data[i]));
+            }
+
+            Assert.True(T.IsPositiveInfinity(m.RunningMean![2]), "running_mean[2] should be +Inf");
+            Assert.True(T.IsNaN(m.RunningVar![2]), "running_var[2] should be NaN");
+            Assert.True(T.IsFinite(m.RunningMean[0]) && T.IsFinite(m.RunningVar[1]));
         }
     }
 

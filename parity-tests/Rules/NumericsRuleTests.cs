@@ -98,4 +98,20 @@ public sealed class NumericsRuleTests(ITestOutputHelper output)
         var report = TraceComparer.Compare(batchNormCase, torchTrace, new CaseTrace("BnParity BatchNorm2d<float>", outcomes, before));
         Assert.True(report.Passed, report.Format());
     }
+
+    [Fact]
+    public void NaN_and_Inf_inputs_propagate_like_TorchSharp()
+    {
+        var config = new ModuleConfig(ModuleKind.BatchNorm2d, 4, DType: ElementType.Float32);
+        double[] data = RuleAssert.Normal<float>(90, 2 * 4 * 3);
+        data[1] = double.NaN;                 // n 0, c 0
+        data[(1 * 12) + (2 * 3)] = double.PositiveInfinity; // n 1, c 2
+        data[(0 * 12) + (3 * 3) + 2] = double.NegativeInfinity; // n 0, c 3
+        var x = new CaseTensor([2, 4, 3, 1], data);
+        var finite = new CaseTensor([2, 4, 3, 1], RuleAssert.Normal<float>(91, 24));
+        // Step 2 (eval) normalises finite data with the NaN/Inf running stats the first step left behind.
+        var batchNormCase = new BatchNormCase("non-finite", config, ModuleState.Defaults(config), [new CaseStep(true, x), new CaseStep(false, finite)]);
+        var report = TraceComparer.Compare(batchNormCase, CaseRunner.Run(new TorchSharpImplementation(), batchNormCase), CaseRunner.Run(new LibraryImplementation(), batchNormCase));
+        Assert.True(report.Passed, report.Format());
+    }
 }
