@@ -32,6 +32,13 @@ public sealed record CaseOptions
 
     public double? Momentum { get; init; }
 
+    /// <summary>
+    /// Whether a step may have N = 0. Off for everything that runs TorchSharp: the harness's
+    /// TorchSharpImplementation cannot build an empty input tensor (TorchSharp 0.107's tensor(array, dims)
+    /// throws "startingIndex" out of range), so an empty batch is only checked on the library.
+    /// </summary>
+    public bool AllowEmptyBatch { get; init; }
+
     /// <summary>Upper bound on elements per step (keeps runs fast).</summary>
     public int MaxElements { get; init; } = 20_000;
 
@@ -40,6 +47,7 @@ public sealed record CaseOptions
         spec.Steps.Count >= 1 && spec.Steps.Count <= MaxSteps
         && DTypes.Contains(spec.DType)
         && (AllowSingleValue || !spec.HasSingleValueStep)
+        && (AllowEmptyBatch || spec.Steps.All(s => s.Batch > 0))
         && (Track is null || spec.Track == Track)
         && (Affine is null || spec.Affine == Affine)
         && (Training is null || spec.Steps.All(s => s.Training == Training))
@@ -90,7 +98,7 @@ public static class CaseGenerators
         from training in options.Training is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
         from batch in Gen.Sized(size => Gen.Frequency(
             (6, Gen.Choose(2, Math.Min(16, 3 + size / 6))),
-            (1, Gen.Choose(0, 16)),
+            (1, Gen.Choose(options.AllowEmptyBatch ? 0 : 1, 16)),
             (1, Gen.Constant(1))))
         from spatial in Gen.Frequency(
             (3, Gen.Elements(1, 3, 5, 7)),
@@ -128,8 +136,8 @@ public static class CaseGenerators
         var dims = (int[])spatial.Clone();
         while ((long)Math.Max(batch, 1) * channels * dims.Aggregate(1L, (a, b) => a * b) > maxElements)
         {
-            int largest = Array.IndexOf(dims, dims.Max());
-            if (dims[largest] == 1)
+            int largest = dims.Length == 0 ? -1 : Array.IndexOf(dims, dims.Max());
+            if (dims.Length == 0 || dims[largest] == 1)
             {
                 break;
             }

@@ -10,7 +10,7 @@ namespace BnParity.PropertyTests.Properties;
 /// <summary>Metamorphic and semantic properties of the implementation under test; no oracle needed.</summary>
 public sealed class SemanticProperties
 {
-    private static readonly CaseOptions Any = new();
+    private static readonly CaseOptions Any = new() { AllowEmptyBatch = true };
 
     [BnProperty]
     public Property Cumulative_average_of_k_steps_is_the_mean_of_the_k_batch_statistics() =>
