@@ -65,6 +65,11 @@ public sealed class FiniteDifferenceProperties
             foreach (int i in indices)
             {
                 int c = i / spatial % channels;
+                if (!double.IsFinite(Sigma(c)))
+                {
+                    continue; // running_var + eps < 0 (momentum outside [0, 1]): NaN, nothing to differentiate
+                }
+
                 double h = 1e-3 * Sigma(c);
                 var plus = x with { Data = (double[])x.Data.Clone() };
                 var minus = x with { Data = (double[])x.Data.Clone() };
@@ -84,6 +89,11 @@ public sealed class FiniteDifferenceProperties
 
             for (int c = 0; c < channels; c++)
             {
+                if (!double.IsFinite(Sigma(c)))
+                {
+                    continue;
+                }
+
                 double hw = 1e-3 * Math.Max(1, Math.Abs(Weight(c)));
                 double numericWeight = (Loss(Perturb(before, c, hw, 0), x) - Loss(Perturb(before, c, -hw, 0), x)) / (2 * hw);
                 double numericBias = (Loss(Perturb(before, c, 0, 1e-3), x) - Loss(Perturb(before, c, 0, -1e-3), x)) / 2e-3;
