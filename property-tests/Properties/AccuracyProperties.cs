@@ -11,14 +11,16 @@ namespace BnParity.PropertyTests.Properties;
 /// Float64 truth: per element, the implementation's error against <see cref="ReferenceBatchNorm"/>
 /// may be at most <see cref="Tolerance.TruthErrorRatio"/> × TorchSharp's error plus a floor of
 /// <see cref="Tolerance.TruthErrorFloorFraction"/> × the element's budget. The library may not be less
-/// accurate than libtorch.
+/// accurate than libtorch. Float32 cases only: for float64 data the double-precision reference is no
+/// more precise than the implementations (on a constant float64 channel its rounded mean is off by
+/// ~1e-11 in the output while the library is exact), so float64 accuracy is covered by float64 parity.
 /// </summary>
 [Collection(TorchSharpCollection.Name)]
 public sealed class AccuracyProperties
 {
     [BnProperty]
     public Property Not_less_accurate_than_TorchSharp_against_float64_truth() =>
-        Prop.ForAll(CaseGenerators.Cases(new CaseOptions()), spec =>
+        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), spec =>
         {
             var batchNormCase = spec.ToCase("float64 truth");
             var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
