@@ -24,7 +24,7 @@ public enum Fault
 /// <see cref="Fault"/>. It is independent of the library; its one shared piece is the reference's
 /// exact statistics helper.
 /// </summary>
-public sealed class FaultyBatchNorm(Fault fault) : IBatchNormUnderTest
+public class FaultyBatchNorm(Fault fault) : IBatchNormUnderTest
 {
     public string Name => $"faulty BatchNorm ({fault})";
 
@@ -92,6 +92,15 @@ public sealed class FaultyBatchNorm(Fault fault) : IBatchNormUnderTest
         }
     }
 }
+
+/// <summary>For BNPARITY_IMPLEMENTATION=&lt;BnParity.ParityTests.dll&gt;:BnParity.ParityTests.Comparison.BiasedRunningVarBatchNorm.</summary>
+public sealed class BiasedRunningVarBatchNorm() : FaultyBatchNorm(Fault.BiasedRunningVar);
+
+/// <summary>For BNPARITY_IMPLEMENTATION (eps outside the sqrt).</summary>
+public sealed class EpsOutsideSqrtBatchNorm() : FaultyBatchNorm(Fault.EpsOutsideSqrt);
+
+/// <summary>For BNPARITY_IMPLEMENTATION (cumulative-average factor off by one).</summary>
+public sealed class CumulativeOffByOneBatchNorm() : FaultyBatchNorm(Fault.CumulativeFactorOffByOne);
 
 /// <summary>A numeric perturbation of the library's own results.</summary>
 public enum Perturbation
