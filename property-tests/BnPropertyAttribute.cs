@@ -19,7 +19,8 @@ public sealed class BnPropertyAttribute : PropertyAttribute
     public BnPropertyAttribute()
     {
         MaxTest = ConfiguredMaxTest;
-        QuietOnSuccess = true;
+        // BNPARITY_QUIET=0 prints FsCheck's "Ok, passed N tests" for every property.
+        QuietOnSuccess = Environment.GetEnvironmentVariable("BNPARITY_QUIET") != "0";
         string? replay = Environment.GetEnvironmentVariable(ReplayVariable);
         if (!string.IsNullOrWhiteSpace(replay))
         {
