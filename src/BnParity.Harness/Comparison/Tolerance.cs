@@ -18,8 +18,12 @@ namespace BnParity.Harness.Comparison;
 /// The mean's own rounding error is bounded by u·m with m = Σ|x|/n (≥ |μ|; Σx may cancel), so m
 /// stands for |μ| throughout: scale = |x·α| + m·|α| + |b| + |(x − μ)·α|·u·m²/(var + eps);
 /// k = <see cref="ElementwiseRoundings"/>.</item>
-/// <item>running_mean = (1 − f)·r + f·μ: scale = |(1 − f)·r| + |f|·m. running_var: scale =
-/// |(1 − f)·r| + |f|·(var_unbiased + u·m²·n/(n − 1)). Errors already in r are carried forward
+/// <item>running_mean = (1 − f)·r + f·μ: scale = |(1 − f)·r| + |f·r| + |f|·m. running_var: scale =
+/// |(1 − f)·r| + |f·r| + |f|·var_unbiased, plus the bias δ² of a mean off by δ. The |f·r| term: libtorch
+/// blends with f rounded to T (observed: momentum 0.999 in float32 scales r by 1 − 0.999f, a relative
+/// 1.3e-5 off 1 − 0.999), an error u·|f|·|v − r| that |(1 − f)·r| does not bound when f ≈ 1.
+/// Float64 statistics are sums in T, so the mean's error (statisticRoundings·u·m) carries the √n
+/// factor wherever it enters: the output's m·|α| term, running_var's δ², the gradients' mean shift. Errors already in r are carried forward
 /// multiplied by |1 − f| (they grow when momentum is outside [0, 1], e.g. −1.2), so the budget of
 /// a buffer is propagated step by step, never reset.</item>
 /// <item>Eval output additionally inherits the buffers' budgets: |α|·B(running_mean) +

@@ -57,8 +57,12 @@ public static class ToleranceBudgets
                 double scale = Math.Abs(x.Data[i]) * alpha + magnitude * alpha + Math.Abs(norm.Bias[c]);
                 if (norm.UsesBatchStatistics)
                 {
+                    // The batch mean is a reduction: its error is statisticRoundings·u·m (√n growth for
+                    // float64 sums in T), and it reaches every output through |α| even where x − μ = 0
+                    // (a constant channel), so the m·|α| term takes that factor, not k.
                     double variance = norm.BatchVariance![c];
-                    output[i] = k * u * scale + centred * u * (statisticRoundings + k * magnitude * magnitude / (variance + config.Eps));
+                    output[i] = k * u * scale + Math.Max(0, statisticRoundings - k) * u * magnitude * alpha
+                        + centred * u * (statisticRoundings + k * magnitude * magnitude / (variance + config.Eps));
                 }
                 else
                 {
@@ -79,11 +83,18 @@ public static class ToleranceBudgets
                         double mu = norm.Mean[c];
                         double magnitude = norm.MeanMagnitude[c];
                         double unbiased = norm.BatchVariance![c] * n / (n - 1);
+                        // libtorch blends with f rounded to T (a lerp: r + f_T·(v − r)); that rounding moves the
+                        // result by u·|f|·|v − r|, which |(1 − f)·r| does not bound when f ≈ 1: hence the |f·r| terms.
                         meanBudget[c] = Math.Abs(1 - f) * meanBudget[c]
-                            + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu))
+                            + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * before.RunningMean[c]) + Math.Abs(f * mu))
                             + Math.Abs(f) * statisticRoundings * u * magnitude;
+                        // A mean off by δ ≤ statisticRoundings·u·m biases Σ(x − μ_T)²/n by δ²: for float32
+                        // (statisticRoundings = k) this is the (k·u·m)² of the derivation; float64 sums in T
+                        // have the √n factor (a constant channel's variance is δ², not 0, in libtorch).
+                        double meanShift = statisticRoundings * u * magnitude;
                         varBudget[c] = Math.Abs(1 - f) * varBudget[c]
-                            + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f) * (unbiased + k * u * magnitude * magnitude * n / (n - 1)))
+                            + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f * before.RunningVar[c]) + Math.Abs(f) * unbiased)
+                            + Math.Abs(f) * meanShift * meanShift * n / (n - 1)
                             + Math.Abs(f) * statisticRoundings * u * unbiased;
                     }
                 }
@@ -131,7 +142,9 @@ public static class ToleranceBudgets
         {
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
-            double meanShift = u * norm.MeanMagnitude[c] + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
+            // Float64 means are sums in T: their error grows like √n (as for the statistics above).
+            double meanGrowth = config.DType == ElementType.Float64 && norm.UsesBatchStatistics ? Math.Sqrt(Math.Max(n, 1)) : 1;
+            double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
                 ? k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps))
                 : k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));

@@ -1,0 +1,298 @@
+using BnParity.Harness.Cases;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace BnParity.PropertyTests.Generators;
+
+/// <summary>What a property needs from its cases; generation and shrinking both respect it.</summary>
+public sealed record CaseOptions
+{
+    /// <summary>Dtypes to draw from.</summary>
+    public ElementType[] DTypes { get; init; } = { ElementType.Float32, ElementType.Float64 };
+
+    /// <summary>Whether a batch-statistics step may have exactly one value per channel (the error rule).</summary>
+    public bool AllowSingleValue { get; init; }
+
+    /// <summary>Whether every step runs backward with a random upstream gradient.</summary>
+    public bool Gradients { get; init; }
+
+    public int MaxSteps { get; init; } = 6;
+
+    /// <summary>Fixes trackRunningStats when set.</summary>
+    public bool? Track { get; init; }
+
+    /// <summary>Fixes affine when set.</summary>
+    public bool? Affine { get; init; }
+
+    /// <summary>Every step trains when true; eval-only when false; mixed when null.</summary>
+    public bool? Training { get; init; }
+
+    /// <summary>Fixes momentum (null momentum = cumulative average) when <see cref="FixMomentum"/> is true.</summary>
+    public bool FixMomentum { get; init; }
+
+    public double? Momentum { get; init; }
+
+    /// <summary>
+    /// Whether a step may have N = 0. Off for everything that runs TorchSharp: the harness's
+    /// TorchSharpImplementation cannot build an empty input tensor (TorchSharp 0.107's tensor(array, dims)
+    /// throws "startingIndex" out of range), so an empty batch is only checked on the library.
+    /// </summary>
+    public bool AllowEmptyBatch { get; init; }
+
+    /// <summary>Upper bound on elements per step (keeps runs fast).</summary>
+    public int MaxElements { get; init; } = 20_000;
+
+    /// <summary>Whether a spec satisfies these options (shrinking never leaves them).</summary>
+    public bool Accepts(CaseSpec spec) =>
+        spec.Steps.Count >= 1 && spec.Steps.Count <= MaxSteps
+        && DTypes.Contains(spec.DType)
+        && (AllowSingleValue || !spec.HasSingleValueStep)
+        && (AllowEmptyBatch || spec.Steps.All(s => s.Batch > 0))
+        && (Track is null || spec.Track == Track)
+        && (Affine is null || spec.Affine == Affine)
+        && (Training is null || spec.Steps.All(s => s.Training == Training))
+        && (!FixMomentum || spec.Momentum == Momentum)
+        && spec.Steps.All(s => (s.Gradient is not null) == Gradients)
+        && spec.Steps.All(s => s.Spatial.Length == spec.SpatialRank)
+        && spec.Steps.All(s => s.ValuesPerChannel * spec.Channels <= MaxElements);
+}
+
+/// <summary>FsCheck generators and shrinkers for <see cref="CaseSpec"/>.</summary>
+public static class CaseGenerators
+{
+    public static Arbitrary<CaseSpec> Cases(CaseOptions options) =>
+        Arb.From(Spec(options), spec => Shrink(spec, options));
+
+    public static Gen<CaseSpec> Spec(CaseOptions options) =>
+        from module in Gen.Elements(ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d)
+        from threeDimensional in Gen.Elements(false, true)
+        from dtype in Gen.Elements(options.DTypes)
+        from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)))
+        from eps in Eps
+        from momentum in options.FixMomentum ? Gen.Constant(options.Momentum) : Momentum
+        from affine in options.Affine is { } a ? Gen.Constant(a) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from track in options.Track is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from stateSeed in Gen.Frequency((1, Gen.Choose(1, 10_000).Select(s => (int?)s)), (1, Gen.Constant((int?)null)))
+        let spatialRank = module switch { ModuleKind.BatchNorm1d => threeDimensional ? 1 : 0, ModuleKind.BatchNorm2d => 2, _ => 3 }
+        from stepCount in Gen.Frequency((3, Gen.Choose(1, 2)), (2, Gen.Choose(1, options.MaxSteps)))
+        from steps in Step(options, spatialRank, channels).ArrayOf(stepCount)
+        let spec = new CaseSpec(module, dtype, channels, eps, momentum, affine, track, stateSeed, steps)
+        select Repair(spec, options);
+
+    private static Gen<double> Eps => Gen.Frequency(
+        (4, Gen.Constant(1e-5)),
+        (1, Gen.Constant(1e-3)),
+        (1, Gen.Constant(0.5)),
+        (1, Gen.Constant(1e-10)),
+        (1, Gen.Choose(-10_000, 0).Select(e => RoundTo3(Math.Pow(10, e / 1000.0)))));
+
+    private static Gen<double?> Momentum => Gen.Frequency(
+        (3, Gen.Constant((double?)null)),
+        (1, Gen.Constant((double?)0)),
+        (1, Gen.Constant((double?)1)),
+        (3, Gen.Constant((double?)0.1)),
+        (2, Gen.Choose(0, 1000).Select(m => (double?)(m / 1000.0))),
+        (1, Gen.Elements((double?)-1.2, 1.5)));
+
+    private static Gen<StepSpec> Step(CaseOptions options, int spatialRank, int channels) =>
+        from training in options.Training is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from batch in Gen.Sized(size => Gen.Frequency(
+            (6, Gen.Choose(2, Math.Min(16, 3 + size / 6))),
+            (1, Gen.Choose(options.AllowEmptyBatch ? 0 : 1, 16)),
+            (1, Gen.Constant(1))))
+        from spatial in Gen.Frequency(
+            (3, Gen.Elements(1, 3, 5, 7)),
+            (2, Gen.Choose(1, 17)),
+            (1, Gen.Elements(9, 11, 13, 15, 17))).ArrayOf(spatialRank)
+        from single in Gen.Frequency((12, Gen.Constant(false)), (1, Gen.Constant(true)))
+        from data in Data
+        from gradient in Data
+        select new StepSpec(
+            training,
+            single && options.AllowSingleValue ? 1 : batch,
+            single && options.AllowSingleValue ? spatial.Select(_ => 1).ToArray() : Bound(batch, spatial, channels, options.MaxElements),
+            data,
+            options.Gradients ? gradient with { Seed = gradient.Seed + 7919 } : null);
+
+    private static Gen<DataRecipe> Data =>
+        from seed in Gen.Choose(0, 999)
+        from recipe in Gen.Frequency(
+            (4, Gen.Constant(new DataRecipe(DataKind.Normal, seed))),
+            (2, Gen.Constant(new DataRecipe(DataKind.Uniform, seed))),
+            (2, from sign in Gen.Elements(-1.0, 1.0)
+                from offset in Gen.Choose(0, 4000)
+                from scale in Gen.Choose(-3000, 0)
+                select new DataRecipe(DataKind.OffsetScale, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))),
+            (1, Gen.Constant(new DataRecipe(DataKind.ConstantChannel, seed))),
+            (1, Gen.Choose(3000, 8000).Select(e => new DataRecipe(DataKind.Large, seed, 0, RoundTo3(Math.Pow(10, e / 1000.0))))),
+            (1, Gen.Constant(new DataRecipe(DataKind.ZerosAndTies, seed))))
+        select recipe;
+
+    private static double RoundTo3(double value) => double.Parse(value.ToString("G3", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Halves the largest spatial dimension until N·C·spatial fits.</summary>
+    private static int[] Bound(int batch, int[] spatial, int channels, int maxElements)
+    {
+        var dims = (int[])spatial.Clone();
+        while ((long)Math.Max(batch, 1) * channels * dims.Aggregate(1L, (a, b) => a * b) > maxElements)
+        {
+            int largest = dims.Length == 0 ? -1 : Array.IndexOf(dims, dims.Max());
+            if (dims.Length == 0 || dims[largest] == 1)
+            {
+                break;
+            }
+
+            dims[largest] = Math.Max(1, dims[largest] / 2) | 1; // keep odd sizes odd
+        }
+
+        return dims;
+    }
+
+    /// <summary>Makes a generated spec valid for <paramref name="options"/> (e.g. lifts a single-value step to N=2).</summary>
+    private static CaseSpec Repair(CaseSpec spec, CaseOptions options)
+    {
+        var steps = spec.Steps.Select((s, i) =>
+        {
+            bool batchStats = s.Training || !spec.Track;
+            if (!options.AllowSingleValue && batchStats && s.ValuesPerChannel == 1)
+            {
+                s = s with { Batch = 2 };
+            }
+
+            while (s.ValuesPerChannel * spec.Channels > options.MaxElements && s.Batch > 2)
+            {
+                s = s with { Batch = s.Batch / 2 };
+            }
+
+            return s;
+        }).ToArray();
+        return spec with { Steps = steps };
+    }
+
+    /// <summary>Shrinks toward fewer steps, smaller dimensions, simpler data and default settings.</summary>
+    public static IEnumerable<CaseSpec> Shrink(CaseSpec spec, CaseOptions options) =>
+        Candidates(spec).Where(options.Accepts).Distinct(SpecComparer.Instance);
+
+    private static IEnumerable<CaseSpec> Candidates(CaseSpec spec)
+    {
+        for (int i = 0; i < spec.Steps.Count && spec.Steps.Count > 1; i++)
+        {
+            yield return spec with { Steps = spec.Steps.Where((_, j) => j != i).ToArray() };
+        }
+
+        if (spec.Channels > 1)
+        {
+            yield return spec with { Channels = 1 };
+            yield return spec with { Channels = spec.Channels / 2 };
+        }
+
+        for (int i = 0; i < spec.Steps.Count; i++)
+        {
+            foreach (var step in ShrinkStep(spec.Steps[i]))
+            {
+                var steps = spec.Steps.ToArray();
+                steps[i] = step;
+                yield return spec with { Steps = steps };
+            }
+        }
+
+        if (spec.StateSeed is not null)
+        {
+            yield return spec with { StateSeed = null };
+        }
+
+        if (spec.Momentum != 0.1)
+        {
+            yield return spec with { Momentum = 0.1 };
+        }
+
+        if (spec.Eps != 1e-5)
+        {
+            yield return spec with { Eps = 1e-5 };
+        }
+
+        if (!spec.Affine)
+        {
+            yield return spec with { Affine = true };
+        }
+
+        if (!spec.Track)
+        {
+            yield return spec with { Track = true };
+        }
+
+        if (spec.DType != ElementType.Float32)
+        {
+            yield return spec with { DType = ElementType.Float32 };
+        }
+    }
+
+    private static IEnumerable<StepSpec> ShrinkStep(StepSpec step)
+    {
+        if (step.Batch > 2)
+        {
+            yield return step with { Batch = 2 };
+            yield return step with { Batch = step.Batch / 2 + 1 };
+            yield return step with { Batch = step.Batch - 1 };
+        }
+
+        for (int d = 0; d < step.Spatial.Length; d++)
+        {
+            if (step.Spatial[d] > 1)
+            {
+                foreach (int smaller in new[] { 1, step.Spatial[d] / 2, step.Spatial[d] - 1 }.Where(v => v >= 1).Distinct())
+                {
+                    var spatial = (int[])step.Spatial.Clone();
+                    spatial[d] = smaller;
+                    yield return step with { Spatial = spatial };
+                }
+            }
+        }
+
+        foreach (var data in ShrinkData(step.Data))
+        {
+            yield return step with { Data = data };
+        }
+
+        if (step.Gradient is not null)
+        {
+            foreach (var gradient in ShrinkData(step.Gradient))
+            {
+                yield return step with { Gradient = gradient };
+            }
+        }
+
+        if (!step.Training)
+        {
+            yield return step with { Training = true };
+        }
+    }
+
+    private static IEnumerable<DataRecipe> ShrinkData(DataRecipe data)
+    {
+        if (data.Kind != DataKind.Normal)
+        {
+            yield return new DataRecipe(DataKind.Normal, data.Seed);
+        }
+
+        if (data.Seed != 0)
+        {
+            yield return data with { Seed = 0 };
+        }
+
+        if (data.Kind == DataKind.OffsetScale && (data.Offset != Math.Round(data.Offset) || data.Scale != 1))
+        {
+            yield return data with { Offset = Math.Round(data.Offset), Scale = 1 };
+        }
+    }
+
+    /// <summary>Structural equality for specs (records compare arrays by reference).</summary>
+    private sealed class SpecComparer : IEqualityComparer<CaseSpec>
+    {
+        public static readonly SpecComparer Instance = new();
+
+        public bool Equals(CaseSpec? x, CaseSpec? y) => x?.ToString() == y?.ToString();
+
+        public int GetHashCode(CaseSpec obj) => obj.ToString().GetHashCode(StringComparison.Ordinal);
+    }
+}

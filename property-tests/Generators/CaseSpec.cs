@@ -1,0 +1,154 @@
+using System.Globalization;
+using BnParity.Harness.Cases;
+
+namespace BnParity.PropertyTests.Generators;
+
+/// <summary>How a step's input (or upstream gradient) is drawn: a kind plus a seed and two small parameters.</summary>
+public enum DataKind
+{
+    /// <summary>Standard normal.</summary>
+    Normal,
+
+    /// <summary>Uniform in [-1, 1).</summary>
+    Uniform,
+
+    /// <summary>offset + scale·normal: |offset| up to 1e4, scale down to 1e-3 (ill-conditioned).</summary>
+    OffsetScale,
+
+    /// <summary>Normal, but one channel (seed mod C) holds a single constant value.</summary>
+    ConstantChannel,
+
+    /// <summary>Normal times a large scale (up to 1e8).</summary>
+    Large,
+
+    /// <summary>Small integers in {-2..2}: many exact zeros and ties.</summary>
+    ZerosAndTies,
+}
+
+/// <summary>
+/// A reproducible recipe for a tensor's values. Cases hold recipes, not arrays, so shrinking works
+/// on a few readable numbers and a printed counterexample is short.
+/// </summary>
+public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, double Scale = 1)
+{
+    public static readonly DataRecipe Simplest = new(DataKind.Normal, 0);
+
+    public override string ToString() => Kind switch
+    {
+        DataKind.OffsetScale => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, offset {Offset:R}, scale {Scale:R})"),
+        DataKind.Large => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, scale {Scale:R})"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed})"),
+    };
+
+    /// <summary>The values for an (N, C, ...) shape, rounded to float when <paramref name="type"/> is float32.</summary>
+    public double[] Values(int[] shape, ElementType type)
+    {
+        int count = shape.Aggregate(1, (a, b) => a * b);
+        int channels = shape.Length > 1 ? shape[1] : 1;
+        int spatial = shape.Skip(2).Aggregate(1, (a, b) => a * b);
+        var random = new Random(Seed);
+        var data = new double[count];
+        int constantChannel = Math.Abs(Seed) % channels;
+        double constant = Math.Round(Normal(random) * 4, 2);
+        for (int i = 0; i < count; i++)
+        {
+            data[i] = Kind switch
+            {
+                DataKind.Uniform => random.NextDouble() * 2 - 1,
+                DataKind.OffsetScale => Offset + Scale * Normal(random),
+                DataKind.ConstantChannel => i / spatial % channels == constantChannel ? constant : Normal(random),
+                DataKind.Large => Scale * Normal(random),
+                DataKind.ZerosAndTies => random.Next(-2, 3),
+                _ => Normal(random),
+            };
+            if (type == ElementType.Float32)
+            {
+                data[i] = (float)data[i];
+            }
+        }
+
+        return data;
+    }
+
+    internal static double Normal(Random random)
+    {
+        double u1 = 1.0 - random.NextDouble();
+        double u2 = random.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+    }
+}
+
+/// <summary>One generated step: mode, batch shape (N and spatial dims; C comes from the case), data, and whether backward runs.</summary>
+public sealed record StepSpec(bool Training, int Batch, int[] Spatial, DataRecipe Data, DataRecipe? Gradient = null)
+{
+    public long ValuesPerChannel => (long)Batch * Spatial.Aggregate(1, (a, b) => a * b);
+
+    public override string ToString() =>
+        $"{(Training ? "train" : "eval")} N={Batch}{(Spatial.Length == 0 ? "" : " spatial=" + string.Join("x", Spatial))} {Data}{(Gradient is null ? "" : " backward " + Gradient)}";
+}
+
+/// <summary>
+/// A generated case before its tensors are materialised: the module configuration, an optional
+/// seed for a random "loaded checkpoint" state, and the steps. <see cref="ToCase"/> builds the
+/// project's one case model from it.
+/// </summary>
+public sealed record CaseSpec(
+    ModuleKind Module,
+    ElementType DType,
+    int Channels,
+    double Eps,
+    double? Momentum,
+    bool Affine,
+    bool Track,
+    int? StateSeed,
+    IReadOnlyList<StepSpec> Steps)
+{
+    /// <summary>Spatial rank of every step's input (BatchNorm1d: 0 for 2D input, 1 for 3D input).</summary>
+    public int SpatialRank => Steps.Count == 0 ? 0 : Steps[0].Spatial.Length;
+
+    public ModuleConfig Config => new(Module, Channels, Eps, Momentum, Affine, Track, DType);
+
+    /// <summary>Whether step <paramref name="index"/> normalises with batch statistics (and so needs more than one value per channel).</summary>
+    public bool UsesBatchStatistics(int index) => Steps[index].Training || !Track;
+
+    /// <summary>True when some batch-statistics step has exactly one value per channel (the error rule).</summary>
+    public bool HasSingleValueStep => Steps.Select((s, i) => (s, i)).Any(p => UsesBatchStatistics(p.i) && p.s.ValuesPerChannel == 1);
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Config}{(StateSeed is { } seed ? $", loaded state seed {seed}" : "")}; steps: {string.Join(" | ", Steps)}");
+
+    public BatchNormCase ToCase(string name = "generated")
+    {
+        var config = Config;
+        var state = StateSeed is { } seed ? LoadedState(config, seed) : ModuleState.Defaults(config);
+        var steps = Steps.Select(step =>
+        {
+            int[] shape = new[] { step.Batch, Channels }.Concat(step.Spatial).ToArray();
+            var input = new CaseTensor(shape, step.Data.Values(shape, DType));
+            CaseTensor? gradient = step.Gradient is null ? null : new CaseTensor((int[])shape.Clone(), step.Gradient.Values(shape, DType));
+            return new CaseStep(step.Training, input, gradient);
+        }).ToList();
+        return new BatchNormCase(name + ": " + this, config, state, steps);
+    }
+
+    /// <summary>Random weight/bias and buffers as if loaded from a checkpoint, with a non-zero count.</summary>
+    public static ModuleState LoadedState(ModuleConfig config, int seed)
+    {
+        var random = new Random(seed);
+        int c = config.NumFeatures;
+        double Round(double v) => config.DType == ElementType.Float32 ? (float)v : v;
+        double[] Draw(Func<double> f) => Enumerable.Range(0, c).Select(_ => Round(f())).ToArray();
+        var weight = Draw(() => 1 + 0.5 * DataRecipe.Normal(random));
+        var bias = Draw(() => DataRecipe.Normal(random));
+        var mean = Draw(() => DataRecipe.Normal(random));
+        var variance = Draw(() => Math.Exp(DataRecipe.Normal(random)));
+        long count = 1 + random.Next(1000);
+        return new ModuleState(
+            config.Affine ? weight : null,
+            config.Affine ? bias : null,
+            config.TrackRunningStats ? mean : null,
+            config.TrackRunningStats ? variance : null,
+            config.TrackRunningStats ? count : null);
+    }
+}

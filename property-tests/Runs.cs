@@ -1,0 +1,41 @@
+using BnParity.Harness.Cases;
+using BnParity.Harness.Comparison;
+using BnParity.Harness.Implementations;
+
+namespace BnParity.PropertyTests;
+
+/// <summary>The implementations the properties run, and the assertions they share.</summary>
+internal static class Runs
+{
+    private static readonly Lazy<IBatchNormUnderTest> s_underTest = new(ImplementationLoader.UnderTest);
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation under test (the library, or BNPARITY_IMPLEMENTATION).</summary>
+    public static IBatchNormUnderTest UnderTest => s_underTest.Value;
+
+    /// <summary>The live oracle (started once through TorchSharpOracle).</summary>
+    public static TorchSharpImplementation Torch => s_torch.Value;
+
+    /// <summary>Runs the case on TorchSharp and on the implementation under test and compares them.</summary>
+    public static ComparisonReport AgainstTorchSharp(BatchNormCase batchNormCase)
+    {
+        var expected = CaseRunner.Run(Torch, batchNormCase);
+        var actual = CaseRunner.Run(UnderTest, batchNormCase);
+        return TraceComparer.Compare(batchNormCase, expected, actual);
+    }
+
+    /// <summary>
+    /// Fails unless the report has no structural problem and no mismatch in the named tensors
+    /// (all tensors when none are named). The message is the report: case, first mismatches, environment.
+    /// </summary>
+    public static void AssertClean(ComparisonReport report, string check, params string[] tensors)
+    {
+        bool relevant = tensors.Length == 0
+            ? report.MismatchCount > 0
+            : report.Mismatches.Any(m => tensors.Contains(m.Tensor));
+        if (report.Problems.Count > 0 || relevant)
+        {
+            Assert.Fail($"[{check}] {report.Format()}");
+        }
+    }
+}
