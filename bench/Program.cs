@@ -72,10 +72,10 @@ foreach (Summary summary in summaries)
     }
 
     var reported = summary.Reports.Select(r => r.BenchmarkCase).ToHashSet();
-    failures.AddRange(summary.BenchmarksCases.Where(b => !reported.Contains(b)).Select(b => "not run: " + b.DisplayInfo));
+    failures.AddRange(summary.BenchmarksCases.Where(b => !reported.Contains(b)).Select(b => "not run: " + Describe(b)));
     failures.AddRange(summary.Reports
         .Where(r => !r.Success || r.ResultStatistics is null)
-        .Select(r => "NA: " + r.BenchmarkCase.DisplayInfo));
+        .Select(r => "NA: " + Describe(r.BenchmarkCase)));
 }
 
 if (failures.Count > 0)
@@ -99,6 +99,10 @@ static Job FullJob() => Job.Default
     .WithWarmupCount(3)
     .WithIterationCount(15)
     .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250));
+
+// "TrainFwd_CSharp [Threads=2, Case=2x4x3x3 f32]": the method name, not its table label.
+static string Describe(BenchmarkDotNet.Running.BenchmarkCase b) =>
+    $"{b.Descriptor.WorkloadMethod.Name} [{b.Parameters.DisplayInfo}]";
 
 internal static class MachineInfo
 {
