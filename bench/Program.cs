@@ -1,1 +1,134 @@
-Console.WriteLine("placeholder");
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Exporters;
+using BenchmarkDotNet.Exporters.Csv;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Order;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using BnParity.Benchmarks;
+using BnParity.Harness.Oracle;
+
+// Usage (from the repository root):
+//   dotnet run -c Release --project bench -- --quick --filter '*8x256x14x14 f32*'   (one shape, ~2 min)
+//   dotnet run -c Release --project bench -- --quick --filter '*' --anyCategories TrainFwd
+//   dotnet run -c Release --project bench -- --filter '*'                            (full, ~13 min)
+// Filters match "Namespace.Type.Method(Case: 8x256x14x14 f32, Threads: 2)"; categories: TrainFwd, Eval, FwdBwd.
+// Exit code 1 when a benchmark ends in NA, was not run, or nothing matched the filter.
+// --quick (or BNPARITY_BENCH_QUICK=1) selects the short job; anything else goes to BenchmarkSwitcher.
+bool quick = args.Contains("--quick") || Environment.GetEnvironmentVariable("BNPARITY_BENCH_QUICK") == "1";
+args = args.Where(a => a != "--quick").ToArray();
+
+Console.WriteLine(MachineInfo.Line());
+Console.WriteLine(quick ? "Config: quick (short job: 1 launch, 3 warmups, 3 iterations)" : "Config: full");
+
+// The in-process toolchain is chosen deliberately. BenchmarkDotNet's default toolchain generates
+// and builds a separate project per run; TorchSharp 0.107 only loads on this Debian 12 host
+// because our build patches the *build-output copy* of libLibTorchSharp.so
+// (build/TorchSharpNativeFix.targets, after CopyFilesToOutputDirectory). In-process, the
+// benchmarks run from this project's own output, where the patched file lives, and the process
+// loads libtorch once, through TorchSharpOracle.Start, with the same thread settings the
+// benchmark cases ask for (verified in every TorchSharp setup).
+Job job = (quick ? Job.ShortRun : FullJob())
+    .WithToolchain(InProcessEmitToolchain.Instance)
+    .WithId(quick ? "Quick" : "Full");
+
+// DefaultConfig's loggers, columns, validators and analysers, but only the GitHub markdown and CSV exporters
+// (DefaultConfig already contains MarkdownExporter.GitHub; adding it again would warn).
+IConfig config = ManualConfig.CreateEmpty()
+    .AddLogger(DefaultConfig.Instance.GetLoggers().ToArray())
+    .AddColumnProvider(DefaultConfig.Instance.GetColumnProviders().ToArray())
+    .AddValidator(DefaultConfig.Instance.GetValidators().ToArray())
+    .AddAnalyser(DefaultConfig.Instance.GetAnalysers().ToArray())
+    .AddExporter(MarkdownExporter.GitHub, CsvExporter.Default)
+    .AddJob(job)
+    .AddDiagnoser(MemoryDiagnoser.Default)
+    .AddColumn(CategoriesColumn.Default)
+    .AddLogicalGroupRules(BenchmarkLogicalGroupRule.ByCategory)
+    .WithOrderer(new DefaultOrderer(SummaryOrderPolicy.Declared, MethodOrderPolicy.Declared))
+    .WithSummaryStyle(SummaryStyle.Default.WithRatioStyle(RatioStyle.Value).WithTimeUnit(Perfolizer.Horology.TimeUnit.Microsecond))
+    .WithOptions(ConfigOptions.DisableLogFile);
+
+Summary[] summaries = BenchmarkSwitcher.FromAssembly(typeof(BatchNormBenchmarks).Assembly).Run(args, config).ToArray();
+
+if (args.Any(a => a is "--list" or "--help" or "-h" or "--info" or "--version"))
+{
+    return 0;
+}
+
+var failures = new List<string>();
+if (summaries.Length == 0)
+{
+    failures.Add("no benchmark ran (does the filter match anything?)");
+}
+
+foreach (Summary summary in summaries)
+{
+    if (summary.HasCriticalValidationErrors)
+    {
+        failures.AddRange(summary.ValidationErrors.Where(e => e.IsCritical).Select(e => "validation: " + e.Message));
+    }
+
+    var reported = summary.Reports.Select(r => r.BenchmarkCase).ToHashSet();
+    failures.AddRange(summary.BenchmarksCases.Where(b => !reported.Contains(b)).Select(b => "not run: " + Describe(b)));
+    failures.AddRange(summary.Reports
+        .Where(r => !r.Success || r.ResultStatistics is null)
+        .Select(r => "NA: " + Describe(r.BenchmarkCase)));
+}
+
+if (failures.Count > 0)
+{
+    Console.Error.WriteLine($"BENCHMARK FAILURES ({failures.Count}):");
+    foreach (string failure in failures)
+    {
+        Console.Error.WriteLine("  " + failure);
+    }
+
+    return 1;
+}
+
+Console.WriteLine($"All {summaries.Sum(s => s.Reports.Length)} benchmarks produced results.");
+return 0;
+
+// The full job: BenchmarkDotNet's defaults (up to 100 iterations of 500 ms per case, with overhead
+// evaluation) would take well over an hour for the 112 cases on 2 cores, so the counts are fixed:
+// 3 warmups and 15 measured iterations of ~250 ms each (12 min 43 s for all 112 here).
+static Job FullJob() => Job.Default
+    .WithWarmupCount(3)
+    .WithIterationCount(15)
+    .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250));
+
+// "TrainFwd_CSharp [Threads=2, Case=2x4x3x3 f32]": the method name, not its table label.
+static string Describe(BenchmarkDotNet.Running.BenchmarkCase b) =>
+    $"{b.Descriptor.WorkloadMethod.Name} [{b.Parameters.DisplayInfo}]";
+
+internal static class MachineInfo
+{
+    /// <summary>CPU, cores, SIMD, OS, .NET and TorchSharp versions on one line.</summary>
+    public static string Line()
+    {
+        string cpu = "unknown CPU";
+        try
+        {
+            string? model = File.Exists("/proc/cpuinfo")
+                ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))
+                : null;
+            if (model is not null)
+            {
+                cpu = model[(model.IndexOf(':') + 1)..].Trim();
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        string simd = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2" : Vector128.IsHardwareAccelerated ? "128-bit SIMD" : "no SIMD";
+        return $"Machine: {cpu}, {Environment.ProcessorCount} logical cores, {simd} (Vector<T> {System.Numerics.Vector<byte>.Count * 8}-bit); "
+            + $"{RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}; TorchSharp {TorchSharpOracle.Version} (TorchSharp-cpu 0.107.0, libtorch 2.10)";
+    }
+}

@@ -1,0 +1,287 @@
+using BenchmarkDotNet.Attributes;
+using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
+using BnParity.Harness.Oracle;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchBatchNorm = TorchSharp.Modules.BatchNorm;
+
+namespace BnParity.Benchmarks;
+
+/// <summary>
+/// BatchNorm2d, C# (BnParity) against TorchSharp (libtorch) in one run. Categories are the
+/// operations; every (category, Case, Threads) group has TorchSharp as its baseline, so
+/// Ratio = C# time / TorchSharp time. The Copy rows copy the input into the output buffer
+/// (one "copy-equivalent", CE): C# Mean / Copy Mean reads the kernel in passes over memory.
+/// </summary>
+/// <remarks>
+/// Each benchmark case gets its own instance and only the global setup its method needs
+/// (BenchmarkDotNet's Target filter), so a 51 MB case does not keep the other side's buffers alive.
+/// Both sides use the same thread count: the C# module's MaxDegreeOfParallelism and libtorch's
+/// intra-op threads (torch.set_num_threads via <see cref="TorchSharpOracle.Start"/>).
+/// </remarks>
+[MemoryDiagnoser]
+[GroupBenchmarksBy(BenchmarkDotNet.Configs.BenchmarkLogicalGroupRule.ByCategory)]
+public class BatchNormBenchmarks
+{
+    public const string TrainForward = "TrainFwd";
+    public const string EvalForward = "Eval";
+    public const string ForwardBackward = "FwdBwd";
+    private const int Seed = 20261128;
+
+    private TorchBatchNorm? _torchModule;
+    private Tensor? _torchInput;
+    private Tensor? _torchGradOutput;
+    private CSharpSide? _cs;
+    private CopySide? _copy;
+
+    /// <summary>The input shapes (float32, plus 8×256×14×14 in float64).</summary>
+    public static IEnumerable<BenchCase> Cases() =>
+    [
+        new(0, [2, 4, 3, 3], ElementType.Float32),
+        new(1, [16, 16, 8, 8], ElementType.Float32),
+        new(2, [1, 3, 255, 255], ElementType.Float32),
+        new(3, [8, 256, 14, 14], ElementType.Float32),
+        new(4, [8, 256, 14, 14], ElementType.Float64),
+        new(5, [32, 64, 56, 56], ElementType.Float32),
+        new(6, [64, 64, 56, 56], ElementType.Float32),
+    ];
+
+    [ParamsSource(nameof(Cases))]
+    public BenchCase Case { get; set; } = null!;
+
+    /// <summary>Threads on both sides.</summary>
+    [Params(2, 1)]
+    public int Threads { get; set; }
+
+    // ------------------------------------------------------------------ setups (one per method family)
+
+    [GlobalSetup(Targets = [nameof(TrainFwd_TorchSharp), nameof(FwdBwd_TorchSharp)])]
+    public void SetupTorchTraining() => SetupTorch(training: true);
+
+    [GlobalSetup(Target = nameof(Eval_TorchSharp))]
+    public void SetupTorchEval() => SetupTorch(training: false);
+
+    [GlobalSetup(Targets = [nameof(TrainFwd_CSharp), nameof(FwdBwd_CSharp)])]
+    public void SetupCSharpTraining() => SetupCSharp(training: true);
+
+    [GlobalSetup(Target = nameof(Eval_CSharp))]
+    public void SetupCSharpEval() => SetupCSharp(training: false);
+
+    [GlobalSetup(Targets = [nameof(TrainFwd_Copy), nameof(Eval_Copy)])]
+    public void SetupCopy() => _copy = Case.DType == ElementType.Float32
+        ? new CopySide<float>(BenchData.Input<float>(Case.Shape, Seed))
+        : new CopySide<double>(BenchData.Input<double>(Case.Shape, Seed));
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _torchInput?.Dispose();
+        _torchGradOutput?.Dispose();
+        _torchModule?.Dispose();
+        _torchInput = _torchGradOutput = null;
+        _torchModule = null;
+        _cs = null;
+        _copy = null;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
+    private ModuleConfig Config => new(ModuleKind.BatchNorm2d, Case.Shape[1], DType: Case.DType);
+
+    private void SetupTorch(bool training)
+    {
+        TorchSharpOracle.Start(Threads, Seed);
+        int actual = torch.get_num_threads();
+        if (actual != Threads)
+        {
+            throw new InvalidOperationException($"libtorch runs {actual} intra-op threads; the benchmark asked for {Threads}.");
+        }
+
+        _torchModule = TorchSharpImplementation.CreateModule(Config);
+        _torchModule.train(training);
+        long[] dims = Array.ConvertAll(Case.Shape, d => (long)d);
+        if (Case.DType == ElementType.Float32)
+        {
+            _torchInput = torch.tensor(BenchData.Input<float>(Case.Shape, Seed), dims);
+            _torchGradOutput = torch.tensor(BenchData.GradOutput<float>(Case.Shape, Seed + 1), dims);
+        }
+        else
+        {
+            _torchInput = torch.tensor(BenchData.Input<double>(Case.Shape, Seed), dims);
+            _torchGradOutput = torch.tensor(BenchData.GradOutput<double>(Case.Shape, Seed + 1), dims);
+        }
+    }
+
+    private void SetupCSharp(bool training)
+    {
+        _cs = Case.DType == ElementType.Float32
+            ? new CSharpSide<float>(Config, Case.Shape, Threads, training, Seed)
+            : new CSharpSide<double>(Config, Case.Shape, Threads, training, Seed);
+    }
+
+    // ------------------------------------------------------------------ training forward (running stats updated)
+
+    [Benchmark(Baseline = true, Description = "TorchSharp")]
+    [BenchmarkCategory(TrainForward)]
+    public void TrainFwd_TorchSharp()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        _torchModule!.forward(_torchInput!);
+    }
+
+    [Benchmark(Description = "C#")]
+    [BenchmarkCategory(TrainForward)]
+    public void TrainFwd_CSharp() => _cs!.Forward();
+
+    [Benchmark(Description = "Copy")]
+    [BenchmarkCategory(TrainForward)]
+    public void TrainFwd_Copy() => _copy!.Copy();
+
+    // ------------------------------------------------------------------ eval forward (running stats)
+
+    [Benchmark(Baseline = true, Description = "TorchSharp")]
+    [BenchmarkCategory(EvalForward)]
+    public void Eval_TorchSharp()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        _torchModule!.forward(_torchInput!);
+    }
+
+    [Benchmark(Description = "C#")]
+    [BenchmarkCategory(EvalForward)]
+    public void Eval_CSharp() => _cs!.Forward();
+
+    [Benchmark(Description = "Copy")]
+    [BenchmarkCategory(EvalForward)]
+    public void Eval_Copy() => _copy!.Copy();
+
+    // ------------------------------------------------------------------ training forward + backward
+
+    [Benchmark(Baseline = true, Description = "TorchSharp")]
+    [BenchmarkCategory(ForwardBackward)]
+    public void FwdBwd_TorchSharp()
+    {
+        using var scope = torch.NewDisposeScope();
+
+        // A fresh leaf view of the same storage (no copy) so input.grad is created, not accumulated;
+        // weight/bias .grad accumulate in place (C-length adds, negligible).
+        var input = _torchInput!.detach().requires_grad_(true);
+        var output = _torchModule!.forward(input);
+        output.backward([_torchGradOutput!]);
+    }
+
+    [Benchmark(Description = "C#")]
+    [BenchmarkCategory(ForwardBackward)]
+    public void FwdBwd_CSharp() => _cs!.ForwardBackward();
+}
+
+/// <summary>One benchmarked input: shape and element type; sorts in declaration order (IComparable is only
+/// for BenchmarkDotNet's parameter ordering, hence no comparison operators).</summary>
+#pragma warning disable CA1036
+public sealed class BenchCase(int order, int[] shape, ElementType dtype) : IComparable<BenchCase>, IComparable
+{
+    public int Order { get; } = order;
+
+    public int[] Shape { get; } = shape;
+
+    public ElementType DType { get; } = dtype;
+
+    public int CompareTo(BenchCase? other) => other is null ? 1 : Order.CompareTo(other.Order);
+
+    public int CompareTo(object? obj) => CompareTo(obj as BenchCase);
+
+    public override string ToString() =>
+        string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64");
+}
+#pragma warning restore CA1036
+
+/// <summary>Fixed-seed data shared by both sides.</summary>
+internal static class BenchData
+{
+    /// <summary>Values around 0.5 with spread ~1, different per channel (a realistic activation).</summary>
+    public static T[] Input<T>(int[] shape, int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        int length = shape.Aggregate(1, (a, b) => a * b);
+        int spatial = length / (shape[0] * shape[1]);
+        var data = new T[length];
+        for (int i = 0; i < length; i++)
+        {
+            int channel = i / spatial % shape[1];
+            data[i] = T.CreateChecked(0.5 + (0.01 * channel) + ((random.NextDouble() - 0.5) * 3.0));
+        }
+
+        return data;
+    }
+
+    public static T[] GradOutput<T>(int[] shape, int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        int length = shape.Aggregate(1, (a, b) => a * b);
+        var data = new T[length];
+        for (int i = 0; i < length; i++)
+        {
+            data[i] = T.CreateChecked(random.NextDouble() - 0.5);
+        }
+
+        return data;
+    }
+}
+
+/// <summary>The C# module and its preallocated buffers (the base type lets one benchmark class serve float and double).</summary>
+internal abstract class CSharpSide
+{
+    public abstract void Forward();
+
+    public abstract void ForwardBackward();
+}
+
+internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+{
+    private readonly BatchNorm<T> _module;
+    private readonly int[] _shape;
+    private readonly T[] _input;
+    private readonly T[] _output;
+    private readonly T[] _gradOutput;
+    private readonly T[] _gradInput;
+    private readonly T[] _gradWeight;
+    private readonly T[] _gradBias;
+
+    public CSharpSide(ModuleConfig config, int[] shape, int threads, bool training, int seed)
+    {
+        _module = LibraryImplementation.CreateModule<T>(config);
+        _module.MaxDegreeOfParallelism = threads;
+        _module.Training = training;
+        _shape = shape;
+        _input = BenchData.Input<T>(shape, seed);
+        _output = new T[_input.Length];
+        _gradOutput = BenchData.GradOutput<T>(shape, seed + 1);
+        _gradInput = new T[_input.Length];
+        _gradWeight = new T[config.NumFeatures];
+        _gradBias = new T[config.NumFeatures];
+    }
+
+    public override void Forward() => _module.Forward(_input, _shape, _output);
+
+    public override void ForwardBackward()
+    {
+        _module.Forward(_input, _shape, _output);
+        _module.Backward(_gradOutput, _shape, _gradInput, _gradWeight, _gradBias);
+    }
+}
+
+/// <summary>The memory-copy reference: the input copied into a preallocated output (one copy-equivalent).</summary>
+internal abstract class CopySide
+{
+    public abstract void Copy();
+}
+
+internal sealed class CopySide<T>(T[] input) : CopySide where T : unmanaged
+{
+    private readonly T[] _output = new T[input.Length];
+
+    public override void Copy() => input.AsSpan().CopyTo(_output);
+}
