@@ -32,12 +32,8 @@ public sealed record CaseOptions
 
     public double? Momentum { get; init; }
 
-    /// <summary>
-    /// Whether a step may have N = 0. Off for everything that runs TorchSharp: the harness's
-    /// TorchSharpImplementation cannot build an empty input tensor (TorchSharp 0.107's tensor(array, dims)
-    /// throws "startingIndex" out of range), so an empty batch is only checked on the library.
-    /// </summary>
-    public bool AllowEmptyBatch { get; init; }
+    /// <summary>Whether a step may have N = 0 (an empty batch: empty output, buffers unchanged, count + 1).</summary>
+    public bool AllowEmptyBatch { get; init; } = true;
 
     /// <summary>Upper bound on elements per step (keeps runs fast).</summary>
     public int MaxElements { get; init; } = 20_000;

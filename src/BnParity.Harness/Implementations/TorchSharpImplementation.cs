@@ -49,6 +49,11 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     public static Tensor ToTensor(double[] data, int[] shape, ElementType type)
     {
         long[] dims = Array.ConvertAll(shape, d => (long)d);
+        if (data.Length == 0)
+        {
+            return empty(dims, ToScalarType(type)); // tensor(T[], dims) rejects an empty array (an N = 0 batch)
+        }
+
         return type == ElementType.Float32
             ? tensor(Array.ConvertAll(data, v => (float)v), dims)
             : tensor((double[])data.Clone(), dims);
@@ -56,9 +61,19 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
 
     public static double[] ToArray(Tensor value)
     {
-        using var contiguous = value.detach().contiguous();
-        using var asDouble = contiguous.to_type(ScalarType.Float64);
-        return asDouble.data<double>().ToArray();
+        if (value.numel() == 0)
+        {
+            return Array.Empty<double>(); // data<T>() of an empty tensor throws in TorchSharp 0.107
+        }
+
+        // Read in the tensor's own dtype: to_type/contiguous may hand back the same native tensor,
+        // and disposing that alias would free a module buffer under the module's feet.
+        using var detached = value.detach();
+        using var contiguous = detached.is_contiguous() ? null : detached.contiguous();
+        var source = contiguous ?? detached;
+        return source.dtype == ScalarType.Float32
+            ? Array.ConvertAll(source.data<float>().ToArray(), v => (double)v)
+            : source.data<double>().ToArray();
     }
 
     private sealed class Module : IBatchNormModule
@@ -140,7 +155,12 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
 
         /// <summary>num_batches_tracked takes the module dtype in TorchSharp 0.107 (PyTorch: always int64): read either.</summary>
         private static long ReadCount(Tensor count) =>
-            count.dtype == ScalarType.Int64 ? count.item<long>() : (long)count.to_type(ScalarType.Float64).item<double>();
+            count.dtype switch
+            {
+                ScalarType.Int64 => count.item<long>(),
+                ScalarType.Float32 => (long)count.item<float>(),
+                _ => (long)count.item<double>(),
+            };
 
         private void ReleaseSaved()
         {
