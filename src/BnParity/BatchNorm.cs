@@ -14,9 +14,13 @@ namespace BnParity;
 /// running_mean = f·mean + (1 − f)·running_mean and running_var = f·var·n/(n − 1) + (1 − f)·running_var
 /// (unbiased), blended in double and rounded once to T.</para>
 /// <para><b>Eval</b> with tracking: normalises with the running statistics and changes nothing.</para>
-/// <para><b>Numerics</b>: statistics are two-pass (Σx, then Σ(x − mean)²) accumulated in double, never
-/// E[x²] − E[x]², so ill-conditioned data (|mean| ≫ std) keeps full accuracy. The output is computed per element
-/// in double as (x − mean)·(invstd·weight) + bias and rounded once to T. libtorch instead folds
+/// <para><b>Numerics</b>: statistics are two-pass (Σx, then Σ(x − mean)²), never E[x²] − E[x]², so ill-conditioned
+/// data (|mean| ≫ std) keeps full accuracy. double data and short spatial runs (S &lt; 16) accumulate in double and
+/// compute the output per element in double as (x − mean)·(invstd·weight) + bias, rounded once to T. float data
+/// with S ≥ 16 uses <see cref="FloatKernels"/>: float partials over stretches of ≤ 8 terms per lane flushed into
+/// double, taken about a shift (Σ(x − x₀), Σ(x − μ_hi)² − n·μ_lo²) so that only deviations are ever added in float,
+/// and the output as fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, b − μ_lo·α)) in float (error ≤ u·(|x − μ|·|α| + |b| + |y|),
+/// no more than libtorch's x·α + β in float, and exact subtraction when |mean| ≫ std). libtorch instead folds
 /// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
 /// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
 /// while agreeing with libtorch to rounding otherwise.</para>
@@ -798,14 +802,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 ForkJoin(workers);
                 for (int ch = 0; ch < c; ch++)
                 {
-                    _savedMean[ch] = FoldParts(_partA, ch) / count;
+                    double shift = ChannelShift(ch);
+                    _savedMean[ch] = shift + (FoldParts(_partA, ch) / count);
                 }
 
                 _job = JobKind.SplitSquares;
                 ForkJoin(workers);
                 for (int ch = 0; ch < c; ch++)
                 {
-                    double varSum = FoldParts(_partA, ch);
+                    double varSum = FinishVarSum(FoldParts(_partA, ch), _savedMean[ch], count);
                     double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                     _varSum[ch] = varSum;
                     _savedInvstd[ch] = invstd;
@@ -837,7 +842,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int ch = 0; ch < c; ch++)
                 {
                     double sumDy = FoldParts(_partA, ch);
-                    double dot = FoldParts(_partB, ch);
+                    double dot = FinishDot(FoldParts(_partB, ch), sumDy, _savedMean[ch]);
                     double invstd = _savedInvstd[ch];
                     _gradWeight[ch] = dot * invstd;
                     _gradBias[ch] = sumDy;
@@ -887,10 +892,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
                 }
 
-                _partA[u] = Kernels<T>.Sum(x + o, len);
+                _partA[u] = BlockSum(x + o, len, ChannelShift(ch));
                 break;
             case JobKind.SplitSquares:
-                _partA[u] = Kernels<T>.SumSquaredDeviations(x + o, len, _savedMean[ch]);
+                _partA[u] = BlockSquares(x + o, len, _savedMean[ch]);
                 break;
             case JobKind.SplitNormalize:
                 if (_splitCopy && _pSave != 0)
@@ -898,17 +903,17 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
                 }
 
-                Kernels<T>.Normalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                RunNormalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
                 break;
             case JobKind.SplitSumDot:
-                Kernels<T>.SumAndDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
+                BlockSumDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
                 _partA[u] = sd;
                 _partB[u] = dd;
                 break;
             default:
                 if (_splitBatch)
                 {
-                    Kernels<T>.BackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                    RunBackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
                 }
                 else
                 {
@@ -1125,6 +1130,82 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    // ---- Per-run kernel selection: float uses FloatKernels (float FMA arithmetic with shifted/compensated
+    // statistics, see its remarks), double the double kernels. Both are fixed-order functions of the run.
+
+    private static bool IsFloat => typeof(T) == typeof(float);
+
+    /// <summary>The shift for Σx: the channel's first element for float (so float partials add deviations, not
+    /// magnitudes), 0 for double.</summary>
+    private double ChannelShift(int ch) => IsFloat ? *((float*)_pX + ((long)ch * _jobS)) : 0.0;
+
+    private static double BlockSum(T* x, int length, double shift) =>
+        IsFloat ? FloatKernels.SumShifted((float*)x, length, (float)shift) : Kernels<T>.Sum(x, length);
+
+    private static double BlockSquares(T* x, int length, double mean) =>
+        IsFloat ? FloatKernels.SumSquaresAbout((float*)x, length, (float)mean) : Kernels<T>.SumSquaredDeviations(x, length, mean);
+
+    /// <summary>float: Σ(x − μ)² = Σ(x − μ_hi)² − n·μ_lo² (exact identity; μ_hi is the float nearest μ, so the
+    /// correction is at most about half the raw sum), clamped at 0.</summary>
+    private static double FinishVarSum(double raw, double mean, long count)
+    {
+        if (!IsFloat)
+        {
+            return raw;
+        }
+
+        double lo = mean - (float)mean;
+        return Math.Max(raw - (count * lo * lo), 0.0);
+    }
+
+    private static void BlockSumDot(T* x, T* dy, int length, double mean, out double sumDy, out double dot)
+    {
+        if (IsFloat)
+        {
+            FloatKernels.SumAndDotAbout((float*)x, (float*)dy, length, (float)mean, out sumDy, out dot);
+        }
+        else
+        {
+            Kernels<T>.SumAndDot(x, dy, length, mean, out sumDy, out dot);
+        }
+    }
+
+    /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy.</summary>
+    private static double FinishDot(double raw, double sumDy, double mean) =>
+        IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
+
+    /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
+    private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
+    {
+        if (IsFloat)
+        {
+            float m = (float)mean;
+            double lo = mean - m;
+            float hi = (float)scale;
+            FloatKernels.Normalize((float*)x, (float*)y, length, m, hi, (float)(scale - hi), (float)(shift - (lo * scale)));
+        }
+        else
+        {
+            Kernels<T>.Normalize(x, y, length, mean, scale, shift);
+        }
+    }
+
+    /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with
+    /// A = scale, K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
+    private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale)
+    {
+        if (IsFloat)
+        {
+            float m = (float)mean;
+            double lo = mean - m;
+            FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale);
+        }
+        else
+        {
+            Kernels<T>.BackwardBatch(x, dy, dx, length, mean, k, gradMean, scale);
+        }
+    }
+
     /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
     private void RunChannel(int ch)
     {
@@ -1140,6 +1221,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             {
                 T* y = (T*)_pY;
                 T* save = (T*)_pSave;
+                double shift = ChannelShift(ch);
                 double sum = 0;
                 for (int i = 0; i < nBatch; i++)
                 {
@@ -1151,28 +1233,30 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
                     for (int b = 0; b < s; b += Block)
                     {
-                        sum += Kernels<T>.Sum(x + o + b, Math.Min(Block, s - b));
+                        sum += BlockSum(x + o + b, Math.Min(Block, s - b), shift);
                     }
                 }
 
-                double mean = sum / count;
+                double mean = shift + (sum / count);
                 double varSum = 0;
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
                     for (int b = 0; b < s; b += Block)
                     {
-                        varSum += Kernels<T>.SumSquaredDeviations(x + o + b, Math.Min(Block, s - b), mean);
+                        varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), mean);
                     }
                 }
 
+                varSum = FinishVarSum(varSum, mean, count);
+
                 double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                 double scale = invstd * _savedWeight[ch];
-                double shift = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                double bias = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                    RunNormalize(x + o, y + o, s, mean, scale, bias);
                 }
 
                 _savedMean[ch] = mean;
@@ -1196,7 +1280,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                         new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
                     }
 
-                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                    RunNormalize(x + o, y + o, s, mean, scale, shift);
                 }
 
                 break;
@@ -1216,11 +1300,13 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     long o = first + (i * stride);
                     for (int b = 0; b < s; b += Block)
                     {
-                        Kernels<T>.SumAndDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
+                        BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
                         sumDy += sd;
                         dot += dd;
                     }
                 }
+
+                dot = FinishDot(dot, sumDy, mean);
 
                 if (_job == JobKind.BackwardBatch)
                 {
@@ -1229,7 +1315,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = first + (i * stride);
-                        Kernels<T>.BackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale);
+                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale);
                     }
                 }
                 else

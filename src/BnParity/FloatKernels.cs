@@ -1,0 +1,253 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace BnParity;
+
+/// <summary>
+/// float-only kernels for the per-channel (contiguous run) path. They do the arithmetic in float with FMA
+/// (8 lanes per vector instead of 4 doubles, no widen/narrow) while keeping the accuracy of the double kernels
+/// where it matters:
+/// <list type="bullet">
+/// <item><b>Reductions</b> accumulate in float over short stretches only: four <see cref="Vector256{T}"/> float
+/// accumulators take 32 elements per step; after at most <see cref="FlushSteps"/> steps (each lane has then
+/// summed ≤ 8 terms, relative error ≤ 8u of the sum of magnitudes) they are widened and added into four double
+/// accumulators, lane by lane in a fixed order; the double accumulators are combined as in
+/// <see cref="Kernels{T}"/>, then the scalar tail is added in double left to right. The order depends on the run
+/// length only, never on the thread count.</item>
+/// <item><b>Shifts instead of cancellation</b>: Σx is taken as Σ(x − x₀) with x₀ the channel's first element, and
+/// Σ(x − μ)² as Σ(x − μ_hi)² − n·μ_lo² with μ = μ_hi + μ_lo (μ_hi = (float)μ). For ill-conditioned data (|μ| ≫ σ)
+/// x − x₀ and x − μ_hi are exact (Sterbenz), so the float partials only ever add numbers of the size of σ; the
+/// correction n·μ_lo² is at most about Σ(x − μ_hi)²/2 because μ_hi is the float nearest μ, so it cannot cancel
+/// catastrophically.</item>
+/// <item><b>Element-wise outputs</b> use y = fma(d, α_hi, fma(d, α_lo, β')) with d = x − μ_hi (exact when x is
+/// within a factor 2 of μ_hi), α = α_hi + α_lo split exactly from the double α, β' = b − μ_lo·α rounded once.
+/// The error is ≤ ½u·|d·α| (only when d is inexact) + ½u·|β'| + ½u·|y| (+ O(u²)), never more than libtorch's
+/// x·α_T + β_T in float (which adds ½u·|x·α| twice and ½u·|β| with β = b − μ·α) and far smaller when |μ| ≫ σ.</item>
+/// </list>
+/// Vector and scalar-tail paths of the element-wise kernels perform identical IEEE operations (fused
+/// multiply-adds via <see cref="MathF.FusedMultiplyAdd"/>), so they agree bit for bit.
+/// </summary>
+internal static unsafe class FloatKernels
+{
+    /// <summary>Steps (of 32 elements) per float accumulation stretch before flushing into double.</summary>
+    private const int FlushSteps = 8;
+
+    private const int Step = 32;
+
+    private static bool UseVectors => Vector256.IsHardwareAccelerated;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Flush(
+        Vector256<float> f0, Vector256<float> f1, Vector256<float> f2, Vector256<float> f3,
+        ref Vector256<double> a0, ref Vector256<double> a1, ref Vector256<double> a2, ref Vector256<double> a3)
+    {
+        var (l0, h0) = Vector256.Widen(f0);
+        var (l1, h1) = Vector256.Widen(f1);
+        var (l2, h2) = Vector256.Widen(f2);
+        var (l3, h3) = Vector256.Widen(f3);
+        a0 += l0 + h0;
+        a1 += l1 + h1;
+        a2 += l2 + h2;
+        a3 += l3 + h3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3)
+    {
+        Vector256<double> s = (a0 + a1) + (a2 + a3);
+        return ((s.GetElement(0) + s.GetElement(1)) + s.GetElement(2)) + s.GetElement(3);
+    }
+
+    /// <summary>Σ (x − shift) over a run, float partials flushed into double.</summary>
+    public static double SumShifted(float* x, int length, float shift)
+    {
+        int i = 0;
+        double total = 0;
+        if (UseVectors && length >= Step)
+        {
+            var m = Vector256.Create(shift);
+            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            int full = length - Step;
+            while (i <= full)
+            {
+                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                for (; i <= end; i += Step)
+                {
+                    f0 += Vector256.Load(x + i) - m;
+                    f1 += Vector256.Load(x + i + 8) - m;
+                    f2 += Vector256.Load(x + i + 16) - m;
+                    f3 += Vector256.Load(x + i + 24) - m;
+                }
+
+                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+            }
+
+            total = Combine(a0, a1, a2, a3);
+        }
+
+        for (; i < length; i++)
+        {
+            total += (double)x[i] - shift;
+        }
+
+        return total;
+    }
+
+    /// <summary>Σ (x − m)² over a run (m a float), float FMA partials flushed into double.</summary>
+    public static double SumSquaresAbout(float* x, int length, float m)
+    {
+        int i = 0;
+        double total = 0;
+        if (UseVectors && length >= Step)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            int full = length - Step;
+            while (i <= full)
+            {
+                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                for (; i <= end; i += Step)
+                {
+                    var d0 = Vector256.Load(x + i) - mv;
+                    var d1 = Vector256.Load(x + i + 8) - mv;
+                    var d2 = Vector256.Load(x + i + 16) - mv;
+                    var d3 = Vector256.Load(x + i + 24) - mv;
+                    f0 = Vector256.FusedMultiplyAdd(d0, d0, f0);
+                    f1 = Vector256.FusedMultiplyAdd(d1, d1, f1);
+                    f2 = Vector256.FusedMultiplyAdd(d2, d2, f2);
+                    f3 = Vector256.FusedMultiplyAdd(d3, d3, f3);
+                }
+
+                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+            }
+
+            total = Combine(a0, a1, a2, a3);
+        }
+
+        for (; i < length; i++)
+        {
+            double d = (double)x[i] - m;
+            total += d * d;
+        }
+
+        return total;
+    }
+
+    /// <summary>Σ dy and Σ (x − m)·dy over a run (m a float), float partials flushed into double.</summary>
+    public static void SumAndDotAbout(float* x, float* dy, int length, float m, out double sumDy, out double dot)
+    {
+        int i = 0;
+        double s = 0, d = 0;
+        if (UseVectors && length >= Step)
+        {
+            var mv = Vector256.Create(m);
+            Vector256<double> s0 = default, s1 = default, s2 = default, s3 = default;
+            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            int full = length - Step;
+            while (i <= full)
+            {
+                Vector256<float> g0 = default, g1 = default, g2 = default, g3 = default;
+                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                for (; i <= end; i += Step)
+                {
+                    var y0 = Vector256.Load(dy + i);
+                    var y1 = Vector256.Load(dy + i + 8);
+                    var y2 = Vector256.Load(dy + i + 16);
+                    var y3 = Vector256.Load(dy + i + 24);
+                    g0 += y0;
+                    g1 += y1;
+                    g2 += y2;
+                    g3 += y3;
+                    f0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, y0, f0);
+                    f1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, y1, f1);
+                    f2 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 16) - mv, y2, f2);
+                    f3 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 24) - mv, y3, f3);
+                }
+
+                Flush(g0, g1, g2, g3, ref s0, ref s1, ref s2, ref s3);
+                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+            }
+
+            s = Combine(s0, s1, s2, s3);
+            d = Combine(a0, a1, a2, a3);
+        }
+
+        for (; i < length; i++)
+        {
+            double g = dy[i];
+            s += g;
+            d += ((double)x[i] - m) * g;
+        }
+
+        sumDy = s;
+        dot = d;
+    }
+
+    /// <summary>y = fma(x − m, aHi, fma(x − m, aLo, shift)) element-wise. <paramref name="y"/> may equal <paramref name="x"/>.</summary>
+    public static void Normalize(float* x, float* y, int length, float m, float aHi, float aLo, float shift)
+    {
+        int i = 0;
+        if (UseVectors)
+        {
+            var mv = Vector256.Create(m);
+            var hi = Vector256.Create(aHi);
+            var lo = Vector256.Create(aLo);
+            var b = Vector256.Create(shift);
+            for (; i <= length - 16; i += 16)
+            {
+                var d0 = Vector256.Load(x + i) - mv;
+                var d1 = Vector256.Load(x + i + 8) - mv;
+                Vector256.FusedMultiplyAdd(d0, hi, Vector256.FusedMultiplyAdd(d0, lo, b)).Store(y + i);
+                Vector256.FusedMultiplyAdd(d1, hi, Vector256.FusedMultiplyAdd(d1, lo, b)).Store(y + i + 8);
+            }
+
+            if (i <= length - 8)
+            {
+                var d0 = Vector256.Load(x + i) - mv;
+                Vector256.FusedMultiplyAdd(d0, hi, Vector256.FusedMultiplyAdd(d0, lo, b)).Store(y + i);
+                i += 8;
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            float d = x[i] - m;
+            y[i] = MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, shift));
+        }
+    }
+
+    /// <summary>dx = fma(dy, a, fma(x − m, k, c)) element-wise (see <see cref="BatchNorm{T}"/> backward).</summary>
+    public static void Backward(float* x, float* dy, float* dx, int length, float m, float k, float c, float a)
+    {
+        int i = 0;
+        if (UseVectors)
+        {
+            var mv = Vector256.Create(m);
+            var kv = Vector256.Create(k);
+            var cv = Vector256.Create(c);
+            var av = Vector256.Create(a);
+            for (; i <= length - 16; i += 16)
+            {
+                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
+                var t1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, kv, cv);
+                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).Store(dx + i);
+                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i + 8), av, t1).Store(dx + i + 8);
+            }
+
+            if (i <= length - 8)
+            {
+                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
+                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).Store(dx + i);
+                i += 8;
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
+        }
+    }
+}
