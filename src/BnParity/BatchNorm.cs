@@ -26,10 +26,11 @@ namespace BnParity;
 /// while agreeing with libtorch to rounding otherwise.</para>
 /// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
 /// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
-/// When S ≥ 16 (or C·S &gt; 65536) a channel's total is the left fold, over n then over blocks of 4096 elements of
-/// run n, of each block's kernel sum (<see cref="Kernels{T}"/>: four double vector accumulators combined in a fixed
-/// tree, then a scalar tail). Threads take whole channels, or, when channels are too few for the threads, whole
-/// blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
+/// When S ≥ 16 (or C·S &gt; 16384) runs shorter than 4096 are taken in groups of G = ⌊4096/S⌋ consecutive runs (G = 1
+/// otherwise) and a channel's total is the left fold, over the groups and then over blocks of 4096 elements, of each
+/// group-block's kernel sum (<see cref="Kernels{T}"/> / <see cref="FloatKernels"/>: vector accumulators combined in
+/// a fixed tree, then scalar tails). Threads take whole channels, or, when channels are too few for the threads,
+/// whole group-blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
 /// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
 /// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
 /// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar (same results on a
@@ -93,6 +94,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private double[] _partA = [];
     private double[] _partB = [];
     private int _blocksPerRun;
+    private int _runsPerGroup;
+    private int _groups;
     private long _units;
     private bool _splitCopy;
     private bool _splitBatch;
@@ -627,6 +630,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private void Dispatch(long length)
     {
         int c = NumFeatures;
+        _blocksPerRun = (_jobS + Block - 1) / Block;
+        _runsPerGroup = _jobS >= Block ? 1 : Block / _jobS;
+        _groups = (_jobN + _runsPerGroup - 1) / _runsPerGroup;
         int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
         if (_jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns)
         {
@@ -770,12 +776,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
-    /// <summary>Block length (elements) of the canonical per-channel summation order: a channel's total is the
-    /// left fold over n, then over the blocks [b, b + Block) of run n, of each block's kernel sum.</summary>
+    /// <summary>Block length (elements) of the canonical per-channel summation order. Runs shorter than a block are
+    /// taken in groups of G = ⌊Block/S⌋ consecutive runs (G = 1 when S ≥ Block); a channel's total is the left fold,
+    /// over the groups in order and then over the blocks [b, b + Block) of the group's runs, of each kernel sum (one
+    /// kernel call covers a whole group, see <see cref="FloatKernels"/>; for double it is the left fold of the
+    /// group's per-run sums).</summary>
     private const int Block = 4096;
 
     /// <summary>
-    /// Work split for few channels: units are (run, block) pairs; each phase computes per-unit partials that the
+    /// Work split for few channels: units are (group, block) pairs; each phase computes per-unit partials that the
     /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
     /// bit-identical to the per-channel path.
     /// </summary>
@@ -784,9 +793,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int s = _jobS;
         int n = _jobN;
-        int nb = (s + Block - 1) / Block;
-        _blocksPerRun = nb;
-        _units = (long)n * c * nb;
+        int nb = _blocksPerRun;
+        _units = (long)_groups * c * nb;
         if (_partA.Length < _units)
         {
             _partA = new double[_units];
@@ -862,9 +870,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int nb = _blocksPerRun;
         double total = 0;
-        for (long i = 0; i < _jobN; i++)
+        for (long g = 0; g < _groups; g++)
         {
-            long baseUnit = ((i * c) + ch) * nb;
+            long baseUnit = ((g * c) + ch) * nb;
             for (int b = 0; b < nb; b++)
             {
                 total += parts[baseUnit + b];
@@ -877,11 +885,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private void RunUnit(long u)
     {
         int nb = _blocksPerRun;
-        long run = u / nb;
-        int b = (int)(u - (run * nb)) * Block;
-        int ch = (int)(run % NumFeatures);
+        int c = NumFeatures;
+        long gc = u / nb;
+        int b = (int)(u - (gc * nb)) * Block;
+        long g = gc / c;
+        int ch = (int)(gc - (g * c));
         int s = _jobS;
-        long o = (run * s) + b;
+        long n0 = g * _runsPerGroup;
+        int runs = (int)Math.Min(_runsPerGroup, _jobN - n0);
+        long stride = (long)c * s;
+        long o = (((n0 * c) + ch) * s) + b;
         int len = Math.Min(Block, s - b);
         T* x = (T*)_pX;
         switch (_job)
@@ -889,35 +902,44 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             case JobKind.SplitSum:
                 if (_pSave != 0)
                 {
-                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                    for (int r = 0; r < runs; r++)
+                    {
+                        long q = o + (r * stride);
+                        new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                    }
                 }
 
-                _partA[u] = BlockSum(x + o, len, ChannelShift(ch));
+                _partA[u] = BlockSum(x + o, len, runs, stride, ChannelShift(ch));
                 break;
             case JobKind.SplitSquares:
-                _partA[u] = BlockSquares(x + o, len, _savedMean[ch]);
-                break;
-            case JobKind.SplitNormalize:
-                if (_splitCopy && _pSave != 0)
-                {
-                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
-                }
-
-                RunNormalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                _partA[u] = BlockSquares(x + o, len, runs, stride, _savedMean[ch]);
                 break;
             case JobKind.SplitSumDot:
-                BlockSumDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
+                BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, _savedMean[ch], out double sd, out double dd);
                 _partA[u] = sd;
                 _partB[u] = dd;
                 break;
             default:
-                if (_splitBatch)
+                for (int r = 0; r < runs; r++)
                 {
-                    RunBackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
-                }
-                else
-                {
-                    Kernels<T>.Scale((T*)_pDy + o, (T*)_pY + o, len, _chScale[ch]);
+                    long q = o + (r * stride);
+                    if (_job == JobKind.SplitNormalize)
+                    {
+                        if (_splitCopy && _pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                        }
+
+                        RunNormalize(x + q, (T*)_pY + q, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                    }
+                    else if (_splitBatch)
+                    {
+                        RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pY + q, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                    }
+                    else
+                    {
+                        Kernels<T>.Scale((T*)_pDy + q, (T*)_pY + q, len, _chScale[ch]);
+                    }
                 }
 
                 break;
@@ -1139,11 +1161,37 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// magnitudes), 0 for double.</summary>
     private double ChannelShift(int ch) => IsFloat ? *((float*)_pX + ((long)ch * _jobS)) : 0.0;
 
-    private static double BlockSum(T* x, int length, double shift) =>
-        IsFloat ? FloatKernels.SumShifted((float*)x, length, (float)shift) : Kernels<T>.Sum(x, length);
+    private static double BlockSum(T* x, int length, int runs, long stride, double shift)
+    {
+        if (IsFloat)
+        {
+            return FloatKernels.SumShifted((float*)x, length, runs, stride, (float)shift);
+        }
 
-    private static double BlockSquares(T* x, int length, double mean) =>
-        IsFloat ? FloatKernels.SumSquaresAbout((float*)x, length, (float)mean) : Kernels<T>.SumSquaredDeviations(x, length, mean);
+        double total = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            total += Kernels<T>.Sum(x + (r * stride), length);
+        }
+
+        return total;
+    }
+
+    private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
+    {
+        if (IsFloat)
+        {
+            return FloatKernels.SumSquaresAbout((float*)x, length, runs, stride, (float)mean);
+        }
+
+        double total = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            total += Kernels<T>.SumSquaredDeviations(x + (r * stride), length, mean);
+        }
+
+        return total;
+    }
 
     /// <summary>float: Σ(x − μ)² = Σ(x − μ_hi)² − n·μ_lo² (exact identity; μ_hi is the float nearest μ, so the
     /// correction is at most about half the raw sum), clamped at 0.</summary>
@@ -1158,15 +1206,21 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         return Math.Max(raw - (count * lo * lo), 0.0);
     }
 
-    private static void BlockSumDot(T* x, T* dy, int length, double mean, out double sumDy, out double dot)
+    private static void BlockSumDot(T* x, T* dy, int length, int runs, long stride, double mean, out double sumDy, out double dot)
     {
         if (IsFloat)
         {
-            FloatKernels.SumAndDotAbout((float*)x, (float*)dy, length, (float)mean, out sumDy, out dot);
+            FloatKernels.SumAndDotAbout((float*)x, (float*)dy, length, runs, stride, (float)mean, out sumDy, out dot);
+            return;
         }
-        else
+
+        sumDy = 0;
+        dot = 0;
+        for (int r = 0; r < runs; r++)
         {
-            Kernels<T>.SumAndDot(x, dy, length, mean, out sumDy, out dot);
+            Kernels<T>.SumAndDot(x + (r * stride), dy + (r * stride), length, mean, out double sd, out double dd);
+            sumDy += sd;
+            dot += dd;
         }
     }
 
@@ -1214,6 +1268,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         long stride = (long)NumFeatures * s;
         long first = (long)ch * s;
         long count = (long)nBatch * s;
+        int group = _runsPerGroup;
         T* x = (T*)_pX;
         switch (_job)
         {
@@ -1223,28 +1278,34 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 T* save = (T*)_pSave;
                 double shift = ChannelShift(ch);
                 double sum = 0;
-                for (int i = 0; i < nBatch; i++)
+                for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
-                    long o = first + (i * stride);
+                    int runs = Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
                     if (save != null)
                     {
-                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                        for (int r = 0; r < runs; r++)
+                        {
+                            long q = o + (r * stride);
+                            new ReadOnlySpan<T>(x + q, s).CopyTo(new Span<T>(save + q, s));
+                        }
                     }
 
                     for (int b = 0; b < s; b += Block)
                     {
-                        sum += BlockSum(x + o + b, Math.Min(Block, s - b), shift);
+                        sum += BlockSum(x + o + b, Math.Min(Block, s - b), runs, stride, shift);
                     }
                 }
 
                 double mean = shift + (sum / count);
                 double varSum = 0;
-                for (int i = 0; i < nBatch; i++)
+                for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
-                    long o = first + (i * stride);
+                    int runs = Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
                     for (int b = 0; b < s; b += Block)
                     {
-                        varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), mean);
+                        varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
                     }
                 }
 
@@ -1295,12 +1356,13 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 double invstd = _savedInvstd[ch];
                 double scale = invstd * _savedWeight[ch];
                 double sumDy = 0, dot = 0;
-                for (int i = 0; i < nBatch; i++)
+                for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
-                    long o = first + (i * stride);
+                    int runs = Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
                     for (int b = 0; b < s; b += Block)
                     {
-                        BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
+                        BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
                         sumDy += sd;
                         dot += dd;
                     }

@@ -11,8 +11,11 @@ namespace BnParity;
 /// <item><b>Reductions</b> accumulate in float over short stretches only: four <see cref="Vector256{T}"/> float
 /// accumulators take 32 elements per step; after at most <see cref="FlushSteps"/> steps (each lane has then
 /// summed ≤ 8 terms, relative error ≤ 8u of the sum of magnitudes) they are widened and added into four double
-/// accumulators, lane by lane in a fixed order; the double accumulators are combined as in
-/// <see cref="Kernels{T}"/>, then the scalar tail is added in double left to right. The order depends on the run
+/// accumulators, lane by lane in a fixed order; the remaining whole 8-element vectors (at most 3) go into one float
+/// accumulator flushed into the first double accumulator. A call may cover several runs (a group of short runs
+/// of one channel): the accumulators carry over from run to run, scalar tails are summed in a separate double in
+/// run order, and at the end the double accumulators are combined as in <see cref="Kernels{T}"/> and the tail
+/// total added. The order depends on the run
 /// length only, never on the thread count.</item>
 /// <item><b>Shifts instead of cancellation</b>: Σx is taken as Σ(x − x₀) with x₀ the channel's first element, and
 /// Σ(x − μ)² as Σ(x − μ_hi)² − n·μ_lo² with μ = μ_hi + μ_lo (μ_hi = (float)μ). For ill-conditioned data (|μ| ≫ σ)
@@ -52,138 +55,189 @@ internal static unsafe class FloatKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Flush1(Vector256<float> f, ref Vector256<double> a)
+    {
+        var (l, h) = Vector256.Widen(f);
+        a += l + h;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3)
     {
         Vector256<double> s = (a0 + a1) + (a2 + a3);
         return ((s.GetElement(0) + s.GetElement(1)) + s.GetElement(2)) + s.GetElement(3);
     }
 
-    /// <summary>Σ (x − shift) over a run, float partials flushed into double.</summary>
-    public static double SumShifted(float* x, int length, float shift)
+    /// <summary>Σ (x − shift) over <paramref name="runs"/> runs of <paramref name="length"/> elements,
+    /// <paramref name="stride"/> apart; float partials flushed into double (see class remarks). Scalar tails go
+    /// into a separate double in run order; the result is the vector total plus that.</summary>
+    public static double SumShifted(float* x, int length, int runs, long stride, float shift)
     {
-        int i = 0;
-        double total = 0;
-        if (UseVectors && length >= Step)
+        double tail = 0;
+        var m = Vector256.Create(shift);
+        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+        bool vec = UseVectors && length >= 8;
+        for (int run = 0; run < runs; run++, x += stride)
         {
-            var m = Vector256.Create(shift);
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            int full = length - Step;
-            while (i <= full)
+            int i = 0;
+            if (vec)
             {
-                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
-                for (; i <= end; i += Step)
+                int full = length - Step;
+                while (i <= full)
                 {
-                    f0 += Vector256.Load(x + i) - m;
-                    f1 += Vector256.Load(x + i + 8) - m;
-                    f2 += Vector256.Load(x + i + 16) - m;
-                    f3 += Vector256.Load(x + i + 24) - m;
+                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                    for (; i <= end; i += Step)
+                    {
+                        f0 += Vector256.Load(x + i) - m;
+                        f1 += Vector256.Load(x + i + 8) - m;
+                        f2 += Vector256.Load(x + i + 16) - m;
+                        f3 += Vector256.Load(x + i + 24) - m;
+                    }
+
+                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
                 }
 
-                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+                if (i <= length - 8)
+                {
+                    Vector256<float> r = default;
+                    for (; i <= length - 8; i += 8)
+                    {
+                        r += Vector256.Load(x + i) - m;
+                    }
+
+                    Flush1(r, ref a0);
+                }
             }
 
-            total = Combine(a0, a1, a2, a3);
+            for (; i < length; i++)
+            {
+                tail += (double)x[i] - shift;
+            }
         }
 
-        for (; i < length; i++)
-        {
-            total += (double)x[i] - shift;
-        }
-
-        return total;
+        return vec ? Combine(a0, a1, a2, a3) + tail : tail;
     }
 
-    /// <summary>Σ (x − m)² over a run (m a float), float FMA partials flushed into double.</summary>
-    public static double SumSquaresAbout(float* x, int length, float m)
+    /// <summary>Σ (x − m)² over runs as in <see cref="SumShifted"/> (m a float), float FMA partials flushed into double.</summary>
+    public static double SumSquaresAbout(float* x, int length, int runs, long stride, float m)
     {
-        int i = 0;
-        double total = 0;
-        if (UseVectors && length >= Step)
+        double tail = 0;
+        var mv = Vector256.Create(m);
+        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+        bool vec = UseVectors && length >= 8;
+        for (int run = 0; run < runs; run++, x += stride)
         {
-            var mv = Vector256.Create(m);
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            int full = length - Step;
-            while (i <= full)
+            int i = 0;
+            if (vec)
             {
-                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
-                for (; i <= end; i += Step)
+                int full = length - Step;
+                while (i <= full)
                 {
-                    var d0 = Vector256.Load(x + i) - mv;
-                    var d1 = Vector256.Load(x + i + 8) - mv;
-                    var d2 = Vector256.Load(x + i + 16) - mv;
-                    var d3 = Vector256.Load(x + i + 24) - mv;
-                    f0 = Vector256.FusedMultiplyAdd(d0, d0, f0);
-                    f1 = Vector256.FusedMultiplyAdd(d1, d1, f1);
-                    f2 = Vector256.FusedMultiplyAdd(d2, d2, f2);
-                    f3 = Vector256.FusedMultiplyAdd(d3, d3, f3);
+                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                    for (; i <= end; i += Step)
+                    {
+                        var d0 = Vector256.Load(x + i) - mv;
+                        var d1 = Vector256.Load(x + i + 8) - mv;
+                        var d2 = Vector256.Load(x + i + 16) - mv;
+                        var d3 = Vector256.Load(x + i + 24) - mv;
+                        f0 = Vector256.FusedMultiplyAdd(d0, d0, f0);
+                        f1 = Vector256.FusedMultiplyAdd(d1, d1, f1);
+                        f2 = Vector256.FusedMultiplyAdd(d2, d2, f2);
+                        f3 = Vector256.FusedMultiplyAdd(d3, d3, f3);
+                    }
+
+                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
                 }
 
-                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+                if (i <= length - 8)
+                {
+                    Vector256<float> r = default;
+                    for (; i <= length - 8; i += 8)
+                    {
+                        var d0 = Vector256.Load(x + i) - mv;
+                        r = Vector256.FusedMultiplyAdd(d0, d0, r);
+                    }
+
+                    Flush1(r, ref a0);
+                }
             }
 
-            total = Combine(a0, a1, a2, a3);
+            for (; i < length; i++)
+            {
+                double d = (double)x[i] - m;
+                tail += d * d;
+            }
         }
 
-        for (; i < length; i++)
-        {
-            double d = (double)x[i] - m;
-            total += d * d;
-        }
-
-        return total;
+        return vec ? Combine(a0, a1, a2, a3) + tail : tail;
     }
 
-    /// <summary>Σ dy and Σ (x − m)·dy over a run (m a float), float partials flushed into double.</summary>
-    public static void SumAndDotAbout(float* x, float* dy, int length, float m, out double sumDy, out double dot)
+    /// <summary>Σ dy and Σ (x − m)·dy over runs as in <see cref="SumShifted"/> (m a float), float partials flushed into double.</summary>
+    public static void SumAndDotAbout(float* x, float* dy, int length, int runs, long stride, float m, out double sumDy, out double dot)
     {
-        int i = 0;
-        double s = 0, d = 0;
-        if (UseVectors && length >= Step)
+        double ts = 0, td = 0;
+        var mv = Vector256.Create(m);
+        Vector256<double> s0 = default, s1 = default, s2 = default, s3 = default;
+        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+        bool vec = UseVectors && length >= 8;
+        for (int run = 0; run < runs; run++, x += stride, dy += stride)
         {
-            var mv = Vector256.Create(m);
-            Vector256<double> s0 = default, s1 = default, s2 = default, s3 = default;
-            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-            int full = length - Step;
-            while (i <= full)
+            int i = 0;
+            if (vec)
             {
-                Vector256<float> g0 = default, g1 = default, g2 = default, g3 = default;
-                Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-                int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
-                for (; i <= end; i += Step)
+                int full = length - Step;
+                while (i <= full)
                 {
-                    var y0 = Vector256.Load(dy + i);
-                    var y1 = Vector256.Load(dy + i + 8);
-                    var y2 = Vector256.Load(dy + i + 16);
-                    var y3 = Vector256.Load(dy + i + 24);
-                    g0 += y0;
-                    g1 += y1;
-                    g2 += y2;
-                    g3 += y3;
-                    f0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, y0, f0);
-                    f1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, y1, f1);
-                    f2 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 16) - mv, y2, f2);
-                    f3 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 24) - mv, y3, f3);
+                    Vector256<float> g0 = default, g1 = default, g2 = default, g3 = default;
+                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                    for (; i <= end; i += Step)
+                    {
+                        var y0 = Vector256.Load(dy + i);
+                        var y1 = Vector256.Load(dy + i + 8);
+                        var y2 = Vector256.Load(dy + i + 16);
+                        var y3 = Vector256.Load(dy + i + 24);
+                        g0 += y0;
+                        g1 += y1;
+                        g2 += y2;
+                        g3 += y3;
+                        f0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, y0, f0);
+                        f1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, y1, f1);
+                        f2 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 16) - mv, y2, f2);
+                        f3 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 24) - mv, y3, f3);
+                    }
+
+                    Flush(g0, g1, g2, g3, ref s0, ref s1, ref s2, ref s3);
+                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
                 }
 
-                Flush(g0, g1, g2, g3, ref s0, ref s1, ref s2, ref s3);
-                Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+                if (i <= length - 8)
+                {
+                    Vector256<float> g = default, f = default;
+                    for (; i <= length - 8; i += 8)
+                    {
+                        var y0 = Vector256.Load(dy + i);
+                        g += y0;
+                        f = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, y0, f);
+                    }
+
+                    Flush1(g, ref s0);
+                    Flush1(f, ref a0);
+                }
             }
 
-            s = Combine(s0, s1, s2, s3);
-            d = Combine(a0, a1, a2, a3);
+            for (; i < length; i++)
+            {
+                double g = dy[i];
+                ts += g;
+                td += ((double)x[i] - m) * g;
+            }
         }
 
-        for (; i < length; i++)
-        {
-            double g = dy[i];
-            s += g;
-            d += ((double)x[i] - m) * g;
-        }
-
-        sumDy = s;
-        dot = d;
+        sumDy = vec ? Combine(s0, s1, s2, s3) + ts : ts;
+        dot = vec ? Combine(a0, a1, a2, a3) + td : td;
     }
 
     /// <summary>y = fma(x − m, aHi, fma(x − m, aLo, shift)) element-wise. <paramref name="y"/> may equal <paramref name="x"/>.</summary>
