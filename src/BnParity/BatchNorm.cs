@@ -103,6 +103,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly double[] _chShift;
     private readonly double[] _chK;
     private readonly double[] _chGradMean;
+    private readonly bool[] _refine;
 
     // Per-column (C·S) parameters for the row-major path used when spatial runs are short.
     private double[] _colMean = [];
@@ -173,6 +174,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _chShift = new double[numFeatures];
         _chK = new double[numFeatures];
         _chGradMean = new double[numFeatures];
+        _refine = new bool[numFeatures];
         _worker = new ChunkWorker(this);
         ResetParameters();
     }
@@ -808,17 +810,32 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             case JobKind.ForwardBatch:
                 _job = JobKind.SplitSum;
                 ForkJoin(workers);
+                bool anyRefine = false;
                 for (int ch = 0; ch < c; ch++)
                 {
                     double shift = ChannelShift(ch);
-                    _savedMean[ch] = shift + (FoldParts(_partA, ch) / count);
+                    double mean = shift + (FoldParts(_partA, ch) / count);
+                    _savedMean[ch] = mean;
+                    _refine[ch] = !TryShiftedVarSum(FoldParts(_partB, ch), mean, shift, count, out _varSum[ch]);
+                    anyRefine |= _refine[ch];
                 }
 
-                _job = JobKind.SplitSquares;
-                ForkJoin(workers);
+                if (anyRefine)
+                {
+                    _job = JobKind.SplitSquares;
+                    ForkJoin(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        if (_refine[ch])
+                        {
+                            _varSum[ch] = FinishVarSum(FoldParts(_partA, ch), _savedMean[ch], count);
+                        }
+                    }
+                }
+
                 for (int ch = 0; ch < c; ch++)
                 {
-                    double varSum = FinishVarSum(FoldParts(_partA, ch), _savedMean[ch], count);
+                    double varSum = _varSum[ch];
                     double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                     _varSum[ch] = varSum;
                     _savedInvstd[ch] = invstd;
@@ -909,7 +926,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     }
                 }
 
-                _partA[u] = BlockSum(x + o, len, runs, stride, ChannelShift(ch));
+                BlockSumSquares(x + o, len, runs, stride, ChannelShift(ch), out double bs, out double bq);
+                _partA[u] = bs;
+                _partB[u] = bq;
                 break;
             case JobKind.SplitSquares:
                 _partA[u] = BlockSquares(x + o, len, runs, stride, _savedMean[ch]);
@@ -1177,6 +1196,40 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         return total;
     }
 
+    /// <summary>First statistics pass: Σ(x − shift) and (float only) Σ(x − shift)², see <see cref="TryShiftedVarSum"/>.</summary>
+    private static void BlockSumSquares(T* x, int length, int runs, long stride, double shift, out double sum, out double squares)
+    {
+        if (IsFloat)
+        {
+            FloatKernels.SumAndSquaresShifted((float*)x, length, runs, stride, (float)shift, out sum, out squares);
+            return;
+        }
+
+        sum = BlockSum(x, length, runs, stride, shift);
+        squares = double.NaN;
+    }
+
+    /// <summary>
+    /// float: Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² with c the shift (the channel's first element), taken from the
+    /// first pass when that cancels at most half of Σ(x − c)² (so the float partials' relative error grows by at most
+    /// 2×, the same bound as the two-pass route). Otherwise (c far from μ in units of σ, or double data) returns
+    /// false and the caller runs the second pass Σ(x − μ_hi)². The decision depends only on the folded totals, never on
+    /// the thread count.
+    /// </summary>
+    private static bool TryShiftedVarSum(double shiftedSquares, double mean, double shift, long count, out double varSum)
+    {
+        double d = mean - shift;
+        double correction = count * d * d;
+        if (IsFloat && correction <= 0.5 * shiftedSquares)
+        {
+            varSum = shiftedSquares - correction;
+            return true;
+        }
+
+        varSum = 0;
+        return false;
+    }
+
     private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
     {
         if (IsFloat)
@@ -1277,7 +1330,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 T* y = (T*)_pY;
                 T* save = (T*)_pSave;
                 double shift = ChannelShift(ch);
-                double sum = 0;
+                double sum = 0, shiftedSquares = 0;
                 for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
                     int runs = Math.Min(group, nBatch - g0);
@@ -1293,23 +1346,28 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
                     for (int b = 0; b < s; b += Block)
                     {
-                        sum += BlockSum(x + o + b, Math.Min(Block, s - b), runs, stride, shift);
+                        BlockSumSquares(x + o + b, Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                        sum += bs;
+                        shiftedSquares += bq;
                     }
                 }
 
                 double mean = shift + (sum / count);
-                double varSum = 0;
-                for (int g0 = 0; g0 < nBatch; g0 += group)
+                if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
                 {
-                    int runs = Math.Min(group, nBatch - g0);
-                    long o = first + (g0 * stride);
-                    for (int b = 0; b < s; b += Block)
+                    varSum = 0;
+                    for (int g0 = 0; g0 < nBatch; g0 += group)
                     {
-                        varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
+                        int runs = Math.Min(group, nBatch - g0);
+                        long o = first + (g0 * stride);
+                        for (int b = 0; b < s; b += Block)
+                        {
+                            varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
+                        }
                     }
-                }
 
-                varSum = FinishVarSum(varSum, mean, count);
+                    varSum = FinishVarSum(varSum, mean, count);
+                }
 
                 double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                 double scale = invstd * _savedWeight[ch];

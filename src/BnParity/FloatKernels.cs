@@ -119,6 +119,73 @@ internal static unsafe class FloatKernels
         return vec ? Combine(a0, a1, a2, a3) + tail : tail;
     }
 
+    /// <summary>One pass: Σ (x − c) and Σ (x − c)² over runs as in <see cref="SumShifted"/> (same partial structure:
+    /// float partials of ≤ 8 terms per lane flushed into double; the squares via FMA).</summary>
+    public static void SumAndSquaresShifted(float* x, int length, int runs, long stride, float c, out double sum, out double squares)
+    {
+        double t1 = 0, t2 = 0;
+        var cv = Vector256.Create(c);
+        Vector256<double> s0 = default, s1 = default, s2 = default, s3 = default;
+        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+        bool vec = UseVectors && length >= 8;
+        for (int run = 0; run < runs; run++, x += stride)
+        {
+            int i = 0;
+            if (vec)
+            {
+                int full = length - Step;
+                while (i <= full)
+                {
+                    Vector256<float> g0 = default, g1 = default, g2 = default, g3 = default;
+                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
+                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
+                    for (; i <= end; i += Step)
+                    {
+                        var d0 = Vector256.Load(x + i) - cv;
+                        var d1 = Vector256.Load(x + i + 8) - cv;
+                        var d2 = Vector256.Load(x + i + 16) - cv;
+                        var d3 = Vector256.Load(x + i + 24) - cv;
+                        g0 += d0;
+                        g1 += d1;
+                        g2 += d2;
+                        g3 += d3;
+                        f0 = Vector256.FusedMultiplyAdd(d0, d0, f0);
+                        f1 = Vector256.FusedMultiplyAdd(d1, d1, f1);
+                        f2 = Vector256.FusedMultiplyAdd(d2, d2, f2);
+                        f3 = Vector256.FusedMultiplyAdd(d3, d3, f3);
+                    }
+
+                    Flush(g0, g1, g2, g3, ref s0, ref s1, ref s2, ref s3);
+                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
+                }
+
+                if (i <= length - 8)
+                {
+                    Vector256<float> g = default, f = default;
+                    for (; i <= length - 8; i += 8)
+                    {
+                        var d0 = Vector256.Load(x + i) - cv;
+                        g += d0;
+                        f = Vector256.FusedMultiplyAdd(d0, d0, f);
+                    }
+
+                    Flush1(g, ref s0);
+                    Flush1(f, ref a0);
+                }
+            }
+
+            for (; i < length; i++)
+            {
+                double d = (double)x[i] - c;
+                t1 += d;
+                t2 += d * d;
+            }
+        }
+
+        sum = vec ? Combine(s0, s1, s2, s3) + t1 : t1;
+        squares = vec ? Combine(a0, a1, a2, a3) + t2 : t2;
+    }
+
     /// <summary>Σ (x − m)² over runs as in <see cref="SumShifted"/> (m a float), float FMA partials flushed into double.</summary>
     public static double SumSquaresAbout(float* x, int length, int runs, long stride, float m)
     {
