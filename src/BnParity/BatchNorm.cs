@@ -1176,9 +1176,32 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private static bool IsFloat => typeof(T) == typeof(float);
 
-    /// <summary>The shift for Σx: the channel's first element for float (so float partials add deviations, not
-    /// magnitudes), 0 for double.</summary>
-    private double ChannelShift(int ch) => IsFloat ? *((float*)_pX + ((long)ch * _jobS)) : 0.0;
+    /// <summary>The shift c for the float statistics (so float partials add deviations, not magnitudes): the mean of
+    /// up to 16 elements sampled evenly over the channel, rounded to float; 0 for double. A function of the data and
+    /// shape only.</summary>
+    private double ChannelShift(int ch)
+    {
+        if (!IsFloat)
+        {
+            return 0.0;
+        }
+
+        long s = _jobS;
+        long count = _jobN * s;
+        int samples = (int)Math.Min(ShiftSamples, count);
+        float* x = (float*)_pX;
+        double total = 0;
+        for (int k = 0; k < samples; k++)
+        {
+            long p = k * count / samples;
+            long n = p / s;
+            total += x[(((n * NumFeatures) + ch) * s) + (p - (n * s))];
+        }
+
+        return (float)(total / samples);
+    }
+
+    private const int ShiftSamples = 16;
 
     private static double BlockSum(T* x, int length, int runs, long stride, double shift)
     {
@@ -1210,9 +1233,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     }
 
     /// <summary>
-    /// float: Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² with c the shift (the channel's first element), taken from the
-    /// first pass when that cancels at most half of Σ(x − c)² (so the float partials' relative error grows by at most
-    /// 2×, the same bound as the two-pass route). Otherwise (c far from μ in units of σ, or double data) returns
+    /// float: Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² with c the shift (<see cref="ChannelShift"/>), taken from the
+    /// first pass when that cancels at most 3/4 of Σ(x − c)², i.e. |μ − c| ≤ √3·σ (the float partials' relative error,
+    /// typically ≪ u, grows by at most 4×). Otherwise (c far from μ in units of σ, or double data) returns
     /// false and the caller runs the second pass Σ(x − μ_hi)². The decision depends only on the folded totals, never on
     /// the thread count.
     /// </summary>
@@ -1220,7 +1243,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         double d = mean - shift;
         double correction = count * d * d;
-        if (IsFloat && correction <= 0.5 * shiftedSquares)
+        if (IsFloat && correction <= 0.75 * shiftedSquares)
         {
             varSum = shiftedSquares - correction;
             return true;
