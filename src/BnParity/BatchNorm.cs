@@ -1203,13 +1203,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     private const int ShiftSamples = 16;
 
-    private static double BlockSum(T* x, int length, int runs, long stride, double shift)
+    /// <summary>double data: Σx over the group's runs (left fold of the per-run kernel sums).</summary>
+    private static double BlockSum(T* x, int length, int runs, long stride)
     {
-        if (IsFloat)
-        {
-            return FloatKernels.SumShifted((float*)x, length, runs, stride, (float)shift);
-        }
-
         double total = 0;
         for (int r = 0; r < runs; r++)
         {
@@ -1228,7 +1224,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             return;
         }
 
-        sum = BlockSum(x, length, runs, stride, shift);
+        sum = BlockSum(x, length, runs, stride);
         squares = double.NaN;
     }
 

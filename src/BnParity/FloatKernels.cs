@@ -15,13 +15,13 @@ namespace BnParity;
 /// accumulator flushed into the first double accumulator. A call may cover several runs (a group of short runs
 /// of one channel): the accumulators carry over from run to run, scalar tails are summed in a separate double in
 /// run order, and at the end the double accumulators are combined as in <see cref="Kernels{T}"/> and the tail
-/// total added. The order depends on the run
-/// length only, never on the thread count.</item>
-/// <item><b>Shifts instead of cancellation</b>: Σx is taken as Σ(x − x₀) with x₀ the channel's first element, and
-/// Σ(x − μ)² as Σ(x − μ_hi)² − n·μ_lo² with μ = μ_hi + μ_lo (μ_hi = (float)μ). For ill-conditioned data (|μ| ≫ σ)
-/// x − x₀ and x − μ_hi are exact (Sterbenz), so the float partials only ever add numbers of the size of σ; the
-/// correction n·μ_lo² is at most about Σ(x − μ_hi)²/2 because μ_hi is the float nearest μ, so it cannot cancel
-/// catastrophically.</item>
+/// total added. The order depends on the run length and group size only, never on the thread count.</item>
+/// <item><b>Shifts instead of cancellation</b>: the first pass takes Σ(x − c) and Σ(x − c)² with c a float near the
+/// channel mean (the mean of 16 evenly sampled elements); Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² is accepted when the
+/// correction is at most 3/4 of Σ(x − c)², else a second pass takes Σ(x − μ_hi)² − n·μ_lo² with μ = μ_hi + μ_lo
+/// (μ_hi = (float)μ; the correction is then at most about half the sum because μ_hi is the float nearest μ). For
+/// ill-conditioned data (|μ| ≫ σ) x − c and x − μ_hi are exact (Sterbenz), so the float partials only ever add
+/// numbers of the size of σ, and neither correction can cancel catastrophically.</item>
 /// <item><b>Element-wise outputs</b> use y = fma(d, α_hi, fma(d, α_lo, β')) with d = x − μ_hi (exact when x is
 /// within a factor 2 of μ_hi), α = α_hi + α_lo split exactly from the double α, β' = b − μ_lo·α rounded once.
 /// The error is ≤ ½u·|d·α| (only when d is inexact) + ½u·|β'| + ½u·|y| (+ O(u²)), never more than libtorch's
@@ -68,59 +68,9 @@ internal static unsafe class FloatKernels
         return ((s.GetElement(0) + s.GetElement(1)) + s.GetElement(2)) + s.GetElement(3);
     }
 
-    /// <summary>Σ (x − shift) over <paramref name="runs"/> runs of <paramref name="length"/> elements,
-    /// <paramref name="stride"/> apart; float partials flushed into double (see class remarks). Scalar tails go
-    /// into a separate double in run order; the result is the vector total plus that.</summary>
-    public static double SumShifted(float* x, int length, int runs, long stride, float shift)
-    {
-        double tail = 0;
-        var m = Vector256.Create(shift);
-        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-        bool vec = UseVectors && length >= 8;
-        for (int run = 0; run < runs; run++, x += stride)
-        {
-            int i = 0;
-            if (vec)
-            {
-                int full = length - Step;
-                while (i <= full)
-                {
-                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
-                    for (; i <= end; i += Step)
-                    {
-                        f0 += Vector256.Load(x + i) - m;
-                        f1 += Vector256.Load(x + i + 8) - m;
-                        f2 += Vector256.Load(x + i + 16) - m;
-                        f3 += Vector256.Load(x + i + 24) - m;
-                    }
-
-                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
-                }
-
-                if (i <= length - 8)
-                {
-                    Vector256<float> r = default;
-                    for (; i <= length - 8; i += 8)
-                    {
-                        r += Vector256.Load(x + i) - m;
-                    }
-
-                    Flush1(r, ref a0);
-                }
-            }
-
-            for (; i < length; i++)
-            {
-                tail += (double)x[i] - shift;
-            }
-        }
-
-        return vec ? Combine(a0, a1, a2, a3) + tail : tail;
-    }
-
-    /// <summary>One pass: Σ (x − c) and Σ (x − c)² over runs as in <see cref="SumShifted"/> (same partial structure:
-    /// float partials of ≤ 8 terms per lane flushed into double; the squares via FMA).</summary>
+    /// <summary>One pass: Σ (x − c) and Σ (x − c)² over <paramref name="runs"/> runs of <paramref name="length"/>
+    /// elements, <paramref name="stride"/> apart (float partials of ≤ 8 terms per lane flushed into double, the squares
+    /// via FMA; scalar tails summed in double in run order and added at the end).</summary>
     public static void SumAndSquaresShifted(float* x, int length, int runs, long stride, float c, out double sum, out double squares)
     {
         double t1 = 0, t2 = 0;
@@ -186,7 +136,7 @@ internal static unsafe class FloatKernels
         squares = vec ? Combine(a0, a1, a2, a3) + t2 : t2;
     }
 
-    /// <summary>Σ (x − m)² over runs as in <see cref="SumShifted"/> (m a float), float FMA partials flushed into double.</summary>
+    /// <summary>Σ (x − m)² over runs as in <see cref="SumAndSquaresShifted"/> (m a float), float FMA partials flushed into double.</summary>
     public static double SumSquaresAbout(float* x, int length, int runs, long stride, float m)
     {
         double tail = 0;
@@ -241,7 +191,7 @@ internal static unsafe class FloatKernels
         return vec ? Combine(a0, a1, a2, a3) + tail : tail;
     }
 
-    /// <summary>Σ dy and Σ (x − m)·dy over runs as in <see cref="SumShifted"/> (m a float), float partials flushed into double.</summary>
+    /// <summary>Σ dy and Σ (x − m)·dy over runs as in <see cref="SumAndSquaresShifted"/> (m a float), float partials flushed into double.</summary>
     public static void SumAndDotAbout(float* x, float* dy, int length, int runs, long stride, float m, out double sumDy, out double dot)
     {
         double ts = 0, td = 0;
