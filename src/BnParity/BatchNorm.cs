@@ -42,7 +42,10 @@ namespace BnParity;
 /// leaves weights, buffers, the batch counter and the saved backward context exactly as they were. (PyTorch
 /// bumps <c>num_batches_tracked</c> before raising "Expected more than 1 value per channel"; this class does not.)</para>
 /// <para><b>Backward</b>: <see cref="Forward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T})"/> keeps a private copy of the
-/// input (in a reusable buffer: no allocation when the size is unchanged) plus per-channel mean, invstd and the
+/// input (in a reusable buffer: no allocation when the size is unchanged); the <see cref="DenseTensor{T}"/> overloads
+/// instead keep a reference to the input tensor's buffer (no copy, like PyTorch's autograd, which also saves the
+/// input by reference), except when the forward writes into that same buffer (in place), where they copy. Do not
+/// modify that buffer between the forward and <c>Backward</c>. The context also holds per-channel mean, invstd and the
 /// weight as they were at forward time; <see cref="Backward(DenseTensor{T})"/> differentiates that last successful
 /// forward. Gradients are returned per call, never accumulated (unlike PyTorch's <c>.grad</c>). A forward that
 /// throws keeps the previous context.</para>
@@ -68,6 +71,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     // Saved context of the last successful Forward (used by Backward).
     private T[] _savedInput = [];
+    private T[]? _savedRef;
     private int[]? _savedShape;
     private bool _savedBatchStats;
     private readonly double[] _savedMean;
@@ -246,8 +250,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     }
 
     /// <summary>
-    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): a private copy of the input in a
-    /// reusable buffer (as large as the largest input seen; see <see cref="ReleaseBackwardContext"/>) plus per-channel
+    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): the input (the span overload copies it
+    /// into a reusable buffer as large as the largest input seen, see <see cref="ReleaseBackwardContext"/>; the
+    /// <see cref="DenseTensor{T}"/> overloads keep a reference to a non-in-place input's buffer) plus per-channel
     /// statistics. Set false for inference to skip the copy; <c>Backward</c> then throws until a forward with it true.
     /// </summary>
     public bool SaveForBackward { get; set; } = true;
@@ -258,6 +263,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         _savedShape = null;
         _savedInput = [];
+        _savedRef = null;
     }
 
     /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
@@ -310,7 +316,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         ArgumentNullException.ThrowIfNull(input);
         ValidateForward(input.ShapeSpan, input.Length, "input");
         var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
-        ForwardCore(input.Data, input.ShapeSpan, output.Data);
+        ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data);
         return output;
     }
 
@@ -330,7 +336,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 nameof(destination));
         }
 
-        ForwardCore(input.Data, input.ShapeSpan, destination.Data);
+        ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data);
     }
 
     /// <summary>Zero-copy forward over a row-major buffer of the given shape. <paramref name="destination"/> must have
@@ -352,7 +358,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
         }
 
-        ForwardCore(input, shape, destination);
+        ForwardCore(input, shape, destination, null);
     }
 
     private bool UsesBatchStats => Training || !TrackRunningStats;
@@ -396,13 +402,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         return (int)s;
     }
 
-    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
+    /// <param name="inputArray">The input's own array when it may be saved by reference (DenseTensor overloads,
+    /// not in place); null to copy.</param>
+    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray)
     {
         // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
         // happens before any state is touched).
         int length = input.Length;
         bool save = SaveForBackward;
-        if (save && _savedInput.Length < length)
+        bool copy = save && inputArray is null;
+        if (copy && _savedInput.Length < length)
         {
             _savedInput = new T[length];
         }
@@ -443,6 +452,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
 
         _savedBatchStats = batch;
+        _savedRef = save ? inputArray : null;
         if (length > 0)
         {
             fixed (T* px = input)
@@ -452,7 +462,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
                 _pX = (nint)px;
                 _pY = (nint)py;
-                _pSave = save ? (nint)ps : 0;
+                _pSave = copy ? (nint)ps : 0;
                 _jobN = n;
                 _jobS = s;
                 Dispatch(length);
@@ -579,7 +589,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         {
             fixed (T* pdy = gradOutput)
             fixed (T* pdx = gradInput)
-            fixed (T* ps = _savedInput)
+            fixed (T* ps = _savedRef ?? _savedInput)
             {
                 _job = _savedBatchStats ? JobKind.BackwardBatch : JobKind.BackwardFixed;
                 _pX = (nint)ps;
