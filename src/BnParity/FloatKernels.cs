@@ -78,9 +78,15 @@ internal static unsafe class FloatKernels
         Vector256<double> s0 = default, s1 = default, s2 = default, s3 = default;
         Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
         bool vec = UseVectors && length >= 8;
+        bool wide = vec && Vector512.IsHardwareAccelerated && length >= WideStep;
         for (int run = 0; run < runs; run++, x += stride)
         {
             int i = 0;
+            if (wide)
+            {
+                i = SumAndSquaresWide(x, length, c, ref s0, ref s1, ref s2, ref s3, ref a0, ref a1, ref a2, ref a3);
+            }
+
             if (vec)
             {
                 int full = length - Step;
@@ -134,6 +140,71 @@ internal static unsafe class FloatKernels
 
         sum = vec ? Combine(s0, s1, s2, s3) + t1 : t1;
         squares = vec ? Combine(a0, a1, a2, a3) + t2 : t2;
+    }
+
+    private const int WideStep = 64;
+
+    /// <summary>
+    /// The <see cref="Vector512{T}"/> main loop of <see cref="SumAndSquaresShifted"/> (AVX-512 hardware): 64 elements
+    /// per step into four 16-lane float accumulators per sum, flushed after at most <see cref="FlushSteps"/> steps into
+    /// 8-lane double accumulators (the same ≤ 8 terms per lane), which are finally folded into the caller's 4-lane
+    /// accumulators (lower half + upper half). Returns the index reached (the caller's 32/8-element loops and scalar
+    /// tail finish the run). Fixed order for a given run length on a given machine.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int SumAndSquaresWide(
+        float* x, int length, float c,
+        ref Vector256<double> s0, ref Vector256<double> s1, ref Vector256<double> s2, ref Vector256<double> s3,
+        ref Vector256<double> a0, ref Vector256<double> a1, ref Vector256<double> a2, ref Vector256<double> a3)
+    {
+        var cv = Vector512.Create(c);
+        Vector512<double> ws0 = default, ws1 = default, wa0 = default, wa1 = default;
+        int i = 0;
+        int full = length - WideStep;
+        while (i <= full)
+        {
+            Vector512<float> g0 = default, g1 = default, g2 = default, g3 = default;
+            Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
+            int end = Math.Min(full, i + ((FlushSteps - 1) * WideStep));
+            for (; i <= end; i += WideStep)
+            {
+                var d0 = Vector512.Load(x + i) - cv;
+                var d1 = Vector512.Load(x + i + 16) - cv;
+                var d2 = Vector512.Load(x + i + 32) - cv;
+                var d3 = Vector512.Load(x + i + 48) - cv;
+                g0 += d0;
+                g1 += d1;
+                g2 += d2;
+                g3 += d3;
+                f0 = Vector512.FusedMultiplyAdd(d0, d0, f0);
+                f1 = Vector512.FusedMultiplyAdd(d1, d1, f1);
+                f2 = Vector512.FusedMultiplyAdd(d2, d2, f2);
+                f3 = Vector512.FusedMultiplyAdd(d3, d3, f3);
+            }
+
+            var (l0, h0) = Vector512.Widen(g0);
+            var (l1, h1) = Vector512.Widen(g1);
+            var (l2, h2) = Vector512.Widen(g2);
+            var (l3, h3) = Vector512.Widen(g3);
+            ws0 += (l0 + h0) + (l2 + h2);
+            ws1 += (l1 + h1) + (l3 + h3);
+            (l0, h0) = Vector512.Widen(f0);
+            (l1, h1) = Vector512.Widen(f1);
+            (l2, h2) = Vector512.Widen(f2);
+            (l3, h3) = Vector512.Widen(f3);
+            wa0 += (l0 + h0) + (l2 + h2);
+            wa1 += (l1 + h1) + (l3 + h3);
+        }
+
+        s0 += ws0.GetLower();
+        s1 += ws0.GetUpper();
+        s2 += ws1.GetLower();
+        s3 += ws1.GetUpper();
+        a0 += wa0.GetLower();
+        a1 += wa0.GetUpper();
+        a2 += wa1.GetLower();
+        a3 += wa1.GetUpper();
+        return i;
     }
 
     /// <summary>Σ (x − m)² over runs as in <see cref="SumAndSquaresShifted"/> (m a float), float FMA partials flushed into double.</summary>
@@ -261,6 +332,21 @@ internal static unsafe class FloatKernels
     public static void Normalize(float* x, float* y, int length, float m, float aHi, float aLo, float shift)
     {
         int i = 0;
+        if (UseVectors && Vector512.IsHardwareAccelerated)
+        {
+            var mw = Vector512.Create(m);
+            var hw = Vector512.Create(aHi);
+            var lw = Vector512.Create(aLo);
+            var bw = Vector512.Create(shift);
+            for (; i <= length - 32; i += 32)
+            {
+                var d0 = Vector512.Load(x + i) - mw;
+                var d1 = Vector512.Load(x + i + 16) - mw;
+                Vector512.FusedMultiplyAdd(d0, hw, Vector512.FusedMultiplyAdd(d0, lw, bw)).Store(y + i);
+                Vector512.FusedMultiplyAdd(d1, hw, Vector512.FusedMultiplyAdd(d1, lw, bw)).Store(y + i + 16);
+            }
+        }
+
         if (UseVectors)
         {
             var mv = Vector256.Create(m);
