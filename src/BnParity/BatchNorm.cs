@@ -14,16 +14,18 @@ namespace BnParity;
 /// running_mean = f·mean + (1 − f)·running_mean and running_var = f·var·n/(n − 1) + (1 − f)·running_var
 /// (unbiased), blended in double and rounded once to T.</para>
 /// <para><b>Eval</b> with tracking: normalises with the running statistics and changes nothing.</para>
-/// <para><b>Numerics</b>: statistics are two-pass (Σx, then Σ(x − mean)²), never E[x²] − E[x]², so ill-conditioned
-/// data (|mean| ≫ std) keeps full accuracy. double data and short spatial runs (S &lt; 16) accumulate in double and
-/// compute the output per element in double as (x − mean)·(invstd·weight) + bias, rounded once to T. float data
-/// with S ≥ 16 uses <see cref="FloatKernels"/>: float partials over stretches of ≤ 8 terms per lane flushed into
-/// double, taken about a shift (Σ(x − x₀), Σ(x − μ_hi)² − n·μ_lo²) so that only deviations are ever added in float,
-/// and the output as fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, b − μ_lo·α)) in float (error ≤ u·(|x − μ|·|α| + |b| + |y|),
-/// no more than libtorch's x·α + β in float, and exact subtraction when |mean| ≫ std). libtorch instead folds
-/// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
-/// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
-/// while agreeing with libtorch to rounding otherwise.</para>
+/// <para><b>Numerics</b>: statistics never use E[x²] − E[x]² about zero, so ill-conditioned data (|mean| ≫ std) keeps
+/// full accuracy. double data, and the row path (S &lt; 16 and C·S ≤ 16384), are two-pass (Σx, then Σ(x − mean)²)
+/// in double and compute the output per element in double as (x − mean)·(invstd·weight) + bias, rounded once to T.
+/// float data on the per-channel path uses <see cref="FloatKernels"/>: float partials of ≤ 8 terms per lane flushed
+/// into double, taken about a shift c near the mean (the float mean of 16 evenly sampled elements) so that only
+/// deviations are added in float; one pass gives Σ(x − c) and Σ(x − c)², and Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² is
+/// used when |μ − c| ≤ √3·σ (cancelling at most 3/4), otherwise a second pass takes Σ(x − μ_hi)² − n·μ_lo². The
+/// output is fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, b − μ_lo·α)) in float, with μ = μ_hi + μ_lo and α = α_hi + α_lo
+/// split from double: error ≤ u·(|x − μ_hi|·|α| (only when x − μ_hi is inexact, i.e. x not within 2× of μ_hi) + |b −
+/// μ_lo·α| + |y|), which is no more than libtorch's x·α + β in float; libtorch folds α = invstd·weight,
+/// β = bias − mean·α and loses up to |x·α|/|y| ulps when |x·α| ≫ |y| (large mean, small std), while x − μ_hi is
+/// exact there.</para>
 /// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
 /// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
 /// When S ≥ 16 (or C·S &gt; 16384) runs shorter than 4096 are taken in groups of G = ⌊4096/S⌋ consecutive runs (G = 1
@@ -33,8 +35,8 @@ namespace BnParity;
 /// whole group-blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
 /// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
 /// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
-/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar (same results on a
-/// given machine, possibly different last bits across machines).</para>
+/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar, and with AVX-512 the float
+/// main loops use 512-bit vectors (same results on a given machine, possibly different last bits across machines).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
 /// through the arithmetic like in PyTorch.</para>
