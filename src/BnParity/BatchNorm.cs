@@ -616,6 +616,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     // ------------------------------------------------------------------ Parallel dispatch
 
+    /// <summary>Few-channel inputs use the multi-phase split path from this multiple of
+    /// <see cref="ParallelThreshold"/> elements on (512 Ki by default), else one thread.</summary>
+    private const int SplitThresholdFactor = 16;
+
     /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
     private const int RowModeMaxSpatial = 16;
 
@@ -656,9 +660,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
         if (threads > 1 && c % threads != 0 && c < 4 * threads)
         {
-            // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
-            RunSplit(threads);
-            return;
+            if (length >= (long)ParallelThreshold * SplitThresholdFactor)
+            {
+                // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
+                RunSplit(threads);
+                return;
+            }
+
+            // The split path pays 2–3 fork/joins per call (5–20 µs each on a busy machine); below this size one
+            // thread finishes sooner. Same results either way (the split order equals the per-channel order).
+            threads = 1;
         }
 
         int workers = Math.Min(threads, c);
