@@ -14,22 +14,29 @@ namespace BnParity;
 /// running_mean = f·mean + (1 − f)·running_mean and running_var = f·var·n/(n − 1) + (1 − f)·running_var
 /// (unbiased), blended in double and rounded once to T.</para>
 /// <para><b>Eval</b> with tracking: normalises with the running statistics and changes nothing.</para>
-/// <para><b>Numerics</b>: statistics are two-pass (Σx, then Σ(x − mean)²) accumulated in double, never
-/// E[x²] − E[x]², so ill-conditioned data (|mean| ≫ std) keeps full accuracy. The output is computed per element
-/// in double as (x − mean)·(invstd·weight) + bias and rounded once to T. libtorch instead folds
-/// α = invstd·weight, β = bias − mean·α and evaluates x·α + β in T, which loses up to |x·α|/|y| ulps when
-/// |x·α| ≫ |y| (large mean, small std); subtracting the mean first in double avoids that cancellation
-/// while agreeing with libtorch to rounding otherwise.</para>
+/// <para><b>Numerics</b>: statistics never use E[x²] − E[x]² about zero, so ill-conditioned data (|mean| ≫ std) keeps
+/// full accuracy. double data, and the row path (S &lt; 16 and C·S ≤ 16384), are two-pass (Σx, then Σ(x − mean)²)
+/// in double and compute the output per element in double as (x − mean)·(invstd·weight) + bias, rounded once to T.
+/// float data on the per-channel path uses <see cref="FloatKernels"/>: float partials of ≤ 8 terms per lane flushed
+/// into double, taken about a shift c near the mean (the float mean of 16 evenly sampled elements) so that only
+/// deviations are added in float; one pass gives Σ(x − c) and Σ(x − c)², and Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² is
+/// used when |μ − c| ≤ √3·σ (cancelling at most 3/4), otherwise a second pass takes Σ(x − μ_hi)² − n·μ_lo². The
+/// output is fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, b − μ_lo·α)) in float, with μ = μ_hi + μ_lo and α = α_hi + α_lo
+/// split from double: error ≤ u·(|x − μ_hi|·|α| (only when x − μ_hi is inexact, i.e. x not within 2× of μ_hi) + |b −
+/// μ_lo·α| + |y|), which is no more than libtorch's x·α + β in float; libtorch folds α = invstd·weight,
+/// β = bias − mean·α and loses up to |x·α|/|y| ulps when |x·α| ≫ |y| (large mean, small std), while x − μ_hi is
+/// exact there.</para>
 /// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
 /// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
-/// When S ≥ 16 (or C·S &gt; 65536) a channel's total is the left fold, over n then over blocks of 4096 elements of
-/// run n, of each block's kernel sum (<see cref="Kernels{T}"/>: four double vector accumulators combined in a fixed
-/// tree, then a scalar tail). Threads take whole channels, or, when channels are too few for the threads, whole
-/// blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
+/// When S ≥ 16 (or C·S &gt; 16384) runs shorter than 4096 are taken in groups of G = ⌊4096/S⌋ consecutive runs (G = 1
+/// otherwise) and a channel's total is the left fold, over the groups and then over blocks of 4096 elements, of each
+/// group-block's kernel sum (<see cref="Kernels{T}"/> / <see cref="FloatKernels"/>: vector accumulators combined in
+/// a fixed tree, then scalar tails). Threads take whole channels, or, when channels are too few for the threads,
+/// whole group-blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
 /// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
 /// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
-/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar (same results on a
-/// given machine, possibly different last bits across machines).</para>
+/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar, and with AVX-512 the float
+/// main loops use 512-bit vectors (same results on a given machine, possibly different last bits across machines).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
 /// through the arithmetic like in PyTorch.</para>
@@ -37,7 +44,10 @@ namespace BnParity;
 /// leaves weights, buffers, the batch counter and the saved backward context exactly as they were. (PyTorch
 /// bumps <c>num_batches_tracked</c> before raising "Expected more than 1 value per channel"; this class does not.)</para>
 /// <para><b>Backward</b>: <see cref="Forward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T})"/> keeps a private copy of the
-/// input (in a reusable buffer: no allocation when the size is unchanged) plus per-channel mean, invstd and the
+/// input (in a reusable buffer: no allocation when the size is unchanged); the <see cref="DenseTensor{T}"/> overloads
+/// instead keep a reference to the input tensor's buffer (no copy, like PyTorch's autograd, which also saves the
+/// input by reference), except when the forward writes into that same buffer (in place), where they copy. Do not
+/// modify that buffer between the forward and <c>Backward</c>. The context also holds per-channel mean, invstd and the
 /// weight as they were at forward time; <see cref="Backward(DenseTensor{T})"/> differentiates that last successful
 /// forward. Gradients are returned per call, never accumulated (unlike PyTorch's <c>.grad</c>). A forward that
 /// throws keeps the previous context.</para>
@@ -63,6 +73,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
     // Saved context of the last successful Forward (used by Backward).
     private T[] _savedInput = [];
+    private T[]? _savedRef;
     private int[]? _savedShape;
     private bool _savedBatchStats;
     private readonly double[] _savedMean;
@@ -89,6 +100,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private double[] _partA = [];
     private double[] _partB = [];
     private int _blocksPerRun;
+    private int _runsPerGroup;
+    private int _groups;
     private long _units;
     private bool _splitCopy;
     private bool _splitBatch;
@@ -96,6 +109,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private readonly double[] _chShift;
     private readonly double[] _chK;
     private readonly double[] _chGradMean;
+    private readonly bool[] _refine;
 
     // Per-column (C·S) parameters for the row-major path used when spatial runs are short.
     private double[] _colMean = [];
@@ -166,6 +180,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _chShift = new double[numFeatures];
         _chK = new double[numFeatures];
         _chGradMean = new double[numFeatures];
+        _refine = new bool[numFeatures];
         _worker = new ChunkWorker(this);
         ResetParameters();
     }
@@ -237,8 +252,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     }
 
     /// <summary>
-    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): a private copy of the input in a
-    /// reusable buffer (as large as the largest input seen; see <see cref="ReleaseBackwardContext"/>) plus per-channel
+    /// Whether <c>Forward</c> keeps what <c>Backward</c> needs (default true): the input (the span overload copies it
+    /// into a reusable buffer as large as the largest input seen, see <see cref="ReleaseBackwardContext"/>; the
+    /// <see cref="DenseTensor{T}"/> overloads keep a reference to a non-in-place input's buffer) plus per-channel
     /// statistics. Set false for inference to skip the copy; <c>Backward</c> then throws until a forward with it true.
     /// </summary>
     public bool SaveForBackward { get; set; } = true;
@@ -249,6 +265,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         _savedShape = null;
         _savedInput = [];
+        _savedRef = null;
     }
 
     /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
@@ -301,7 +318,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         ArgumentNullException.ThrowIfNull(input);
         ValidateForward(input.ShapeSpan, input.Length, "input");
         var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
-        ForwardCore(input.Data, input.ShapeSpan, output.Data);
+        ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data);
         return output;
     }
 
@@ -321,7 +338,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 nameof(destination));
         }
 
-        ForwardCore(input.Data, input.ShapeSpan, destination.Data);
+        ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data);
     }
 
     /// <summary>Zero-copy forward over a row-major buffer of the given shape. <paramref name="destination"/> must have
@@ -343,7 +360,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
         }
 
-        ForwardCore(input, shape, destination);
+        ForwardCore(input, shape, destination, null);
     }
 
     private bool UsesBatchStats => Training || !TrackRunningStats;
@@ -387,13 +404,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         return (int)s;
     }
 
-    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
+    /// <param name="inputArray">The input's own array when it may be saved by reference (DenseTensor overloads,
+    /// not in place); null to copy.</param>
+    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray)
     {
         // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
         // happens before any state is touched).
         int length = input.Length;
         bool save = SaveForBackward;
-        if (save && _savedInput.Length < length)
+        bool copy = save && inputArray is null;
+        if (copy && _savedInput.Length < length)
         {
             _savedInput = new T[length];
         }
@@ -434,6 +454,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
 
         _savedBatchStats = batch;
+        _savedRef = save ? inputArray : null;
         if (length > 0)
         {
             fixed (T* px = input)
@@ -443,7 +464,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
                 _pX = (nint)px;
                 _pY = (nint)py;
-                _pSave = save ? (nint)ps : 0;
+                _pSave = copy ? (nint)ps : 0;
                 _jobN = n;
                 _jobS = s;
                 Dispatch(length);
@@ -570,7 +591,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         {
             fixed (T* pdy = gradOutput)
             fixed (T* pdx = gradInput)
-            fixed (T* ps = _savedInput)
+            fixed (T* ps = _savedRef ?? _savedInput)
             {
                 _job = _savedBatchStats ? JobKind.BackwardBatch : JobKind.BackwardFixed;
                 _pX = (nint)ps;
@@ -594,6 +615,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     }
 
     // ------------------------------------------------------------------ Parallel dispatch
+
+    /// <summary>Few-channel inputs use the multi-phase split path from this multiple of
+    /// <see cref="ParallelThreshold"/> elements on (512 Ki by default), else one thread.</summary>
+    private const int SplitThresholdFactor = 16;
 
     /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
     private const int RowModeMaxSpatial = 16;
@@ -623,6 +648,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private void Dispatch(long length)
     {
         int c = NumFeatures;
+        _blocksPerRun = (_jobS + Block - 1) / Block;
+        _runsPerGroup = _jobS >= Block ? 1 : Block / _jobS;
+        _groups = (_jobN + _runsPerGroup - 1) / _runsPerGroup;
         int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
         if (_jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns)
         {
@@ -632,9 +660,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
         if (threads > 1 && c % threads != 0 && c < 4 * threads)
         {
-            // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
-            RunSplit(threads);
-            return;
+            if (length >= (long)ParallelThreshold * SplitThresholdFactor)
+            {
+                // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
+                RunSplit(threads);
+                return;
+            }
+
+            // The split path pays 2–3 fork/joins per call (5–20 µs each on a busy machine); below this size one
+            // thread finishes sooner. Same results either way (the split order equals the per-channel order).
+            threads = 1;
         }
 
         int workers = Math.Min(threads, c);
@@ -766,12 +801,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
-    /// <summary>Block length (elements) of the canonical per-channel summation order: a channel's total is the
-    /// left fold over n, then over the blocks [b, b + Block) of run n, of each block's kernel sum.</summary>
+    /// <summary>Block length (elements) of the canonical per-channel summation order. Runs shorter than a block are
+    /// taken in groups of G = ⌊Block/S⌋ consecutive runs (G = 1 when S ≥ Block); a channel's total is the left fold,
+    /// over the groups in order and then over the blocks [b, b + Block) of the group's runs, of each kernel sum (one
+    /// kernel call covers a whole group, see <see cref="FloatKernels"/>; for double it is the left fold of the
+    /// group's per-run sums).</summary>
     private const int Block = 4096;
 
     /// <summary>
-    /// Work split for few channels: units are (run, block) pairs; each phase computes per-unit partials that the
+    /// Work split for few channels: units are (group, block) pairs; each phase computes per-unit partials that the
     /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
     /// bit-identical to the per-channel path.
     /// </summary>
@@ -780,9 +818,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int s = _jobS;
         int n = _jobN;
-        int nb = (s + Block - 1) / Block;
-        _blocksPerRun = nb;
-        _units = (long)n * c * nb;
+        int nb = _blocksPerRun;
+        _units = (long)_groups * c * nb;
         if (_partA.Length < _units)
         {
             _partA = new double[_units];
@@ -796,16 +833,32 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             case JobKind.ForwardBatch:
                 _job = JobKind.SplitSum;
                 ForkJoin(workers);
+                bool anyRefine = false;
                 for (int ch = 0; ch < c; ch++)
                 {
-                    _savedMean[ch] = FoldParts(_partA, ch) / count;
+                    double shift = ChannelShift(ch);
+                    double mean = shift + (FoldParts(_partA, ch) / count);
+                    _savedMean[ch] = mean;
+                    _refine[ch] = !TryShiftedVarSum(FoldParts(_partB, ch), mean, shift, count, out _varSum[ch]);
+                    anyRefine |= _refine[ch];
                 }
 
-                _job = JobKind.SplitSquares;
-                ForkJoin(workers);
+                if (anyRefine)
+                {
+                    _job = JobKind.SplitSquares;
+                    ForkJoin(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        if (_refine[ch])
+                        {
+                            _varSum[ch] = FinishVarSum(FoldParts(_partA, ch), _savedMean[ch], count);
+                        }
+                    }
+                }
+
                 for (int ch = 0; ch < c; ch++)
                 {
-                    double varSum = FoldParts(_partA, ch);
+                    double varSum = _varSum[ch];
                     double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                     _varSum[ch] = varSum;
                     _savedInvstd[ch] = invstd;
@@ -837,7 +890,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int ch = 0; ch < c; ch++)
                 {
                     double sumDy = FoldParts(_partA, ch);
-                    double dot = FoldParts(_partB, ch);
+                    double dot = FinishDot(FoldParts(_partB, ch), sumDy, _savedMean[ch]);
                     double invstd = _savedInvstd[ch];
                     _gradWeight[ch] = dot * invstd;
                     _gradBias[ch] = sumDy;
@@ -857,9 +910,9 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int c = NumFeatures;
         int nb = _blocksPerRun;
         double total = 0;
-        for (long i = 0; i < _jobN; i++)
+        for (long g = 0; g < _groups; g++)
         {
-            long baseUnit = ((i * c) + ch) * nb;
+            long baseUnit = ((g * c) + ch) * nb;
             for (int b = 0; b < nb; b++)
             {
                 total += parts[baseUnit + b];
@@ -872,11 +925,16 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     private void RunUnit(long u)
     {
         int nb = _blocksPerRun;
-        long run = u / nb;
-        int b = (int)(u - (run * nb)) * Block;
-        int ch = (int)(run % NumFeatures);
+        int c = NumFeatures;
+        long gc = u / nb;
+        int b = (int)(u - (gc * nb)) * Block;
+        long g = gc / c;
+        int ch = (int)(gc - (g * c));
         int s = _jobS;
-        long o = (run * s) + b;
+        long n0 = g * _runsPerGroup;
+        int runs = (int)Math.Min(_runsPerGroup, _jobN - n0);
+        long stride = (long)c * s;
+        long o = (((n0 * c) + ch) * s) + b;
         int len = Math.Min(Block, s - b);
         T* x = (T*)_pX;
         switch (_job)
@@ -884,35 +942,46 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             case JobKind.SplitSum:
                 if (_pSave != 0)
                 {
-                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
+                    for (int r = 0; r < runs; r++)
+                    {
+                        long q = o + (r * stride);
+                        new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                    }
                 }
 
-                _partA[u] = Kernels<T>.Sum(x + o, len);
+                BlockSumSquares(x + o, len, runs, stride, ChannelShift(ch), out double bs, out double bq);
+                _partA[u] = bs;
+                _partB[u] = bq;
                 break;
             case JobKind.SplitSquares:
-                _partA[u] = Kernels<T>.SumSquaredDeviations(x + o, len, _savedMean[ch]);
-                break;
-            case JobKind.SplitNormalize:
-                if (_splitCopy && _pSave != 0)
-                {
-                    new ReadOnlySpan<T>(x + o, len).CopyTo(new Span<T>((T*)_pSave + o, len));
-                }
-
-                Kernels<T>.Normalize(x + o, (T*)_pY + o, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                _partA[u] = BlockSquares(x + o, len, runs, stride, _savedMean[ch]);
                 break;
             case JobKind.SplitSumDot:
-                Kernels<T>.SumAndDot(x + o, (T*)_pDy + o, len, _savedMean[ch], out double sd, out double dd);
+                BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, _savedMean[ch], out double sd, out double dd);
                 _partA[u] = sd;
                 _partB[u] = dd;
                 break;
             default:
-                if (_splitBatch)
+                for (int r = 0; r < runs; r++)
                 {
-                    Kernels<T>.BackwardBatch(x + o, (T*)_pDy + o, (T*)_pY + o, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
-                }
-                else
-                {
-                    Kernels<T>.Scale((T*)_pDy + o, (T*)_pY + o, len, _chScale[ch]);
+                    long q = o + (r * stride);
+                    if (_job == JobKind.SplitNormalize)
+                    {
+                        if (_splitCopy && _pSave != 0)
+                        {
+                            new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                        }
+
+                        RunNormalize(x + q, (T*)_pY + q, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
+                    }
+                    else if (_splitBatch)
+                    {
+                        RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pY + q, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                    }
+                    else
+                    {
+                        Kernels<T>.Scale((T*)_pDy + q, (T*)_pY + q, len, _chScale[ch]);
+                    }
                 }
 
                 break;
@@ -1125,6 +1194,167 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
     }
 
+    // ---- Per-run kernel selection: float uses FloatKernels (float FMA arithmetic with shifted/compensated
+    // statistics, see its remarks), double the double kernels. Both are fixed-order functions of the run.
+
+    private static bool IsFloat => typeof(T) == typeof(float);
+
+    /// <summary>The shift c for the float statistics (so float partials add deviations, not magnitudes): the mean of
+    /// up to 16 elements sampled evenly over the channel, rounded to float; 0 for double. A function of the data and
+    /// shape only.</summary>
+    private double ChannelShift(int ch)
+    {
+        if (!IsFloat)
+        {
+            return 0.0;
+        }
+
+        long s = _jobS;
+        long count = _jobN * s;
+        int samples = (int)Math.Min(ShiftSamples, count);
+        float* x = (float*)_pX;
+        double total = 0;
+        for (int k = 0; k < samples; k++)
+        {
+            long p = k * count / samples;
+            long n = p / s;
+            total += x[(((n * NumFeatures) + ch) * s) + (p - (n * s))];
+        }
+
+        return (float)(total / samples);
+    }
+
+    private const int ShiftSamples = 16;
+
+    /// <summary>double data: Σx over the group's runs (left fold of the per-run kernel sums).</summary>
+    private static double BlockSum(T* x, int length, int runs, long stride)
+    {
+        double total = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            total += Kernels<T>.Sum(x + (r * stride), length);
+        }
+
+        return total;
+    }
+
+    /// <summary>First statistics pass: Σ(x − shift) and (float only) Σ(x − shift)², see <see cref="TryShiftedVarSum"/>.</summary>
+    private static void BlockSumSquares(T* x, int length, int runs, long stride, double shift, out double sum, out double squares)
+    {
+        if (IsFloat)
+        {
+            FloatKernels.SumAndSquaresShifted((float*)x, length, runs, stride, (float)shift, out sum, out squares);
+            return;
+        }
+
+        sum = BlockSum(x, length, runs, stride);
+        squares = double.NaN;
+    }
+
+    /// <summary>
+    /// float: Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² with c the shift (<see cref="ChannelShift"/>), taken from the
+    /// first pass when that cancels at most 3/4 of Σ(x − c)², i.e. |μ − c| ≤ √3·σ (the float partials' relative error,
+    /// typically ≪ u, grows by at most 4×). Otherwise (c far from μ in units of σ, or double data) returns
+    /// false and the caller runs the second pass Σ(x − μ_hi)². The decision depends only on the folded totals, never on
+    /// the thread count.
+    /// </summary>
+    private static bool TryShiftedVarSum(double shiftedSquares, double mean, double shift, long count, out double varSum)
+    {
+        double d = mean - shift;
+        double correction = count * d * d;
+        if (IsFloat && correction <= 0.75 * shiftedSquares)
+        {
+            varSum = shiftedSquares - correction;
+            return true;
+        }
+
+        varSum = 0;
+        return false;
+    }
+
+    private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
+    {
+        if (IsFloat)
+        {
+            return FloatKernels.SumSquaresAbout((float*)x, length, runs, stride, (float)mean);
+        }
+
+        double total = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            total += Kernels<T>.SumSquaredDeviations(x + (r * stride), length, mean);
+        }
+
+        return total;
+    }
+
+    /// <summary>float: Σ(x − μ)² = Σ(x − μ_hi)² − n·μ_lo² (exact identity; μ_hi is the float nearest μ, so the
+    /// correction is at most about half the raw sum), clamped at 0.</summary>
+    private static double FinishVarSum(double raw, double mean, long count)
+    {
+        if (!IsFloat)
+        {
+            return raw;
+        }
+
+        double lo = mean - (float)mean;
+        return Math.Max(raw - (count * lo * lo), 0.0);
+    }
+
+    private static void BlockSumDot(T* x, T* dy, int length, int runs, long stride, double mean, out double sumDy, out double dot)
+    {
+        if (IsFloat)
+        {
+            FloatKernels.SumAndDotAbout((float*)x, (float*)dy, length, runs, stride, (float)mean, out sumDy, out dot);
+            return;
+        }
+
+        sumDy = 0;
+        dot = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            Kernels<T>.SumAndDot(x + (r * stride), dy + (r * stride), length, mean, out double sd, out double dd);
+            sumDy += sd;
+            dot += dd;
+        }
+    }
+
+    /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy.</summary>
+    private static double FinishDot(double raw, double sumDy, double mean) =>
+        IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
+
+    /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
+    private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
+    {
+        if (IsFloat)
+        {
+            float m = (float)mean;
+            double lo = mean - m;
+            float hi = (float)scale;
+            FloatKernels.Normalize((float*)x, (float*)y, length, m, hi, (float)(scale - hi), (float)(shift - (lo * scale)));
+        }
+        else
+        {
+            Kernels<T>.Normalize(x, y, length, mean, scale, shift);
+        }
+    }
+
+    /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with
+    /// A = scale, K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
+    private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale)
+    {
+        if (IsFloat)
+        {
+            float m = (float)mean;
+            double lo = mean - m;
+            FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale);
+        }
+        else
+        {
+            Kernels<T>.BackwardBatch(x, dy, dx, length, mean, k, gradMean, scale);
+        }
+    }
+
     /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
     private void RunChannel(int ch)
     {
@@ -1133,6 +1363,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         long stride = (long)NumFeatures * s;
         long first = (long)ch * s;
         long count = (long)nBatch * s;
+        int group = _runsPerGroup;
         T* x = (T*)_pX;
         switch (_job)
         {
@@ -1140,39 +1371,53 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             {
                 T* y = (T*)_pY;
                 T* save = (T*)_pSave;
-                double sum = 0;
-                for (int i = 0; i < nBatch; i++)
+                double shift = ChannelShift(ch);
+                double sum = 0, shiftedSquares = 0;
+                for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
-                    long o = first + (i * stride);
+                    int runs = Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
                     if (save != null)
                     {
-                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                        for (int r = 0; r < runs; r++)
+                        {
+                            long q = o + (r * stride);
+                            new ReadOnlySpan<T>(x + q, s).CopyTo(new Span<T>(save + q, s));
+                        }
                     }
 
                     for (int b = 0; b < s; b += Block)
                     {
-                        sum += Kernels<T>.Sum(x + o + b, Math.Min(Block, s - b));
+                        BlockSumSquares(x + o + b, Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                        sum += bs;
+                        shiftedSquares += bq;
                     }
                 }
 
-                double mean = sum / count;
-                double varSum = 0;
-                for (int i = 0; i < nBatch; i++)
+                double mean = shift + (sum / count);
+                if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
                 {
-                    long o = first + (i * stride);
-                    for (int b = 0; b < s; b += Block)
+                    varSum = 0;
+                    for (int g0 = 0; g0 < nBatch; g0 += group)
                     {
-                        varSum += Kernels<T>.SumSquaredDeviations(x + o + b, Math.Min(Block, s - b), mean);
+                        int runs = Math.Min(group, nBatch - g0);
+                        long o = first + (g0 * stride);
+                        for (int b = 0; b < s; b += Block)
+                        {
+                            varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
+                        }
                     }
+
+                    varSum = FinishVarSum(varSum, mean, count);
                 }
 
                 double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
                 double scale = invstd * _savedWeight[ch];
-                double shift = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
+                double bias = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
                 for (int i = 0; i < nBatch; i++)
                 {
                     long o = first + (i * stride);
-                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                    RunNormalize(x + o, y + o, s, mean, scale, bias);
                 }
 
                 _savedMean[ch] = mean;
@@ -1196,7 +1441,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                         new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
                     }
 
-                    Kernels<T>.Normalize(x + o, y + o, s, mean, scale, shift);
+                    RunNormalize(x + o, y + o, s, mean, scale, shift);
                 }
 
                 break;
@@ -1211,16 +1456,19 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 double invstd = _savedInvstd[ch];
                 double scale = invstd * _savedWeight[ch];
                 double sumDy = 0, dot = 0;
-                for (int i = 0; i < nBatch; i++)
+                for (int g0 = 0; g0 < nBatch; g0 += group)
                 {
-                    long o = first + (i * stride);
+                    int runs = Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
                     for (int b = 0; b < s; b += Block)
                     {
-                        Kernels<T>.SumAndDot(x + o + b, dy + o + b, Math.Min(Block, s - b), mean, out double sd, out double dd);
+                        BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
                         sumDy += sd;
                         dot += dd;
                     }
                 }
+
+                dot = FinishDot(dot, sumDy, mean);
 
                 if (_job == JobKind.BackwardBatch)
                 {
@@ -1229,7 +1477,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = first + (i * stride);
-                        Kernels<T>.BackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale);
+                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale);
                     }
                 }
                 else
