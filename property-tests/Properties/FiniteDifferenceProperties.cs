@@ -1,3 +1,4 @@
+using BnParity.Harness.Comparison;
 using BnParity.Harness.Cases;
 using BnParity.PropertyTests.Generators;
 using FsCheck;
@@ -45,6 +46,9 @@ public sealed class FiniteDifferenceProperties
                 maxAbsOut[c] = Math.Max(maxAbsOut[c], Math.Abs(outcome.Output!.Data[i]));
             }
 
+            // Rounding of L = Σ g·y over one channel: ≤ ~n·u·Σ|g|·(|y| + 1) (each y within a few u of itself).
+            double LossRounding(int c) => 8 * Math.Max(n, 1) * Tolerance.Float64UnitRoundoff * sumAbsGrad[c] * (maxAbsOut[c] + 1);
+
             // L restricted to one channel (channels are independent; another channel may be NaN when
             // momentum outside [0, 1] drove its running_var negative).
             double Loss(ModuleState state, CaseTensor input, int channel)
@@ -81,7 +85,8 @@ public sealed class FiniteDifferenceProperties
                 plus.Data[i] += h;
                 minus.Data[i] -= h;
                 double numeric = (Loss(before, plus, c) - Loss(before, minus, c)) / (plus.Data[i] - minus.Data[i]);
-                double allowed = 1e-5 * (Math.Abs(Weight(c)) * sumAbsGrad[c] / Sigma(c)) + 1e-9 * Math.Abs(numeric) + 1e-300;
+                // Plus the rounding of L itself over the step 2h: it dominates when |x| ≫ σ (y ~ x/σ is large).
+                double allowed = 1e-5 * (Math.Abs(Weight(c)) * sumAbsGrad[c] / Sigma(c)) + 1e-9 * Math.Abs(numeric) + LossRounding(c) / h + 1e-300;
                 var (bn, bc, bs) = x.Locate(i);
                 Assert.True(Math.Abs(numeric - outcome.GradInput!.Data[i]) <= allowed,
                     FormattableString.Invariant($"[finite differences] dx[n={bn}, c={bc}, s={bs}]: analytic {outcome.GradInput.Data[i]:R}, numeric {numeric:R}, allowed {allowed:G3}{context}"));
@@ -102,8 +107,8 @@ public sealed class FiniteDifferenceProperties
                 double hw = 1e-3 * Math.Max(1, Math.Abs(Weight(c)));
                 double numericWeight = (Loss(Perturb(before, c, hw, 0), x, c) - Loss(Perturb(before, c, -hw, 0), x, c)) / (2 * hw);
                 double numericBias = (Loss(Perturb(before, c, 0, 1e-3), x, c) - Loss(Perturb(before, c, 0, -1e-3), x, c)) / 2e-3;
-                // L is linear in w and b: only rounding of L (≤ ~n·u·Σ|g|·(|y|+1)) over the step remains.
-                double lossRounding = 8 * Math.Max(n, 1) * 1.1102230246251565E-16 * sumAbsGrad[c] * (maxAbsOut[c] + 1);
+                // L is linear in w and b: only rounding of L over the step remains.
+                double lossRounding = LossRounding(c);
                 double allowedWeight = 1e-9 * Math.Abs(numericWeight) + lossRounding / hw + 1e-300;
                 double allowedBias = 1e-9 * Math.Abs(numericBias) + lossRounding / 1e-3 + 1e-300;
                 Assert.True(Math.Abs(numericWeight - outcome.GradWeight![c]) <= allowedWeight,

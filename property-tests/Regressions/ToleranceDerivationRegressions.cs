@@ -4,7 +4,7 @@ using BnParity.PropertyTests.Generators;
 namespace BnParity.PropertyTests.Regressions;
 
 /// <summary>
-/// Shrunk counterexamples that exposed gaps in the tolerance derivation (not library bugs); each
+/// Shrunk counterexamples that exposed gaps in the tolerance derivation (and one library fix); each
 /// is now covered by a derived term in ToleranceBudgets and must keep passing against TorchSharp.
 /// </summary>
 [Collection(TorchSharpCollection.Name)]
@@ -12,11 +12,11 @@ public sealed class ToleranceDerivationRegressions
 {
     private static StepSpec Train(int batch, int[] spatial, DataRecipe data, DataRecipe? gradient = null) => new(true, batch, spatial, data, gradient);
 
-    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight" };
+    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight", "float64 constant channel of 5100 values", "running_var + eps = 0 in eval" };
 
     private static CaseSpec Spec(string name) => name switch
     {
-        // The float64 batch mean is a sum in T (√n error); it reaches outputs through |α| even where x − μ = 0.
+        // The float64 batch mean is a sum in T (error growing with n); it reaches outputs through |α| even where x − μ = 0.
         "float64 constant channel output" => new CaseSpec(ModuleKind.BatchNorm3d, ElementType.Float64, 1, 1e-5, 0.1, true, true, null,
             new[] { Train(2, new[] { 2, 8, 6 }, new DataRecipe(DataKind.ConstantChannel, 0)) }),
         // libtorch's variance of a constant float64 channel is δ² (mean off by δ), not 0.
@@ -25,9 +25,18 @@ public sealed class ToleranceDerivationRegressions
         // libtorch blends with f rounded to float: r·(1 − 0.999f) is 1.3e-5 (relative) off r·(1 − 0.999).
         "float32 momentum 0.999" => new CaseSpec(ModuleKind.BatchNorm1d, ElementType.Float32, 3, 1e-5, 0.999, true, true, null,
             new[] { Train(2, Array.Empty<int>(), new DataRecipe(DataKind.ConstantChannel, 0)), Train(2, Array.Empty<int>(), new DataRecipe(DataKind.ConstantChannel, 101)) }),
-        // The float64 mean shift (√n) enters Σ(x − μ)·g through Σg.
+        // The float64 mean shift (growing with n) enters Σ(x − μ)·g through Σg.
         "float64 offset gradients" => new CaseSpec(ModuleKind.BatchNorm3d, ElementType.Float64, 12, 1e-5, 0.1, false, true, null,
             new[] { Train(4, new[] { 14, 1, 11 }, new DataRecipe(DataKind.OffsetScale, 699, -173, 0.141), new DataRecipe(DataKind.OffsetScale, 0, -855, 1)) }),
+        // A constant channel defeats the √n estimate of summation error: libtorch's float64 mean is off by
+        // ~n·u·m, and the output is −δ/√eps instead of 0. Budgets now use the (n − 1)·u worst-case bound.
+        "float64 constant channel of 5100 values" => new CaseSpec(ModuleKind.BatchNorm3d, ElementType.Float64, 1, 1e-5, 0.1, true, true, null,
+            new[] { Train(5, new[] { 4, 15, 17 }, new DataRecipe(DataKind.ConstantChannel, 813)) }),
+        // Not a tolerance gap but a library fix: momentum 1.5 on a constant channel gives running_var = −0.5,
+        // so with eps 0.5 invstd = ∞ in eval; libtorch's folded x·α + (b − μ·α) yields NaN where
+        // (x − μ)·α + b yields −∞. The library now uses the folded form whenever α is not finite.
+        "running_var + eps = 0 in eval" => new CaseSpec(ModuleKind.BatchNorm1d, ElementType.Float64, 1, 0.5, 1.5, true, true, null,
+            new[] { Train(2, new[] { 1 }, new DataRecipe(DataKind.ConstantChannel, 0)), new StepSpec(false, 2, new[] { 1 }, new DataRecipe(DataKind.Normal, 29), null) }),
         _ => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float64, 1, 1e-5, 0.1, true, true, null,
             new[] { Train(2, new[] { 3, 13 }, new DataRecipe(DataKind.ConstantChannel, 0), new DataRecipe(DataKind.OffsetScale, 0, 1.68, 0.0135)) }),
     };

@@ -1044,6 +1044,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
                 }
 
+                FoldNonFiniteScaleColumns(c, s);
                 _splitCopy = false;
                 _job = JobKind.RowNormalize;
                 RunPhase(workers);
@@ -1057,6 +1058,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                     _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
                 }
 
+                FoldNonFiniteScaleColumns(c, s);
                 _splitCopy = true;
                 _job = JobKind.RowNormalize;
                 RunPhase(workers);
@@ -1107,6 +1109,25 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// Columns whose scale α is not finite get libtorch's folded form x·α + (b − μ·α) (mean 0, shift
+    /// b − μ·α): see <see cref="RunNormalize"/> for why the evaluation order matters there.
+    /// </summary>
+    private void FoldNonFiniteScaleColumns(int channels, int spatial)
+    {
+        for (int ch = 0; ch < channels; ch++)
+        {
+            int first = ch * spatial;
+            double scale = _colScale[first];
+            if (!double.IsFinite(scale))
+            {
+                double shift = _colShift[first] - (_colMean[first] * scale);
+                _colMean.AsSpan(first, spatial).Clear();
+                _colShift.AsSpan(first, spatial).Fill(shift);
+            }
+        }
     }
 
     private void RunRowBlock(int block)
@@ -1326,6 +1347,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
     private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
     {
+        if (!double.IsFinite(scale))
+        {
+            // α = invstd·weight is ±∞ or NaN (var + eps = 0, e.g. a negative running_var from momentum
+            // outside [0, 1], or a non-finite weight). Which non-finite value comes out (NaN or ±∞)
+            // depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
+            Kernels<T>.Normalize(x, y, length, 0, scale, shift - (mean * scale));
+            return;
+        }
+
         if (IsFloat)
         {
             float m = (float)mean;

@@ -22,7 +22,7 @@ namespace BnParity.Harness.Comparison;
 /// |(1 − f)·r| + |f·r| + |f|·var_unbiased, plus the bias δ² of a mean off by δ. The |f·r| term: libtorch
 /// blends with f rounded to T (observed: momentum 0.999 in float32 scales r by 1 − 0.999f, a relative
 /// 1.3e-5 off 1 − 0.999), an error u·|f|·|v − r| that |(1 − f)·r| does not bound when f ≈ 1.
-/// Float64 statistics are sums in T, so the mean's error (statisticRoundings·u·m) carries the √n
+/// Float64 statistics are sums in T, so the mean's error (statisticRoundings·u·m) carries the (n − 1)
 /// factor wherever it enters: the output's m·|α| term, running_var's δ², the gradients' mean shift. Errors already in r are carried forward
 /// multiplied by |1 − f| (they grow when momentum is outside [0, 1], e.g. −1.2), so the budget of
 /// a buffer is propagated step by step, never reset.</item>
@@ -68,6 +68,17 @@ public static class Tolerance
 
     /// <summary>The reduction multiplier for <paramref name="terms"/> summands: ReductionRoundings·√max(n, 1).</summary>
     public static double ReductionFactor(long terms) => ReductionRoundings * Math.Sqrt(Math.Max(terms, 1));
+
+    /// <summary>
+    /// Roundings (in units of u·Σ|x|/n) in a batch statistic of <paramref name="terms"/> values per channel.
+    /// float32: libtorch (acc_type&lt;float&gt; on CPU is double) and the library both accumulate in
+    /// double and round once to float, so the sum's own error is n·2⁻⁵³ — negligible — and k roundings
+    /// remain. float64: the sums are in T. √n is only the random-walk estimate and a constant channel
+    /// defeats it (every partial sum rounds the same way), so the budget uses the worst-case bound of
+    /// recursive or blocked summation, (n − 1)·u·Σ|x|, plus k.
+    /// </summary>
+    public static double StatisticRoundings(Cases.ElementType type, long terms) =>
+        type == Cases.ElementType.Float32 ? ElementwiseRoundings : ElementwiseRoundings + Math.Max(terms - 1, 0);
 
     /// <summary>
     /// Whether <paramref name="actual"/> is within <paramref name="budget"/> of <paramref name="expected"/>.

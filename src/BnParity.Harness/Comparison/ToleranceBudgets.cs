@@ -43,8 +43,8 @@ public static class ToleranceBudgets
             int spatial = x.SpatialSize;
             long n = norm.ValuesPerChannel;
             // Statistics of float32 data are accumulated in double by both libtorch and the library
-            // (one rounding to T at the end); float64 statistics are sums in T: √n growth.
-            double statisticRoundings = config.DType == ElementType.Float32 ? k : Tolerance.ReductionFactor(n);
+            // (one rounding to T at the end); float64 statistics are sums in T (see StatisticRoundings).
+            double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n);
 
             // Output.
             var output = new double[x.Data.Length];
@@ -57,8 +57,8 @@ public static class ToleranceBudgets
                 double scale = Math.Abs(x.Data[i]) * alpha + magnitude * alpha + Math.Abs(norm.Bias[c]);
                 if (norm.UsesBatchStatistics)
                 {
-                    // The batch mean is a reduction: its error is statisticRoundings·u·m (√n growth for
-                    // float64 sums in T), and it reaches every output through |α| even where x − μ = 0
+                    // The batch mean is a reduction: its error is statisticRoundings·u·m (growing with n
+                    // for float64 sums in T), and it reaches every output through |α| even where x − μ = 0
                     // (a constant channel), so the m·|α| term takes that factor, not k.
                     double variance = norm.BatchVariance![c];
                     output[i] = k * u * scale + Math.Max(0, statisticRoundings - k) * u * magnitude * alpha
@@ -90,7 +90,7 @@ public static class ToleranceBudgets
                             + Math.Abs(f) * statisticRoundings * u * magnitude;
                         // A mean off by δ ≤ statisticRoundings·u·m biases Σ(x − μ_T)²/n by δ²: for float32
                         // (statisticRoundings = k) this is the (k·u·m)² of the derivation; float64 sums in T
-                        // have the √n factor (a constant channel's variance is δ², not 0, in libtorch).
+                        // grow with n (a constant channel's variance is δ², not 0, in libtorch).
                         double meanShift = statisticRoundings * u * magnitude;
                         varBudget[c] = Math.Abs(1 - f) * varBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f * before.RunningVar[c]) + Math.Abs(f) * unbiased)
@@ -142,8 +142,8 @@ public static class ToleranceBudgets
         {
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
-            // Float64 means are sums in T: their error grows like √n (as for the statistics above).
-            double meanGrowth = config.DType == ElementType.Float64 && norm.UsesBatchStatistics ? Math.Sqrt(Math.Max(n, 1)) : 1;
+            // Float64 means are sums in T: their error grows with n (as for the statistics above).
+            double meanGrowth = norm.UsesBatchStatistics ? Tolerance.StatisticRoundings(config.DType, n) / k : 1;
             double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
                 ? k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps))

@@ -14,7 +14,12 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
 
     public IBatchNormModule Create(ModuleConfig config, ModuleState state) => new Module(config, state);
 
-    /// <summary>Mean and biased variance of every channel of an (N, C, ...) input, by exact two-pass double sums.</summary>
+    /// <summary>
+    /// Mean and biased variance of every channel of an (N, C, ...) input: two passes, each summed
+    /// with Neumaier's compensated summation, so the result is accurate to a few ulps of double even
+    /// for float64 data (a plain double loop would carry (n − 1)·u of error on a constant channel and
+    /// be no truth for float64 implementations).
+    /// </summary>
     public static (double[] Mean, double[] BiasedVar) BatchStatistics(CaseTensor input)
     {
         int batch = input.Shape[0], channels = input.Shape[1], spatial = input.SpatialSize;
@@ -23,30 +28,46 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         var variance = new double[channels];
         for (int c = 0; c < channels; c++)
         {
-            double sum = 0;
+            var sum = new CompensatedSum();
             for (int n = 0; n < batch; n++)
             {
                 for (int s = 0; s < spatial; s++)
                 {
-                    sum += input.Data[(n * channels + c) * spatial + s];
+                    sum.Add(input.Data[(n * channels + c) * spatial + s]);
                 }
             }
 
-            mean[c] = sum / count;
-            double squares = 0;
+            mean[c] = sum.Value / count;
+            var squares = new CompensatedSum();
             for (int n = 0; n < batch; n++)
             {
                 for (int s = 0; s < spatial; s++)
                 {
                     double d = input.Data[(n * channels + c) * spatial + s] - mean[c];
-                    squares += d * d;
+                    squares.Add(d * d);
                 }
             }
 
-            variance[c] = squares / count;
+            variance[c] = squares.Value / count;
         }
 
         return (mean, variance);
+    }
+
+    /// <summary>Neumaier's variant of Kahan summation: error ≈ 2u·|Σ| + O(n·u²)·Σ|x|, independent of n to first order.</summary>
+    private struct CompensatedSum
+    {
+        private double _sum;
+        private double _compensation;
+
+        public void Add(double value)
+        {
+            double t = _sum + value;
+            _compensation += Math.Abs(_sum) >= Math.Abs(value) ? (_sum - t) + value : (value - t) + _sum;
+            _sum = t;
+        }
+
+        public readonly double Value => _sum + _compensation;
     }
 
     /// <summary>Per channel, the mean of |x| (0 for an empty batch).</summary>
@@ -189,7 +210,12 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
             for (int i = 0; i < output.Length; i++)
             {
                 int c = i / spatial % channels;
-                output[i] = (input.Data[i] - mean[c]) * invStd[c] * weight[c] + bias[c];
+                double alpha = invStd[c] * weight[c];
+                // A non-finite α (var + eps = 0, or a non-finite weight): whether NaN or ±∞ comes out
+                // depends on the evaluation order; PyTorch's CPU kernel evaluates x·α + (b − μ·α).
+                output[i] = double.IsFinite(alpha)
+                    ? (input.Data[i] - mean[c]) * alpha + bias[c]
+                    : input.Data[i] * alpha + (bias[c] - mean[c] * alpha);
             }
 
             return new CaseTensor((int[])input.Shape.Clone(), output);
@@ -206,17 +232,19 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
             var gradBias = new double[channels];
             for (int c = 0; c < channels; c++)
             {
-                double sumGrad = 0, sumGradCentered = 0;
+                var gradSum = new CompensatedSum();
+                var centredGradSum = new CompensatedSum();
                 for (int nIndex = 0; nIndex < batch; nIndex++)
                 {
                     for (int s = 0; s < spatial; s++)
                     {
                         int i = (nIndex * channels + c) * spatial + s;
-                        sumGrad += gradOutput.Data[i];
-                        sumGradCentered += (input.Data[i] - norm.Mean[c]) * gradOutput.Data[i];
+                        gradSum.Add(gradOutput.Data[i]);
+                        centredGradSum.Add((input.Data[i] - norm.Mean[c]) * gradOutput.Data[i]);
                     }
                 }
 
+                double sumGrad = gradSum.Value, sumGradCentered = centredGradSum.Value;
                 gradBias[c] = sumGrad;
                 gradWeight[c] = sumGradCentered * norm.InvStd[c];
                 for (int nIndex = 0; nIndex < batch; nIndex++)
