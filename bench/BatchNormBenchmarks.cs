@@ -62,11 +62,16 @@ public class BatchNormBenchmarks
     [GlobalSetup(Target = nameof(Eval_TorchSharp))]
     public void SetupTorchEval() => SetupTorch(training: false);
 
-    [GlobalSetup(Targets = [nameof(TrainFwd_CSharp), nameof(FwdBwd_CSharp)])]
-    public void SetupCSharpTraining() => SetupCSharp(training: true);
+    // Forward-only benchmarks save nothing for backward on either side: TorchSharp runs them under
+    // no_grad, and the C# module gets SaveForBackward = false (otherwise its span overload copies the input).
+    [GlobalSetup(Target = nameof(TrainFwd_CSharp))]
+    public void SetupCSharpTraining() => SetupCSharp(training: true, saveForBackward: false);
+
+    [GlobalSetup(Target = nameof(FwdBwd_CSharp))]
+    public void SetupCSharpForwardBackward() => SetupCSharp(training: true, saveForBackward: true);
 
     [GlobalSetup(Target = nameof(Eval_CSharp))]
-    public void SetupCSharpEval() => SetupCSharp(training: false);
+    public void SetupCSharpEval() => SetupCSharp(training: false, saveForBackward: false);
 
     [GlobalSetup(Targets = [nameof(TrainFwd_Copy), nameof(Eval_Copy)])]
     public void SetupCopy() => _copy = Case.DType == ElementType.Float32
@@ -113,11 +118,11 @@ public class BatchNormBenchmarks
         }
     }
 
-    private void SetupCSharp(bool training)
+    private void SetupCSharp(bool training, bool saveForBackward)
     {
         _cs = Case.DType == ElementType.Float32
-            ? new CSharpSide<float>(Config, Case.Shape, Threads, training, Seed)
-            : new CSharpSide<double>(Config, Case.Shape, Threads, training, Seed);
+            ? new CSharpSide<float>(Config, Case.Shape, Threads, training, saveForBackward, Seed)
+            : new CSharpSide<double>(Config, Case.Shape, Threads, training, saveForBackward, Seed);
     }
 
     // ------------------------------------------------------------------ training forward (running stats updated)
@@ -250,11 +255,12 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
     private readonly T[] _gradWeight;
     private readonly T[] _gradBias;
 
-    public CSharpSide(ModuleConfig config, int[] shape, int threads, bool training, int seed)
+    public CSharpSide(ModuleConfig config, int[] shape, int threads, bool training, bool saveForBackward, int seed)
     {
         _module = LibraryImplementation.CreateModule<T>(config);
         _module.MaxDegreeOfParallelism = threads;
         _module.Training = training;
+        _module.SaveForBackward = saveForBackward;
         _shape = shape;
         _input = BenchData.Input<T>(shape, seed);
         _output = new T[_input.Length];
