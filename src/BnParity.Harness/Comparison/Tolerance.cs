@@ -70,15 +70,21 @@ public static class Tolerance
     public static double ReductionFactor(long terms) => ReductionRoundings * Math.Sqrt(Math.Max(terms, 1));
 
     /// <summary>
-    /// Roundings (in units of u·Σ|x|/n) in a batch statistic of <paramref name="terms"/> values per channel.
-    /// float32: libtorch (acc_type&lt;float&gt; on CPU is double) and the library both accumulate in
-    /// double and round once to float, so the sum's own error is n·2⁻⁵³ — negligible — and k roundings
-    /// remain. float64: the sums are in T. √n is only the random-walk estimate and a constant channel
-    /// defeats it (every partial sum rounds the same way), so the budget uses the worst-case bound of
-    /// recursive or blocked summation, (n − 1)·u·Σ|x|, plus k.
+    /// Roundings (in units of u·Σ|x|/n) in a batch statistic of <paramref name="terms"/> values per
+    /// channel with <paramref name="spatialSize"/> values per (n, c) plane.
+    /// float32 with spatial size &gt; 1: libtorch's contiguous kernel accumulates in acc_type&lt;float&gt; =
+    /// double, as the library does, and rounds once to float, so the sum's own error (n·2⁻⁵³) is
+    /// negligible and k roundings remain. float32 with spatial size 1 ((N, C) or (N, C, 1) input):
+    /// libtorch treats NC11 as channels-last, whose kernel accumulates over rows in opmath = float.
+    /// float64: the sums are in T.
+    /// In the last two cases, √n is only the random-walk estimate and a constant channel defeats it
+    /// (every partial sum rounds the same way), so the budget uses the worst-case bound of recursive
+    /// or blocked summation, (n − 1)·u·Σ|x|, plus k.
     /// </summary>
-    public static double StatisticRoundings(Cases.ElementType type, long terms) =>
-        type == Cases.ElementType.Float32 ? ElementwiseRoundings : ElementwiseRoundings + Math.Max(terms - 1, 0);
+    public static double StatisticRoundings(Cases.ElementType type, long terms, long spatialSize) =>
+        type == Cases.ElementType.Float32 && spatialSize > 1
+            ? ElementwiseRoundings
+            : ElementwiseRoundings + Math.Max(terms - 1, 0);
 
     /// <summary>
     /// Whether <paramref name="actual"/> is within <paramref name="budget"/> of <paramref name="expected"/>.

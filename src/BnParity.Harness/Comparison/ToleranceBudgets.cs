@@ -43,8 +43,9 @@ public static class ToleranceBudgets
             int spatial = x.SpatialSize;
             long n = norm.ValuesPerChannel;
             // Statistics of float32 data are accumulated in double by both libtorch and the library
-            // (one rounding to T at the end); float64 statistics are sums in T (see StatisticRoundings).
-            double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n);
+            // (one rounding to T at the end) except on libtorch's channels-last path for spatial size 1;
+            // float64 statistics are sums in T (see StatisticRoundings).
+            double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n, spatial);
 
             // Output.
             var output = new double[x.Data.Length];
@@ -143,7 +144,7 @@ public static class ToleranceBudgets
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
             // Float64 means are sums in T: their error grows with n (as for the statistics above).
-            double meanGrowth = norm.UsesBatchStatistics ? Tolerance.StatisticRoundings(config.DType, n) / k : 1;
+            double meanGrowth = norm.UsesBatchStatistics ? Tolerance.StatisticRoundings(config.DType, n, spatial) / k : 1;
             double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
                 ? k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps))
