@@ -376,10 +376,20 @@ internal static unsafe class FloatKernels
         }
     }
 
-    /// <summary>dx = fma(dy, a, fma(x − m, k, c)) element-wise (see <see cref="BatchNorm{T}"/> backward).</summary>
-    public static void Backward(float* x, float* dy, float* dx, int length, float m, float k, float c, float a)
+    /// <summary>dx = fma(dy, a, fma(x − m, k, c)) element-wise (see <see cref="BatchNorm{T}"/> backward).
+    /// <paramref name="nonTemporal"/>: write dx with streaming (non-temporal) stores after a scalar peel to vector
+    /// alignment, so that dx neither reads its lines from memory first nor evicts the channel's x and dy from the cache
+    /// (the caller sets it for tensors far larger than the cache). Every path performs the same fused multiply-adds, so
+    /// the result is bit-identical either way; the kernel ends with a store fence.</summary>
+    public static void Backward(float* x, float* dy, float* dx, int length, float m, float k, float c, float a, bool nonTemporal = false)
     {
         int i = 0;
+        if (nonTemporal && UseVectors && length >= 64)
+        {
+            BackwardStreaming(x, dy, dx, length, m, k, c, a);
+            return;
+        }
+
         if (UseVectors)
         {
             var mv = Vector256.Create(m);
@@ -405,6 +415,56 @@ internal static unsafe class FloatKernels
         for (; i < length; i++)
         {
             dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
+        }
+    }
+    private static void BackwardStreaming(float* x, float* dy, float* dx, int length, float m, float k, float c, float a)
+    {
+        bool wide = Vector512.IsHardwareAccelerated;
+        int align = wide ? 64 : 32;
+        int i = 0;
+        while (i < length && ((nint)(dx + i) & (align - 1)) != 0)
+        {
+            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
+            i++;
+        }
+
+        if (wide)
+        {
+            var mw = Vector512.Create(m);
+            var kw = Vector512.Create(k);
+            var cw = Vector512.Create(c);
+            var aw = Vector512.Create(a);
+            for (; i <= length - 32; i += 32)
+            {
+                var t0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - mw, kw, cw);
+                var t1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16) - mw, kw, cw);
+                Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), aw, t0).StoreAlignedNonTemporal(dx + i);
+                Vector512.FusedMultiplyAdd(Vector512.Load(dy + i + 16), aw, t1).StoreAlignedNonTemporal(dx + i + 16);
+            }
+        }
+        else
+        {
+            var mv = Vector256.Create(m);
+            var kv = Vector256.Create(k);
+            var cv = Vector256.Create(c);
+            var av = Vector256.Create(a);
+            for (; i <= length - 16; i += 16)
+            {
+                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
+                var t1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, kv, cv);
+                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).StoreAlignedNonTemporal(dx + i);
+                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i + 8), av, t1).StoreAlignedNonTemporal(dx + i + 8);
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
+        }
+
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            System.Runtime.Intrinsics.X86.Sse.StoreFence();
         }
     }
 }
