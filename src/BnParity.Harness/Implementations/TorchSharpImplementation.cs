@@ -76,6 +76,32 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             : source.data<double>().ToArray();
     }
 
+    /// <summary>
+    /// TorchSharp 0.107's BatchNorm.forward bumps num_batches_tracked with <c>add_(1)</c>. The implicit
+    /// Scalar is unreachable once its handle has been passed to native code, so a garbage collection
+    /// during the call can finalize it, and libtorch then reads a freed Scalar. That shows up rarely,
+    /// as "Expected false to be true … toFloat/toLong at c10/core/Scalar.h". No collection may start
+    /// while the oracle's forward runs: the garbage collector is paused around it.
+    /// </summary>
+    private static Tensor ForwardWithoutGc(TorchBatchNorm module, Tensor input)
+    {
+        bool paused = GC.TryStartNoGCRegion(NoGcBudgetBytes);
+        try
+        {
+            return module.forward(input);
+        }
+        finally
+        {
+            if (paused && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
+            {
+                GC.EndNoGCRegion();
+            }
+        }
+    }
+
+    /// <summary>Managed allocation allowed while paused: forward allocates only a few small wrappers.</summary>
+    private const long NoGcBudgetBytes = 4 * 1024 * 1024;
+
     private sealed class Module : IBatchNormModule
     {
         private readonly ModuleConfig _config;
@@ -116,7 +142,7 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             _module.train(training);
             using var scope = TorchSharpOracle.Scope();
             var x = ToTensor(input, _config.DType).requires_grad_(true);
-            var y = _module.forward(x);
+            var y = ForwardWithoutGc(_module, x);
             var result = new CaseTensor(Array.ConvertAll(y.shape, d => (int)d), ToArray(y));
             _lastInput = x.MoveToOuterDisposeScope();
             _lastOutput = y.MoveToOuterDisposeScope();
