@@ -81,6 +81,15 @@ public static class Tolerance
     /// (every partial sum rounds the same way), so the budget uses the worst-case bound of recursive
     /// or blocked summation, (n − 1)·u·Σ|x|, plus k.
     /// </summary>
+    /// <summary>
+    /// Roundings (in units of u·Σ|terms|) in a gradient reduction (Σdy, Σ(x − μ)·dy) of
+    /// <paramref name="terms"/> values. float64 sums are in T, so the worst-case (n − 1)·u bound is used,
+    /// as for the statistics: data with ties and zeros makes the rounding errors correlate. float32
+    /// keeps <see cref="ReductionFactor"/>: the sums are accumulated in double, and 16·√n is generous.
+    /// </summary>
+    public static double GradientReductionRoundings(Cases.ElementType type, long terms) =>
+        type == Cases.ElementType.Float64 ? ElementwiseRoundings + Math.Max(terms - 1, 0) : ReductionFactor(terms);
+
     public static double StatisticRoundings(Cases.ElementType type, long terms, long spatialSize) =>
         type == Cases.ElementType.Float32 && spatialSize > 1
             ? ElementwiseRoundings

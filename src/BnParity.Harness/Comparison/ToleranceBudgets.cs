@@ -122,7 +122,7 @@ public static class ToleranceBudgets
     {
         int channels = config.NumFeatures, spatial = x.SpatialSize, batch = x.Shape[0];
         long n = (long)batch * spatial;
-        double reduction = Tolerance.ReductionFactor(n);
+        double reduction = Tolerance.GradientReductionRoundings(config.DType, n);
         var sumAbsGrad = new double[channels];
         var sumAbsCentredGrad = new double[channels];
         var sumCentredGrad = new double[channels];
