@@ -33,8 +33,10 @@ public sealed class ComparisonReport
     public const int MaxKeptMismatches = 64;
 
     public ComparisonReport(BatchNormCase batchNormCase, string expectedSource, string actualSource,
-        IReadOnlyList<string> problems, IReadOnlyList<Mismatch> mismatches, int mismatchCount, double worstBudgetRatio)
+        IReadOnlyList<string> problems, IReadOnlyList<Mismatch> mismatches, int mismatchCount, double worstBudgetRatio,
+        IReadOnlyDictionary<string, int> mismatchCountByTensor)
     {
+        MismatchCountByTensor = mismatchCountByTensor;
         Case = batchNormCase;
         ExpectedSource = expectedSource;
         ActualSource = actualSource;
@@ -53,6 +55,9 @@ public sealed class ComparisonReport
 
     public IReadOnlyList<Mismatch> Mismatches { get; }
     public int MismatchCount { get; }
+
+    /// <summary>Exact mismatch counts per tensor name ("output", "running_var", ...), not limited by <see cref="MaxKeptMismatches"/>.</summary>
+    public IReadOnlyDictionary<string, int> MismatchCountByTensor { get; }
 
     /// <summary>max |error| / budget over every compared number (≤ 1 passes): how close to the edge the case ran.</summary>
     public double WorstBudgetRatio { get; }
@@ -194,6 +199,7 @@ public static class TraceComparer
     {
         private readonly List<string> _problems = new();
         private readonly List<Mismatch> _mismatches = new();
+        private readonly Dictionary<string, int> _countByTensor = new(StringComparer.Ordinal);
         private int _count;
         private double _worst;
 
@@ -243,6 +249,7 @@ public static class TraceComparer
                 if (!Tolerance.Within(expected[i], actual[i], allowed))
                 {
                     _count++;
+                    _countByTensor[name] = _countByTensor.GetValueOrDefault(name) + 1;
                     if (_mismatches.Count < ComparisonReport.MaxKeptMismatches)
                     {
                         _mismatches.Add(new Mismatch(step, name, i, locate(i), expected[i], actual[i], allowed, batchNormCase.Config.DType));
@@ -258,6 +265,6 @@ public static class TraceComparer
         }
 
         public ComparisonReport Build(string expectedSource, string actualSource) =>
-            new(batchNormCase, expectedSource, actualSource, _problems, _mismatches, _count, _worst);
+            new(batchNormCase, expectedSource, actualSource, _problems, _mismatches, _count, _worst, _countByTensor);
     }
 }
