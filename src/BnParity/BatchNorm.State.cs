@@ -16,7 +16,22 @@ public abstract partial class BatchNorm<T>
     /// running_var, num_batches_tracked (when tracking). Vectors are <see cref="DenseTensor{T}"/> of shape [C];
     /// num_batches_tracked is a <see cref="DenseTensor{T}"/> of <see cref="long"/> with shape [] (one element).
     /// </summary>
+    /// <exception cref="InvalidOperationException">Called while another thread runs an exclusive call (a training
+    /// forward, Backward, a state change) on this module.</exception>
     public IReadOnlyDictionary<string, IStateTensor> StateDict()
+    {
+        _guard.EnterShared();
+        try
+        {
+            return StateDictCore();
+        }
+        finally
+        {
+            _guard.ExitShared();
+        }
+    }
+
+    private OrderedDictionary<string, IStateTensor> StateDictCore()
     {
         var dict = new OrderedDictionary<string, IStateTensor>();
         int c = NumFeatures;
@@ -48,9 +63,15 @@ public abstract partial class BatchNorm<T>
     /// <exception cref="ArgumentException">Missing/unexpected keys (strict), a wrong shape (vectors must be [C],
     /// num_batches_tracked must be []), a wrong element type (T for vectors, long for num_batches_tracked), a data
     /// length inconsistent with the shape, or a negative num_batches_tracked.</exception>
+    /// <exception cref="InvalidOperationException">Called while another thread is in a call on this module.</exception>
     public void LoadStateDict(IReadOnlyDictionary<string, IStateTensor> state, bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(state);
+        Mutate(() => LoadStateDictCore(state, strict));
+    }
+
+    private void LoadStateDictCore(IReadOnlyDictionary<string, IStateTensor> state, bool strict)
+    {
         var vectorKeys = new List<string>(4);
         if (Affine)
         {

@@ -57,84 +57,32 @@ namespace BnParity;
 /// <typeparam name="T">float or double.</typeparam>
 public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private const int DefaultParallelThreshold = 32 * 1024;
-
     private readonly T[]? _weight;
     private readonly T[]? _bias;
     private readonly T[]? _runningMean;
     private readonly T[]? _runningVar;
     private long _numBatchesTracked;
     private int _maxDegreeOfParallelism = Environment.ProcessorCount;
-    private readonly ChunkWorker _worker;
-    private readonly object _gate = new();
-    private long _claimState;
-    private int _completedChunks;
-    private Exception? _workerError;
+    private double _eps;
+    private double? _momentum;
+    private bool _training = true;
+    private bool _saveForBackward = true;
+    private ExecutionOptions _execution = ExecutionOptions.Default;
+    private readonly CallGuard _guard;
 
-    // Saved context of the last successful Forward (used by Backward).
+    /// <summary>The idle per-call execution state; a call takes it (or, when a concurrent call holds it, makes a new
+    /// one) and puts it back when done.</summary>
+    private Execution? _idleExecution;
+
+    // Saved context of the last successful Forward (used by Backward). Written only after a forward succeeded.
     private T[] _savedInput = [];
+    private T[] _stagingInput = [];
     private T[]? _savedRef;
     private int[]? _savedShape;
     private bool _savedBatchStats;
     private readonly double[] _savedMean;
     private readonly double[] _savedInvstd;
     private readonly double[] _savedWeight;
-
-    // Per-call scratch, indexed by channel.
-    private readonly double[] _varSum;
-    private readonly double[] _gradWeight;
-    private readonly double[] _gradBias;
-
-    // The job the channel workers execute (set before dispatch; the module is not re-entrant).
-    private JobKind _job;
-    private nint _pX;
-    private nint _pY;
-    private nint _pDy;
-    private nint _pSave;
-    private int _jobN;
-    private int _jobS;
-    private int _chunks;
-    private int _rowsPerBlock;
-    private bool _streamGradInput;
-
-    // Block-split path (few channels, several threads): per-block partial sums folded in canonical order.
-    private double[] _partA = [];
-    private double[] _partB = [];
-    private int _blocksPerRun;
-    private int _runsPerGroup;
-    private int _groups;
-    private long _units;
-    private bool _splitCopy;
-    private bool _splitBatch;
-    private readonly double[] _chScale;
-    private readonly double[] _chShift;
-    private readonly double[] _chK;
-    private readonly double[] _chGradMean;
-    private readonly bool[] _refine;
-
-    // Per-column (C·S) parameters for the row-major path used when spatial runs are short.
-    private double[] _colMean = [];
-    private double[] _colScale = [];
-    private double[] _colShift = [];
-    private double[] _colExtra = [];
-
-    private enum JobKind
-    {
-        ForwardBatch,
-        ForwardFixed,
-        BackwardBatch,
-        BackwardFixed,
-        SplitSum,
-        SplitSquares,
-        SplitNormalize,
-        SplitSumDot,
-        SplitBackward,
-        RowSum,
-        RowSquares,
-        RowNormalize,
-        RowSumDot,
-        RowBackward,
-    }
 
     /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
     /// <param name="numFeatures">C, the number of channels (dimension 1 of the input); at least 1.</param>
@@ -155,8 +103,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
 
         ArgumentOutOfRangeException.ThrowIfLessThan(numFeatures, 1);
         NumFeatures = numFeatures;
-        Eps = eps;
-        Momentum = momentum;
+        _eps = eps;
+        _momentum = momentum;
         Affine = affine;
         TrackRunningStats = trackRunningStats;
         if (affine)
@@ -174,15 +122,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _savedMean = new double[numFeatures];
         _savedInvstd = new double[numFeatures];
         _savedWeight = new double[numFeatures];
-        _varSum = new double[numFeatures];
-        _gradWeight = new double[numFeatures];
-        _gradBias = new double[numFeatures];
-        _chScale = new double[numFeatures];
-        _chShift = new double[numFeatures];
-        _chK = new double[numFeatures];
-        _chGradMean = new double[numFeatures];
-        _refine = new bool[numFeatures];
-        _worker = new ChunkWorker(this);
+        _guard = new CallGuard($"{GetType().Name.Split('`')[0]}<{typeof(T).Name}>({numFeatures})");
+        _idleExecution = new Execution(this);
         ResetParameters();
     }
 
@@ -190,10 +131,20 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     public int NumFeatures { get; }
 
     /// <summary>Added to the variance before the square root. Not range-checked.</summary>
-    public double Eps { get; set; }
+    /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
+    public double Eps
+    {
+        get => _eps;
+        set => Mutate(() => _eps = value);
+    }
 
     /// <summary>The running-statistics factor; null means cumulative average (1/num_batches_tracked). Not range-checked.</summary>
-    public double? Momentum { get; set; }
+    /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
+    public double? Momentum
+    {
+        get => _momentum;
+        set => Mutate(() => _momentum = value);
+    }
 
     /// <summary>Whether the module has a learnable weight and bias.</summary>
     public bool Affine { get; }
@@ -202,7 +153,12 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     public bool TrackRunningStats { get; }
 
     /// <summary>Training mode (default true).</summary>
-    public bool Training { get; set; } = true;
+    /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
+    public bool Training
+    {
+        get => _training;
+        set => Mutate(() => _training = value);
+    }
 
     /// <summary>The per-channel scale (length C; the live array, callers may write elements), or null when not affine.</summary>
     public T[]? Weight => _weight;
@@ -235,7 +191,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             }
 
             ArgumentOutOfRangeException.ThrowIfNegative(v, nameof(value));
-            _numBatchesTracked = v;
+            Mutate(() => _numBatchesTracked = v);
         }
     }
 
@@ -248,7 +204,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _maxDegreeOfParallelism = value;
+            Mutate(() => _maxDegreeOfParallelism = value);
         }
     }
 
@@ -258,19 +214,49 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// <see cref="DenseTensor{T}"/> overloads keep a reference to a non-in-place input's buffer) plus per-channel
     /// statistics. Set false for inference to skip the copy; <c>Backward</c> then throws until a forward with it true.
     /// </summary>
-    public bool SaveForBackward { get; set; } = true;
+    /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
+    public bool SaveForBackward
+    {
+        get => _saveForBackward;
+        set => Mutate(() => _saveForBackward = value);
+    }
 
     /// <summary>Drops the saved backward context and frees the saved-input buffer; <c>Backward</c> then throws until
     /// the next <c>Forward</c>.</summary>
-    public void ReleaseBackwardContext()
+    /// <exception cref="InvalidOperationException">Called while another thread is in a call on this module.</exception>
+    public void ReleaseBackwardContext() => Mutate(() =>
     {
         _savedShape = null;
         _savedInput = [];
+        _stagingInput = [];
         _savedRef = null;
+    });
+
+    /// <summary>Internal execution knobs: forced path and thresholds (tests run every path and thread count with
+    /// them). Results never depend on them except that forcing the row path changes the summation order.</summary>
+    internal ExecutionOptions ExecutionOptions
+    {
+        get => _execution;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            Mutate(() => _execution = value);
+        }
     }
 
-    /// <summary>Element count above which work is split across threads (internal tuning knob).</summary>
-    internal int ParallelThreshold { get; set; } = DefaultParallelThreshold;
+    /// <summary>Runs a state change as an exclusive call (see <see cref="CallGuard"/>).</summary>
+    private protected void Mutate(Action change)
+    {
+        _guard.EnterExclusive();
+        try
+        {
+            change();
+        }
+        finally
+        {
+            _guard.ExitExclusive();
+        }
+    }
 
     /// <summary>Sets <see cref="Training"/> and returns this module.</summary>
     public BatchNorm<T> Train(bool mode = true)
@@ -283,18 +269,22 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     public BatchNorm<T> Eval() => Train(false);
 
     /// <summary>Weight 1, bias 0, and <see cref="ResetRunningStats"/>.</summary>
-    public void ResetParameters()
+    /// <exception cref="InvalidOperationException">Called while another thread is in a call on this module.</exception>
+    public void ResetParameters() => Mutate(() =>
     {
-        ResetRunningStats();
+        ResetRunningStatsCore();
         if (_weight is not null && _bias is not null)
         {
             Array.Fill(_weight, T.One);
             Array.Fill(_bias, T.Zero);
         }
-    }
+    });
 
     /// <summary>running_mean 0, running_var 1, num_batches_tracked 0 (no-op when not tracking).</summary>
-    public void ResetRunningStats()
+    /// <exception cref="InvalidOperationException">Called while another thread is in a call on this module.</exception>
+    public void ResetRunningStats() => Mutate(ResetRunningStatsCore);
+
+    private void ResetRunningStatsCore()
     {
         if (_runningMean is not null && _runningVar is not null)
         {
@@ -317,10 +307,18 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     public DenseTensor<T> Forward(DenseTensor<T> input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        ValidateForward(input.ShapeSpan, input.Length, "input");
-        var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
-        ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data);
-        return output;
+        bool exclusive = EnterForward();
+        try
+        {
+            ValidateForward(input.ShapeSpan, input.Length, "input");
+            var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
+            ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data);
+            return output;
+        }
+        finally
+        {
+            ExitCall(exclusive);
+        }
     }
 
     /// <summary>Normalises <paramref name="input"/> into <paramref name="destination"/> (same shape; may be the same
@@ -331,15 +329,23 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(destination);
-        ValidateForward(input.ShapeSpan, input.Length, "input");
-        if (!input.ShapeSpan.SequenceEqual(destination.ShapeSpan))
+        bool exclusive = EnterForward();
+        try
         {
-            throw new ArgumentException(
-                $"destination shape {DenseTensor<T>.FormatShape(destination.ShapeSpan)} differs from input shape {DenseTensor<T>.FormatShape(input.ShapeSpan)}.",
-                nameof(destination));
-        }
+            ValidateForward(input.ShapeSpan, input.Length, "input");
+            if (!input.ShapeSpan.SequenceEqual(destination.ShapeSpan))
+            {
+                throw new ArgumentException(
+                    $"destination shape {DenseTensor<T>.FormatShape(destination.ShapeSpan)} differs from input shape {DenseTensor<T>.FormatShape(input.ShapeSpan)}.",
+                    nameof(destination));
+            }
 
-        ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data);
+            ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data);
+        }
+        finally
+        {
+            ExitCall(exclusive);
+        }
     }
 
     /// <summary>Zero-copy forward over a row-major buffer of the given shape. <paramref name="destination"/> must have
@@ -349,22 +355,62 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// <exception cref="ArgumentException">Invalid shape, length mismatch, partial overlap, or as <see cref="Forward(DenseTensor{T})"/>.</exception>
     public void Forward(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
     {
-        ValidateForward(shape, input.Length, nameof(shape));
-        if (destination.Length != input.Length)
+        bool exclusive = EnterForward();
+        try
         {
-            throw new ArgumentException(
-                $"destination has {destination.Length} elements; input has {input.Length}.", nameof(destination));
-        }
+            ValidateForward(shape, input.Length, nameof(shape));
+            if (destination.Length != input.Length)
+            {
+                throw new ArgumentException(
+                    $"destination has {destination.Length} elements; input has {input.Length}.", nameof(destination));
+            }
 
-        if (input.Overlaps(destination, out int offset) && offset != 0)
+            if (input.Overlaps(destination, out int offset) && offset != 0)
+            {
+                throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
+            }
+
+            ForwardCore(input, shape, destination, null);
+        }
+        finally
         {
-            throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
+            ExitCall(exclusive);
         }
-
-        ForwardCore(input, shape, destination, null);
     }
 
-    private bool UsesBatchStats => Training || !TrackRunningStats;
+    private bool UsesBatchStats => _training || !TrackRunningStats;
+
+    /// <summary>Enters a forward call: shared when it writes nothing of the module (eval statistics or batch
+    /// statistics without running stats, and nothing saved for backward), else exclusive. The mode is read after
+    /// entering, when no setter can change it any more.</summary>
+    /// <returns>Whether the call is exclusive.</returns>
+    private bool EnterForward()
+    {
+        _guard.EnterShared();
+        if ((_training && TrackRunningStats) || _saveForBackward)
+        {
+            _guard.UpgradeToExclusive();
+            return true;
+        }
+
+        return false;
+    }
+
+    private void ExitCall(bool exclusive)
+    {
+        if (exclusive)
+        {
+            _guard.ExitExclusive();
+        }
+        else
+        {
+            _guard.ExitShared();
+        }
+    }
+
+    private Execution RentExecution() => Interlocked.Exchange(ref _idleExecution, null) ?? new Execution(this);
+
+    private void ReturnExecution(Execution execution) => Volatile.Write(ref _idleExecution, execution);
 
     private void ValidateForward(ReadOnlySpan<int> shape, int inputLength, string shapeParam)
     {
@@ -409,87 +455,111 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     /// not in place); null to copy.</param>
     private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray)
     {
-        // Everything is validated; from here on nothing throws (except OOM growing the saved buffer, which
-        // happens before any state is touched).
+        // Everything is validated. Allocation (the only thing that can fail before the run) happens first; the run
+        // writes only the destination and the call's own Execution (and the staging copy of the input); the module's
+        // saved context and running statistics are written after the run succeeded, so a failure anywhere leaves the
+        // module as it was.
         int length = input.Length;
-        bool save = SaveForBackward;
-        bool copy = save && inputArray is null;
-        if (copy && _savedInput.Length < length)
+        bool save = _saveForBackward;
+        bool copy = save && inputArray is null && length > 0;
+        if (copy && _stagingInput.Length < length)
         {
-            _savedInput = new T[length];
+            _stagingInput = new T[length];
         }
 
-        if (!save)
-        {
-            _savedShape = null;
-        }
-        else if (_savedShape is null || !_savedShape.AsSpan().SequenceEqual(shape))
-        {
-            _savedShape = shape.ToArray();
-        }
+        int[]? savedShape = !save ? null
+            : _savedShape is not null && _savedShape.AsSpan().SequenceEqual(shape) ? _savedShape
+            : shape.ToArray();
 
         int c = NumFeatures;
         int n = shape[0];
         int s = SpatialCount(shape);
         long count = (long)n * s;
         bool batch = UsesBatchStats;
-        bool updateRunning = Training && TrackRunningStats;
-
-        for (int ch = 0; ch < c; ch++)
+        bool updateRunning = _training && TrackRunningStats;
+        Execution ex = RentExecution();
+        try
         {
-            _savedWeight[ch] = _weight is null ? 1.0 : Kernels<T>.ToDoublePublic(_weight[ch]);
-        }
-
-        if (!batch)
-        {
+            ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
             for (int ch = 0; ch < c; ch++)
             {
-                _savedMean[ch] = Kernels<T>.ToDoublePublic(_runningMean![ch]);
-                _savedInvstd[ch] = 1.0 / Math.Sqrt(Kernels<T>.ToDoublePublic(_runningVar![ch]) + Eps);
+                ex.Weight[ch] = _weight is null ? 1.0 : Kernels<T>.ToDoublePublic(_weight[ch]);
             }
-        }
-        else if (count == 0)
-        {
-            Array.Fill(_savedMean, double.NaN);
-            Array.Fill(_savedInvstd, double.NaN);
-        }
 
-        _savedBatchStats = batch;
-        _savedRef = save ? inputArray : null;
-        if (length > 0)
-        {
-            fixed (T* px = input)
-            fixed (T* py = destination)
-            fixed (T* ps = _savedInput)
+            if (!batch)
             {
-                _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
-                _pX = (nint)px;
-                _pY = (nint)py;
-                _pSave = copy ? (nint)ps : 0;
-                _jobN = n;
-                _jobS = s;
-                Dispatch(length);
-                _pX = _pY = _pSave = 0;
-            }
-        }
-
-        if (updateRunning)
-        {
-            _numBatchesTracked++;
-            if (count > 0)
-            {
-                // Blend in double, round once to T (libtorch's order: f·stat + (1 − f)·running).
-                double f = Momentum ?? 1.0 / _numBatchesTracked;
-                double g = 1.0 - f;
-                double unbias = 1.0 / (count - 1);
                 for (int ch = 0; ch < c; ch++)
                 {
-                    double rm = Kernels<T>.ToDoublePublic(_runningMean![ch]);
-                    double rv = Kernels<T>.ToDoublePublic(_runningVar![ch]);
-                    _runningMean[ch] = Kernels<T>.FromDoublePublic((f * _savedMean[ch]) + (g * rm));
-                    _runningVar[ch] = Kernels<T>.FromDoublePublic((f * (_varSum[ch] * unbias)) + (g * rv));
+                    ex.Mean[ch] = Kernels<T>.ToDoublePublic(_runningMean![ch]);
+                    ex.Invstd[ch] = 1.0 / Math.Sqrt(Kernels<T>.ToDoublePublic(_runningVar![ch]) + _eps);
                 }
             }
+            else if (count == 0)
+            {
+                Array.Fill(ex.Mean, double.NaN);
+                Array.Fill(ex.Invstd, double.NaN);
+            }
+
+            if (length > 0)
+            {
+                fixed (T* px = input)
+                fixed (T* py = destination)
+                fixed (T* ps = _stagingInput)
+                {
+                    ex.RunForward(px, py, copy ? ps : null, n, s, batch);
+                }
+            }
+
+            // Commit: nothing below can fail.
+            _savedShape = savedShape;
+            if (save)
+            {
+                ex.Mean.CopyTo(_savedMean, 0);
+                ex.Invstd.CopyTo(_savedInvstd, 0);
+                ex.Weight.CopyTo(_savedWeight, 0);
+                _savedBatchStats = batch;
+                _savedRef = copy ? null : inputArray;
+                if (copy)
+                {
+                    (_savedInput, _stagingInput) = (_stagingInput, _savedInput);
+                }
+            }
+            else
+            {
+                _savedRef = null;
+            }
+
+            if (updateRunning)
+            {
+                UpdateRunningStatistics(ex.Mean, ex.VarSum, count);
+            }
+        }
+        finally
+        {
+            ReturnExecution(ex);
+        }
+    }
+
+    /// <summary>num_batches_tracked + 1, then (for a non-empty batch) running = f·stat + (1 − f)·running with
+    /// f = momentum ?? 1/num_batches_tracked and the unbiased variance varSum/(n − 1); blended in double and
+    /// rounded once to T (libtorch's order).</summary>
+    private void UpdateRunningStatistics(double[] mean, double[] varSum, long count)
+    {
+        _numBatchesTracked++;
+        if (count == 0)
+        {
+            return;
+        }
+
+        double f = _momentum ?? 1.0 / _numBatchesTracked;
+        double g = 1.0 - f;
+        double unbias = 1.0 / (count - 1);
+        for (int ch = 0; ch < NumFeatures; ch++)
+        {
+            double rm = Kernels<T>.ToDoublePublic(_runningMean![ch]);
+            double rv = Kernels<T>.ToDoublePublic(_runningVar![ch]);
+            _runningMean[ch] = Kernels<T>.FromDoublePublic((f * mean[ch]) + (g * rm));
+            _runningVar[ch] = Kernels<T>.FromDoublePublic((f * (varSum[ch] * unbias)) + (g * rv));
         }
     }
 
@@ -503,20 +573,43 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
     public BatchNormGradients<T> Backward(DenseTensor<T> gradOutput)
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
-        ValidateBackward(gradOutput.ShapeSpan, nameof(gradOutput));
-        var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
-        T[]? gw = Affine ? new T[NumFeatures] : null;
-        T[]? gb = Affine ? new T[NumFeatures] : null;
-        BackwardCore(gradOutput.Data, gradInput.Data, gw, gb);
-        return new BatchNormGradients<T>(gradInput, gw, gb);
+        _guard.EnterExclusive();
+        try
+        {
+            ValidateBackward(gradOutput.ShapeSpan, nameof(gradOutput));
+            var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
+            T[]? gw = Affine ? new T[NumFeatures] : null;
+            T[]? gb = Affine ? new T[NumFeatures] : null;
+            BackwardCore(gradOutput.Data, gradInput.Data, gw, gb);
+            return new BatchNormGradients<T>(gradInput, gw, gb);
+        }
+        finally
+        {
+            _guard.ExitExclusive();
+        }
     }
 
     /// <summary>Span form of <see cref="Backward(DenseTensor{T})"/>. <paramref name="gradInput"/> may be exactly
     /// <paramref name="gradOutput"/> or disjoint from it. When affine, <paramref name="gradWeight"/> and
     /// <paramref name="gradBias"/> must have length C; when not affine they are ignored (may be empty).</summary>
     /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
-    /// <exception cref="ArgumentException">A shape or length mismatch (the message names the argument).</exception>
+    /// <exception cref="ArgumentException">A shape or length mismatch, or <paramref name="gradInput"/> overlaps the
+    /// input saved by the forward (the message names the argument).</exception>
     public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    {
+        _guard.EnterExclusive();
+        try
+        {
+            ValidateSpanBackward(gradOutput, shape, gradInput, gradWeight, gradBias);
+            BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, Affine ? gradBias : default);
+        }
+        finally
+        {
+            _guard.ExitExclusive();
+        }
+    }
+
+    private void ValidateSpanBackward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
     {
         ValidateBackward(shape, nameof(shape));
         int length = SavedLength;
@@ -548,7 +641,13 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             }
         }
 
-        BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, Affine ? gradBias : default);
+        if (length > 0 && gradInput.Overlaps((_savedRef ?? _savedInput).AsSpan(0, length)))
+        {
+            // Backward reads the saved input while it writes dx, and a later Backward of the same forward would
+            // differentiate the overwritten values.
+            throw new ArgumentException(
+                "gradInput overlaps the input saved by the last Forward; write the gradient to another buffer.", nameof(gradInput));
+        }
     }
 
     private int SavedLength
@@ -586,952 +685,37 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         int[] shape = _savedShape!;
         int length = gradOutput.Length;
         int c = NumFeatures;
-        Array.Clear(_gradWeight);
-        Array.Clear(_gradBias);
-        if (length > 0)
+        Execution ex = RentExecution();
+        try
         {
-            fixed (T* pdy = gradOutput)
-            fixed (T* pdx = gradInput)
-            fixed (T* ps = _savedRef ?? _savedInput)
+            ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
+            _savedMean.CopyTo(ex.Mean, 0);
+            _savedInvstd.CopyTo(ex.Invstd, 0);
+            _savedWeight.CopyTo(ex.Weight, 0);
+            Array.Clear(ex.GradWeight);
+            Array.Clear(ex.GradBias);
+            if (length > 0)
             {
-                _job = _savedBatchStats ? JobKind.BackwardBatch : JobKind.BackwardFixed;
-                _pX = (nint)ps;
-                _pDy = (nint)pdy;
-                _pY = (nint)pdx;
-                _jobN = shape[0];
-                _jobS = SpatialCount(shape);
-                _streamGradInput = (long)length * sizeof(T) >= StreamingMinBytes;
-                Dispatch(length);
-                _pX = _pY = _pDy = 0;
-            }
-        }
-
-        if (!gradWeight.IsEmpty)
-        {
-            for (int ch = 0; ch < c; ch++)
-            {
-                gradWeight[ch] = Kernels<T>.FromDoublePublic(_gradWeight[ch]);
-                gradBias[ch] = Kernels<T>.FromDoublePublic(_gradBias[ch]);
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------ Parallel dispatch
-
-    /// <summary>Few-channel inputs use the multi-phase split path from this multiple of
-    /// <see cref="ParallelThreshold"/> elements on (512 Ki by default), else one thread.</summary>
-    private const int SplitThresholdFactor = 16;
-
-    /// <summary>From this gradient size on (bytes) the per-channel float backward writes dx with non-temporal stores.
-    /// Such a channel's x and dy (2·N·S elements) then typically exceed what the cache keeps between the channel's
-    /// reduction pass and its dx pass, so ordinary stores cost an extra read of dx's lines plus evictions of x and dy;
-    /// measured (1 thread, 32×64×56×56) the backward drops from ~8 ms to ~5 ms. Smaller tensors keep ordinary stores, whose
-    /// dx stays cached for the next consumer. Results are bit-identical either way.</summary>
-    private const long StreamingMinBytes = 8L << 20;
-
-    /// <summary>Short spatial runs (S below this) use the row-major column path.</summary>
-    private const int RowModeMaxSpatial = 16;
-
-    /// <summary>Upper bound on C·S for the row-major path (its scratch is about (2·blocks + 4)·C·S doubles).</summary>
-    private const int RowModeMaxColumns = 1 << 14;
-
-    /// <summary>Row blocks hold at least this many rows.</summary>
-    private const int RowBlockMinRows = 32;
-
-    /// <summary>At most this many row blocks (rows per block grow with N).</summary>
-    private const int RowBlockMaxBlocks = 32;
-
-    /// <summary>Runs a phase on the caller (one worker) or fork/join.</summary>
-    private void RunPhase(int workers)
-    {
-        if (workers <= 1)
-        {
-            _chunks = 1;
-            RunChunk(0);
-            return;
-        }
-
-        ForkJoin(workers);
-    }
-
-    private void Dispatch(long length)
-    {
-        int c = NumFeatures;
-        _blocksPerRun = (_jobS + Block - 1) / Block;
-        _runsPerGroup = _jobS >= Block ? 1 : Block / _jobS;
-        _groups = (_jobN + _runsPerGroup - 1) / _runsPerGroup;
-        int threads = length < ParallelThreshold ? 1 : _maxDegreeOfParallelism;
-        if (_jobS < RowModeMaxSpatial && (long)c * _jobS <= RowModeMaxColumns)
-        {
-            RunRows(threads);
-            return;
-        }
-
-        if (threads > 1 && c % threads != 0 && c < 4 * threads)
-        {
-            if (length >= (long)ParallelThreshold * SplitThresholdFactor)
-            {
-                // Few channels for the threads: split channels into fixed blocks so all threads get equal work.
-                RunSplit(threads);
-                return;
-            }
-
-            // The split path pays 2–3 fork/joins per call (5–20 µs each on a busy machine); below this size one
-            // thread finishes sooner. Same results either way (the split order equals the per-channel order).
-            threads = 1;
-        }
-
-        int workers = Math.Min(threads, c);
-
-        if (workers <= 1)
-        {
-            for (int ch = 0; ch < c; ch++)
-            {
-                RunChannel(ch);
-            }
-
-            return;
-        }
-
-        ForkJoin(workers);
-    }
-
-    private void ForkJoin(int workers)
-    {
-        // Allocation-free fork/join. The caller and (workers − 1) queued thread-pool items (one cached object)
-        // claim chunks by CAS on _claimState = (generation << 32) | next index. A new call first locks the state
-        // (index = int.MaxValue), then sets up the job and publishes (generation + 1, 0); a CAS from an older
-        // generation therefore fails, so an item that starts late either helps the current call legitimately or
-        // finds nothing and returns. The caller never waits for an item that has not started: it claims any
-        // unclaimed chunk itself and waits only for chunks in progress. Chunk boundaries vary with the worker
-        // count, but the summation order does not (see the class remarks), so results do not either.
-        long generation = (Volatile.Read(ref _claimState) >> 32) + 1;
-        Interlocked.Exchange(ref _claimState, (generation << 32) | int.MaxValue);
-        _chunks = workers;
-        _workerError = null;
-        _completedChunks = 0;
-        Interlocked.Exchange(ref _claimState, generation << 32);
-        for (int i = 1; i < workers; i++)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
-        }
-
-        ClaimChunks();
-        if (Volatile.Read(ref _completedChunks) < workers)
-        {
-            lock (_gate)
-            {
-                while (Volatile.Read(ref _completedChunks) < workers)
+                fixed (T* pdy = gradOutput)
+                fixed (T* pdx = gradInput)
+                fixed (T* ps = _savedRef ?? _savedInput)
                 {
-                    Monitor.Wait(_gate);
+                    ex.RunBackward(ps, pdy, pdx, shape[0], SpatialCount(shape), _savedBatchStats);
                 }
             }
-        }
 
-        if (_workerError is Exception error)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-        }
-    }
-
-    private void ClaimChunks()
-    {
-        while (true)
-        {
-            long state = Volatile.Read(ref _claimState);
-            int chunk = (int)(state & int.MaxValue);
-            int chunks = Volatile.Read(ref _chunks);
-            if (chunk >= chunks)
+            if (!gradWeight.IsEmpty)
             {
-                return;
-            }
-
-            if (Interlocked.CompareExchange(ref _claimState, state + 1, state) != state)
-            {
-                continue;
-            }
-
-            try
-            {
-                RunChunk(chunk);
-            }
-            catch (Exception e)
-            {
-                _workerError = e;
-            }
-
-            if (Interlocked.Increment(ref _completedChunks) == chunks)
-            {
-                lock (_gate)
-                {
-                    Monitor.PulseAll(_gate);
-                }
-            }
-        }
-    }
-
-    private sealed class ChunkWorker(BatchNorm<T> owner) : IThreadPoolWorkItem
-    {
-        public void Execute() => owner.ClaimChunks();
-    }
-
-    private void RunChunk(int chunk)
-    {
-        int c = NumFeatures;
-        int start = (int)((long)chunk * c / _chunks);
-        int end = (int)((long)(chunk + 1) * c / _chunks);
-        if (_job >= JobKind.RowSum)
-        {
-            long b0 = _units * chunk / _chunks;
-            long b1 = _units * (chunk + 1) / _chunks;
-            for (long b = b0; b < b1; b++)
-            {
-                RunRowBlock((int)b);
-            }
-
-            return;
-        }
-
-        if (_job >= JobKind.SplitSum)
-        {
-            long u0 = _units * chunk / _chunks;
-            long u1 = _units * (chunk + 1) / _chunks;
-            for (long u = u0; u < u1; u++)
-            {
-                RunUnit(u);
-            }
-
-            return;
-        }
-
-        for (int ch = start; ch < end; ch++)
-        {
-            RunChannel(ch);
-        }
-    }
-
-    /// <summary>Block length (elements) of the canonical per-channel summation order. Runs shorter than a block are
-    /// taken in groups of G = ⌊Block/S⌋ consecutive runs (G = 1 when S ≥ Block); a channel's total is the left fold,
-    /// over the groups in order and then over the blocks [b, b + Block) of the group's runs, of each kernel sum (one
-    /// kernel call covers a whole group, see <see cref="FloatKernels"/>; for double it is the left fold of the
-    /// group's per-run sums).</summary>
-    private const int Block = 4096;
-
-    /// <summary>
-    /// Work split for few channels: units are (group, block) pairs; each phase computes per-unit partials that the
-    /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
-    /// bit-identical to the per-channel path.
-    /// </summary>
-    private void RunSplit(int workers)
-    {
-        int c = NumFeatures;
-        int s = _jobS;
-        int n = _jobN;
-        int nb = _blocksPerRun;
-        _units = (long)_groups * c * nb;
-        if (_partA.Length < _units)
-        {
-            _partA = new double[_units];
-            _partB = new double[_units];
-        }
-
-        workers = (int)Math.Min(workers, _units);
-        long count = (long)n * s;
-        switch (_job)
-        {
-            case JobKind.ForwardBatch:
-                _job = JobKind.SplitSum;
-                ForkJoin(workers);
-                bool anyRefine = false;
                 for (int ch = 0; ch < c; ch++)
                 {
-                    double shift = ChannelShift(ch);
-                    double mean = shift + (FoldParts(_partA, ch) / count);
-                    _savedMean[ch] = mean;
-                    _refine[ch] = !TryShiftedVarSum(FoldParts(_partB, ch), mean, shift, count, out _varSum[ch]);
-                    anyRefine |= _refine[ch];
+                    gradWeight[ch] = Kernels<T>.FromDoublePublic(ex.GradWeight[ch]);
+                    gradBias[ch] = Kernels<T>.FromDoublePublic(ex.GradBias[ch]);
                 }
-
-                if (anyRefine)
-                {
-                    _job = JobKind.SplitSquares;
-                    ForkJoin(workers);
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        if (_refine[ch])
-                        {
-                            _varSum[ch] = FinishVarSum(FoldParts(_partA, ch), _savedMean[ch], count);
-                        }
-                    }
-                }
-
-                for (int ch = 0; ch < c; ch++)
-                {
-                    double varSum = _varSum[ch];
-                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
-                    _varSum[ch] = varSum;
-                    _savedInvstd[ch] = invstd;
-                    _chScale[ch] = invstd * _savedWeight[ch];
-                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
-                }
-
-                _splitCopy = false;
-                _job = JobKind.SplitNormalize;
-                ForkJoin(workers);
-                break;
-
-            case JobKind.ForwardFixed:
-                for (int ch = 0; ch < c; ch++)
-                {
-                    _chScale[ch] = _savedInvstd[ch] * _savedWeight[ch];
-                    _chShift[ch] = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
-                }
-
-                _splitCopy = true;
-                _job = JobKind.SplitNormalize;
-                ForkJoin(workers);
-                break;
-
-            default:
-                _splitBatch = _job == JobKind.BackwardBatch;
-                _job = JobKind.SplitSumDot;
-                ForkJoin(workers);
-                for (int ch = 0; ch < c; ch++)
-                {
-                    double sumDy = FoldParts(_partA, ch);
-                    double dot = FinishDot(FoldParts(_partB, ch), sumDy, _savedMean[ch]);
-                    double invstd = _savedInvstd[ch];
-                    _gradWeight[ch] = dot * invstd;
-                    _gradBias[ch] = sumDy;
-                    _chK[ch] = dot * invstd * invstd / count;
-                    _chGradMean[ch] = sumDy / count;
-                    _chScale[ch] = invstd * _savedWeight[ch];
-                }
-
-                _job = JobKind.SplitBackward;
-                ForkJoin(workers);
-                break;
-        }
-    }
-
-    private double FoldParts(double[] parts, int ch)
-    {
-        int c = NumFeatures;
-        int nb = _blocksPerRun;
-        double total = 0;
-        for (long g = 0; g < _groups; g++)
-        {
-            long baseUnit = ((g * c) + ch) * nb;
-            for (int b = 0; b < nb; b++)
-            {
-                total += parts[baseUnit + b];
             }
         }
-
-        return total;
-    }
-
-    private void RunUnit(long u)
-    {
-        int nb = _blocksPerRun;
-        int c = NumFeatures;
-        long gc = u / nb;
-        int b = (int)(u - (gc * nb)) * Block;
-        long g = gc / c;
-        int ch = (int)(gc - (g * c));
-        int s = _jobS;
-        long n0 = g * _runsPerGroup;
-        int runs = (int)Math.Min(_runsPerGroup, _jobN - n0);
-        long stride = (long)c * s;
-        long o = (((n0 * c) + ch) * s) + b;
-        int len = Math.Min(Block, s - b);
-        T* x = (T*)_pX;
-        switch (_job)
+        finally
         {
-            case JobKind.SplitSum:
-                if (_pSave != 0)
-                {
-                    for (int r = 0; r < runs; r++)
-                    {
-                        long q = o + (r * stride);
-                        new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
-                    }
-                }
-
-                BlockSumSquares(x + o, len, runs, stride, ChannelShift(ch), out double bs, out double bq);
-                _partA[u] = bs;
-                _partB[u] = bq;
-                break;
-            case JobKind.SplitSquares:
-                _partA[u] = BlockSquares(x + o, len, runs, stride, _savedMean[ch]);
-                break;
-            case JobKind.SplitSumDot:
-                BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, _savedMean[ch], out double sd, out double dd);
-                _partA[u] = sd;
-                _partB[u] = dd;
-                break;
-            default:
-                for (int r = 0; r < runs; r++)
-                {
-                    long q = o + (r * stride);
-                    if (_job == JobKind.SplitNormalize)
-                    {
-                        if (_splitCopy && _pSave != 0)
-                        {
-                            new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
-                        }
-
-                        RunNormalize(x + q, (T*)_pY + q, len, _savedMean[ch], _chScale[ch], _chShift[ch]);
-                    }
-                    else if (_splitBatch)
-                    {
-                        RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pY + q, len, _savedMean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
-                    }
-                    else
-                    {
-                        Kernels<T>.Scale((T*)_pDy + q, (T*)_pY + q, len, _chScale[ch]);
-                    }
-                }
-
-                break;
-        }
-    }
-
-    /// <summary>
-    /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
-    /// <see cref="_rowsPerBlock"/> rows (a function of N only). Each phase computes per-block column partials
-    /// (a left fold over the block's rows); the caller folds the blocks in order per column, then each channel sums
-    /// its S columns left to right. Threads take whole blocks, so the order never depends on the thread count.
-    /// </summary>
-    private void RunRows(int threads)
-    {
-        int c = NumFeatures;
-        int s = _jobS;
-        int n = _jobN;
-        int columns = c * s;
-        _rowsPerBlock = Math.Max(RowBlockMinRows, (n + RowBlockMaxBlocks - 1) / RowBlockMaxBlocks);
-        int blocks = (n + _rowsPerBlock - 1) / _rowsPerBlock;
-        _units = blocks;
-        long parts = (long)blocks * columns;
-        if (_partA.Length < parts)
-        {
-            _partA = new double[parts];
-            _partB = new double[parts];
-        }
-
-        if (_colMean.Length < columns)
-        {
-            _colMean = new double[columns];
-            _colScale = new double[columns];
-            _colShift = new double[columns];
-            _colExtra = new double[columns];
-        }
-
-        int workers = Math.Min(threads, blocks);
-        long count = (long)n * s;
-        switch (_job)
-        {
-            case JobKind.ForwardBatch:
-                _job = JobKind.RowSum;
-                RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
-                {
-                    double m = FoldRowParts(_partA, ch, blocks) / count;
-                    _savedMean[ch] = m;
-                    _colMean.AsSpan(ch * s, s).Fill(m);
-                }
-
-                _job = JobKind.RowSquares;
-                RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
-                {
-                    double varSum = FoldRowParts(_partA, ch, blocks);
-                    double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
-                    _varSum[ch] = varSum;
-                    _savedInvstd[ch] = invstd;
-                    _colScale.AsSpan(ch * s, s).Fill(invstd * _savedWeight[ch]);
-                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                }
-
-                FoldNonFiniteScaleColumns(c, s);
-                _splitCopy = false;
-                _job = JobKind.RowNormalize;
-                RunPhase(workers);
-                break;
-
-            case JobKind.ForwardFixed:
-                for (int ch = 0; ch < c; ch++)
-                {
-                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
-                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                    _colShift.AsSpan(ch * s, s).Fill(_bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]));
-                }
-
-                FoldNonFiniteScaleColumns(c, s);
-                _splitCopy = true;
-                _job = JobKind.RowNormalize;
-                RunPhase(workers);
-                break;
-
-            default:
-                _splitBatch = _job == JobKind.BackwardBatch;
-                for (int ch = 0; ch < c; ch++)
-                {
-                    _colMean.AsSpan(ch * s, s).Fill(_savedMean[ch]);
-                    _colScale.AsSpan(ch * s, s).Fill(_savedInvstd[ch] * _savedWeight[ch]);
-                }
-
-                _job = JobKind.RowSumDot;
-                RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
-                {
-                    double sumDy = FoldRowParts(_partA, ch, blocks);
-                    double dot = FoldRowParts(_partB, ch, blocks);
-                    double invstd = _savedInvstd[ch];
-                    _gradWeight[ch] = dot * invstd;
-                    _gradBias[ch] = sumDy;
-                    _colShift.AsSpan(ch * s, s).Fill(dot * invstd * invstd / count); // k
-                    _colExtra.AsSpan(ch * s, s).Fill(sumDy / count);                 // mean of dy
-                }
-
-                _job = JobKind.RowBackward;
-                RunPhase(workers);
-                break;
-        }
-    }
-
-    /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
-    private double FoldRowParts(double[] parts, int ch, int blocks)
-    {
-        int s = _jobS;
-        int columns = NumFeatures * s;
-        double total = 0;
-        for (int j = ch * s; j < (ch + 1) * s; j++)
-        {
-            double column = 0;
-            for (int b = 0; b < blocks; b++)
-            {
-                column += parts[((long)b * columns) + j];
-            }
-
-            total += column;
-        }
-
-        return total;
-    }
-
-    /// <summary>
-    /// Columns whose scale α is not finite get libtorch's folded form x·α + (b − μ·α) (mean 0, shift
-    /// b − μ·α): see <see cref="RunNormalize"/> for why the evaluation order matters there.
-    /// </summary>
-    private void FoldNonFiniteScaleColumns(int channels, int spatial)
-    {
-        for (int ch = 0; ch < channels; ch++)
-        {
-            int first = ch * spatial;
-            double scale = _colScale[first];
-            if (!double.IsFinite(scale))
-            {
-                double shift = _colShift[first] - (_colMean[first] * scale);
-                _colMean.AsSpan(first, spatial).Clear();
-                _colShift.AsSpan(first, spatial).Fill(shift);
-            }
-        }
-    }
-
-    private void RunRowBlock(int block)
-    {
-        int columns = NumFeatures * _jobS;
-        int r0 = block * _rowsPerBlock;
-        int r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
-        T* x = (T*)_pX;
-        fixed (double* pa = _partA)
-        fixed (double* pb = _partB)
-        fixed (double* mean = _colMean)
-        fixed (double* scale = _colScale)
-        fixed (double* shift = _colShift)
-        fixed (double* extra = _colExtra)
-        {
-            double* acc = pa + ((long)block * columns);
-            double* acc2 = pb + ((long)block * columns);
-            switch (_job)
-            {
-                case JobKind.RowSum:
-                    new Span<double>(acc, columns).Clear();
-                    for (int i = r0; i < r1; i++)
-                    {
-                        long o = (long)i * columns;
-                        if (_pSave != 0)
-                        {
-                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
-                        }
-
-                        Kernels<T>.AddColumns(x + o, acc, columns);
-                    }
-
-                    break;
-
-                case JobKind.RowSquares:
-                    new Span<double>(acc, columns).Clear();
-                    for (int i = r0; i < r1; i++)
-                    {
-                        Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
-                    }
-
-                    break;
-
-                case JobKind.RowNormalize:
-                    for (int i = r0; i < r1; i++)
-                    {
-                        long o = (long)i * columns;
-                        if (_splitCopy && _pSave != 0)
-                        {
-                            new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
-                        }
-
-                        Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
-                    }
-
-                    break;
-
-                case JobKind.RowSumDot:
-                    new Span<double>(acc, columns).Clear();
-                    new Span<double>(acc2, columns).Clear();
-                    for (int i = r0; i < r1; i++)
-                    {
-                        long o = (long)i * columns;
-                        Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
-                    }
-
-                    break;
-
-                default:
-                    for (int i = r0; i < r1; i++)
-                    {
-                        long o = (long)i * columns;
-                        if (_splitBatch)
-                        {
-                            Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, shift, extra, scale, columns);
-                        }
-                        else
-                        {
-                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pY + o, scale, columns);
-                        }
-                    }
-
-                    break;
-            }
-        }
-    }
-
-    // ---- Per-run kernel selection: float uses FloatKernels (float FMA arithmetic with shifted/compensated
-    // statistics, see its remarks), double the double kernels. Both are fixed-order functions of the run.
-
-    private static bool IsFloat => typeof(T) == typeof(float);
-
-    /// <summary>The shift c for the float statistics (so float partials add deviations, not magnitudes): the mean of
-    /// up to 16 elements sampled evenly over the channel, rounded to float; 0 for double. A function of the data and
-    /// shape only.</summary>
-    private double ChannelShift(int ch)
-    {
-        if (!IsFloat)
-        {
-            return 0.0;
-        }
-
-        long s = _jobS;
-        long count = _jobN * s;
-        int samples = (int)Math.Min(ShiftSamples, count);
-        float* x = (float*)_pX;
-        double total = 0;
-        for (int k = 0; k < samples; k++)
-        {
-            long p = k * count / samples;
-            long n = p / s;
-            total += x[(((n * NumFeatures) + ch) * s) + (p - (n * s))];
-        }
-
-        return (float)(total / samples);
-    }
-
-    private const int ShiftSamples = 16;
-
-    /// <summary>double data: Σx over the group's runs (left fold of the per-run kernel sums).</summary>
-    private static double BlockSum(T* x, int length, int runs, long stride)
-    {
-        double total = 0;
-        for (int r = 0; r < runs; r++)
-        {
-            total += Kernels<T>.Sum(x + (r * stride), length);
-        }
-
-        return total;
-    }
-
-    /// <summary>First statistics pass: Σ(x − shift) and (float only) Σ(x − shift)², see <see cref="TryShiftedVarSum"/>.</summary>
-    private static void BlockSumSquares(T* x, int length, int runs, long stride, double shift, out double sum, out double squares)
-    {
-        if (IsFloat)
-        {
-            FloatKernels.SumAndSquaresShifted((float*)x, length, runs, stride, (float)shift, out sum, out squares);
-            return;
-        }
-
-        sum = BlockSum(x, length, runs, stride);
-        squares = double.NaN;
-    }
-
-    /// <summary>
-    /// float: Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² with c the shift (<see cref="ChannelShift"/>), taken from the
-    /// first pass when that cancels at most 3/4 of Σ(x − c)², i.e. |μ − c| ≤ √3·σ (the float partials' relative error,
-    /// typically ≪ u, grows by at most 4×). Otherwise (c far from μ in units of σ, or double data) returns
-    /// false and the caller runs the second pass Σ(x − μ_hi)². The decision depends only on the folded totals, never on
-    /// the thread count.
-    /// </summary>
-    private static bool TryShiftedVarSum(double shiftedSquares, double mean, double shift, long count, out double varSum)
-    {
-        double d = mean - shift;
-        double correction = count * d * d;
-        if (IsFloat && correction <= 0.75 * shiftedSquares)
-        {
-            varSum = shiftedSquares - correction;
-            return true;
-        }
-
-        varSum = 0;
-        return false;
-    }
-
-    private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
-    {
-        if (IsFloat)
-        {
-            return FloatKernels.SumSquaresAbout((float*)x, length, runs, stride, (float)mean);
-        }
-
-        double total = 0;
-        for (int r = 0; r < runs; r++)
-        {
-            total += Kernels<T>.SumSquaredDeviations(x + (r * stride), length, mean);
-        }
-
-        return total;
-    }
-
-    /// <summary>float: Σ(x − μ)² = Σ(x − μ_hi)² − n·μ_lo² (exact identity; μ_hi is the float nearest μ, so the
-    /// correction is at most about half the raw sum), clamped at 0.</summary>
-    private static double FinishVarSum(double raw, double mean, long count)
-    {
-        if (!IsFloat)
-        {
-            return raw;
-        }
-
-        double lo = mean - (float)mean;
-        return Math.Max(raw - (count * lo * lo), 0.0);
-    }
-
-    private static void BlockSumDot(T* x, T* dy, int length, int runs, long stride, double mean, out double sumDy, out double dot)
-    {
-        if (IsFloat)
-        {
-            FloatKernels.SumAndDotAbout((float*)x, (float*)dy, length, runs, stride, (float)mean, out sumDy, out dot);
-            return;
-        }
-
-        sumDy = 0;
-        dot = 0;
-        for (int r = 0; r < runs; r++)
-        {
-            Kernels<T>.SumAndDot(x + (r * stride), dy + (r * stride), length, mean, out double sd, out double dd);
-            sumDy += sd;
-            dot += dd;
-        }
-    }
-
-    /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy.</summary>
-    private static double FinishDot(double raw, double sumDy, double mean) =>
-        IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
-
-    /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
-    private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
-    {
-        if (!double.IsFinite(scale))
-        {
-            // α = invstd·weight is ±∞ or NaN (var + eps = 0, e.g. a negative running_var from momentum
-            // outside [0, 1], or a non-finite weight). Which non-finite value comes out (NaN or ±∞)
-            // depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
-            Kernels<T>.Normalize(x, y, length, 0, scale, shift - (mean * scale));
-            return;
-        }
-
-        if (IsFloat)
-        {
-            float m = (float)mean;
-            double lo = mean - m;
-            float hi = (float)scale;
-            FloatKernels.Normalize((float*)x, (float*)y, length, m, hi, (float)(scale - hi), (float)(shift - (lo * scale)));
-        }
-        else
-        {
-            Kernels<T>.Normalize(x, y, length, mean, scale, shift);
-        }
-    }
-
-    /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with
-    /// A = scale, K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
-    private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, bool nonTemporal = false)
-    {
-        if (IsFloat)
-        {
-            float m = (float)mean;
-            double lo = mean - m;
-            FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale, nonTemporal);
-        }
-        else
-        {
-            Kernels<T>.BackwardBatch(x, dy, dx, length, mean, k, gradMean, scale);
-        }
-    }
-
-    /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
-    private void RunChannel(int ch)
-    {
-        int nBatch = _jobN;
-        int s = _jobS;
-        long stride = (long)NumFeatures * s;
-        long first = (long)ch * s;
-        long count = (long)nBatch * s;
-        int group = _runsPerGroup;
-        T* x = (T*)_pX;
-        switch (_job)
-        {
-            case JobKind.ForwardBatch:
-            {
-                T* y = (T*)_pY;
-                T* save = (T*)_pSave;
-                double shift = ChannelShift(ch);
-                double sum = 0, shiftedSquares = 0;
-                for (int g0 = 0; g0 < nBatch; g0 += group)
-                {
-                    int runs = Math.Min(group, nBatch - g0);
-                    long o = first + (g0 * stride);
-                    if (save != null)
-                    {
-                        for (int r = 0; r < runs; r++)
-                        {
-                            long q = o + (r * stride);
-                            new ReadOnlySpan<T>(x + q, s).CopyTo(new Span<T>(save + q, s));
-                        }
-                    }
-
-                    for (int b = 0; b < s; b += Block)
-                    {
-                        BlockSumSquares(x + o + b, Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
-                        sum += bs;
-                        shiftedSquares += bq;
-                    }
-                }
-
-                double mean = shift + (sum / count);
-                if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
-                {
-                    varSum = 0;
-                    for (int g0 = 0; g0 < nBatch; g0 += group)
-                    {
-                        int runs = Math.Min(group, nBatch - g0);
-                        long o = first + (g0 * stride);
-                        for (int b = 0; b < s; b += Block)
-                        {
-                            varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
-                        }
-                    }
-
-                    varSum = FinishVarSum(varSum, mean, count);
-                }
-
-                double invstd = 1.0 / Math.Sqrt((varSum / count) + Eps);
-                double scale = invstd * _savedWeight[ch];
-                double bias = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
-                for (int i = 0; i < nBatch; i++)
-                {
-                    long o = first + (i * stride);
-                    RunNormalize(x + o, y + o, s, mean, scale, bias);
-                }
-
-                _savedMean[ch] = mean;
-                _savedInvstd[ch] = invstd;
-                _varSum[ch] = varSum;
-                break;
-            }
-
-            case JobKind.ForwardFixed:
-            {
-                T* y = (T*)_pY;
-                T* save = (T*)_pSave;
-                double mean = _savedMean[ch];
-                double scale = _savedInvstd[ch] * _savedWeight[ch];
-                double shift = _bias is null ? 0.0 : Kernels<T>.ToDoublePublic(_bias[ch]);
-                for (int i = 0; i < nBatch; i++)
-                {
-                    long o = first + (i * stride);
-                    if (save != null)
-                    {
-                        new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
-                    }
-
-                    RunNormalize(x + o, y + o, s, mean, scale, shift);
-                }
-
-                break;
-            }
-
-            case JobKind.BackwardBatch:
-            case JobKind.BackwardFixed:
-            {
-                T* dy = (T*)_pDy;
-                T* dx = (T*)_pY;
-                double mean = _savedMean[ch];
-                double invstd = _savedInvstd[ch];
-                double scale = invstd * _savedWeight[ch];
-                double sumDy = 0, dot = 0;
-                for (int g0 = 0; g0 < nBatch; g0 += group)
-                {
-                    int runs = Math.Min(group, nBatch - g0);
-                    long o = first + (g0 * stride);
-                    for (int b = 0; b < s; b += Block)
-                    {
-                        BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
-                        sumDy += sd;
-                        dot += dd;
-                    }
-                }
-
-                dot = FinishDot(dot, sumDy, mean);
-
-                if (_job == JobKind.BackwardBatch)
-                {
-                    double k = dot * invstd * invstd / count;
-                    double gradMean = sumDy / count;
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = first + (i * stride);
-                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale, _streamGradInput);
-                    }
-                }
-                else
-                {
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = first + (i * stride);
-                        Kernels<T>.Scale(dy + o, dx + o, s, scale);
-                    }
-                }
-
-                _gradWeight[ch] = dot * invstd;
-                _gradBias[ch] = sumDy;
-                break;
-            }
+            ReturnExecution(ex);
         }
     }
 }

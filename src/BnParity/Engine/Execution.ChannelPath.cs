@@ -1,0 +1,167 @@
+namespace BnParity;
+
+/// <content>The channel path: threads take whole channels.</content>
+public abstract partial class BatchNorm<T>
+{
+    private sealed unsafe partial class Execution
+    {
+        /// <summary>Runs every channel: on the caller, or with threads taking contiguous ranges of whole channels.</summary>
+        private void RunChannels(int threads)
+        {
+            int workers = Math.Min(threads, _c);
+            if (workers <= 1)
+            {
+                for (int ch = 0; ch < _c; ch++)
+                {
+                    RunChannel(ch);
+                }
+
+                return;
+            }
+
+            ForkJoin(workers);
+        }
+
+        /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
+        private void RunChannel(int ch)
+        {
+            WorkItemStarting();
+            int nBatch = _jobN;
+            int s = _jobS;
+            long stride = (long)_c * s;
+            long first = (long)ch * s;
+            long count = (long)nBatch * s;
+            int group = _runsPerGroup;
+            T* x = (T*)_pX;
+            switch (_job)
+            {
+                case JobKind.ForwardBatch:
+                {
+                    T* y = (T*)_pY;
+                    T* save = (T*)_pSave;
+                    double shift = ChannelShift(ch);
+                    double sum = 0, shiftedSquares = 0;
+                    for (int g0 = 0; g0 < nBatch; g0 += group)
+                    {
+                        int runs = Math.Min(group, nBatch - g0);
+                        long o = first + (g0 * stride);
+                        if (save != null)
+                        {
+                            for (int r = 0; r < runs; r++)
+                            {
+                                long q = o + (r * stride);
+                                new ReadOnlySpan<T>(x + q, s).CopyTo(new Span<T>(save + q, s));
+                            }
+                        }
+
+                        for (int b = 0; b < s; b += Block)
+                        {
+                            BlockSumSquares(x + o + b, Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                            sum += bs;
+                            shiftedSquares += bq;
+                        }
+                    }
+
+                    double mean = shift + (sum / count);
+                    if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
+                    {
+                        varSum = 0;
+                        for (int g0 = 0; g0 < nBatch; g0 += group)
+                        {
+                            int runs = Math.Min(group, nBatch - g0);
+                            long o = first + (g0 * stride);
+                            for (int b = 0; b < s; b += Block)
+                            {
+                                varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
+                            }
+                        }
+
+                        varSum = FinishVarSum(varSum, mean, count);
+                    }
+
+                    double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                    double scale = invstd * Weight[ch];
+                    double bias = Bias(ch);
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        RunNormalize(x + o, y + o, s, mean, scale, bias);
+                    }
+
+                    Mean[ch] = mean;
+                    Invstd[ch] = invstd;
+                    VarSum[ch] = varSum;
+                    break;
+                }
+
+                case JobKind.ForwardFixed:
+                {
+                    T* y = (T*)_pY;
+                    T* save = (T*)_pSave;
+                    double mean = Mean[ch];
+                    double scale = Invstd[ch] * Weight[ch];
+                    double shift = Bias(ch);
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        if (save != null)
+                        {
+                            new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                        }
+
+                        RunNormalize(x + o, y + o, s, mean, scale, shift);
+                    }
+
+                    break;
+                }
+
+                case JobKind.BackwardBatch:
+                case JobKind.BackwardFixed:
+                {
+                    T* dy = (T*)_pDy;
+                    T* dx = (T*)_pY;
+                    double mean = Mean[ch];
+                    double invstd = Invstd[ch];
+                    double scale = invstd * Weight[ch];
+                    double sumDy = 0, dot = 0;
+                    for (int g0 = 0; g0 < nBatch; g0 += group)
+                    {
+                        int runs = Math.Min(group, nBatch - g0);
+                        long o = first + (g0 * stride);
+                        for (int b = 0; b < s; b += Block)
+                        {
+                            BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
+                            sumDy += sd;
+                            dot += dd;
+                        }
+                    }
+
+                    dot = FinishDot(dot, sumDy, mean);
+
+                    if (_job == JobKind.BackwardBatch)
+                    {
+                        double k = dot * invstd * invstd / count;
+                        double gradMean = sumDy / count;
+                        for (int i = 0; i < nBatch; i++)
+                        {
+                            long o = first + (i * stride);
+                            RunBackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale, _streamGradInput);
+                        }
+                    }
+                    else
+                    {
+                        for (int i = 0; i < nBatch; i++)
+                        {
+                            long o = first + (i * stride);
+                            Kernels<T>.Scale(dy + o, dx + o, s, scale);
+                        }
+                    }
+
+                    GradWeight[ch] = dot * invstd;
+                    GradBias[ch] = sumDy;
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+namespace BnParity;
+
+/// <content>The row path: short spatial runs.</content>
+public abstract partial class BatchNorm<T>
+{
+    private sealed unsafe partial class Execution
+    {
+        /// <summary>Row blocks hold at least this many rows.</summary>
+        private const int RowBlockMinRows = 32;
+
+        /// <summary>At most this many row blocks (rows per block grow with N).</summary>
+        private const int RowBlockMaxBlocks = 32;
+
+        // Per-column (C·S) parameters of the row path: the channel's value repeated over its S columns.
+        private double[] _colMean = [];
+        private double[] _colScale = [];
+        private double[] _colShift = [];
+        private double[] _colExtra = [];
+        private int _rowsPerBlock;
+
+        /// <summary>
+        /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
+        /// <see cref="_rowsPerBlock"/> rows (a function of N only). Each phase computes per-block column partials
+        /// (a left fold over the block's rows); the caller folds the blocks in order per column, then each channel sums
+        /// its S columns left to right. Threads take whole blocks, so the order never depends on the thread count.
+        /// </summary>
+        private void RunRows(int threads)
+        {
+            int c = _c;
+            int s = _jobS;
+            int n = _jobN;
+            int columns = c * s;
+            _rowsPerBlock = Math.Max(RowBlockMinRows, (n + RowBlockMaxBlocks - 1) / RowBlockMaxBlocks);
+            int blocks = (n + _rowsPerBlock - 1) / _rowsPerBlock;
+            _units = blocks;
+            long parts = (long)blocks * columns;
+            if (_partA.Length < parts)
+            {
+                _partA = new double[parts];
+                _partB = new double[parts];
+            }
+
+            if (_colMean.Length < columns)
+            {
+                _colMean = new double[columns];
+                _colScale = new double[columns];
+                _colShift = new double[columns];
+                _colExtra = new double[columns];
+            }
+
+            int workers = Math.Min(threads, blocks);
+            long count = (long)n * s;
+            switch (_job)
+            {
+                case JobKind.ForwardBatch:
+                    _job = JobKind.RowSum;
+                    RunPhase(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double m = FoldRowParts(_partA, ch, blocks) / count;
+                        Mean[ch] = m;
+                        _colMean.AsSpan(ch * s, s).Fill(m);
+                    }
+
+                    _job = JobKind.RowSquares;
+                    RunPhase(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double varSum = FoldRowParts(_partA, ch, blocks);
+                        double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                        VarSum[ch] = varSum;
+                        Invstd[ch] = invstd;
+                        _colScale.AsSpan(ch * s, s).Fill(invstd * Weight[ch]);
+                        _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
+                    }
+
+                    FoldNonFiniteScaleColumns(c, s);
+                    _splitCopy = false;
+                    _job = JobKind.RowNormalize;
+                    RunPhase(workers);
+                    break;
+
+                case JobKind.ForwardFixed:
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
+                        _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
+                        _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
+                    }
+
+                    FoldNonFiniteScaleColumns(c, s);
+                    _splitCopy = true;
+                    _job = JobKind.RowNormalize;
+                    RunPhase(workers);
+                    break;
+
+                default:
+                    _splitBatch = _job == JobKind.BackwardBatch;
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
+                        _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
+                    }
+
+                    _job = JobKind.RowSumDot;
+                    RunPhase(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double sumDy = FoldRowParts(_partA, ch, blocks);
+                        double dot = FoldRowParts(_partB, ch, blocks);
+                        double invstd = Invstd[ch];
+                        GradWeight[ch] = dot * invstd;
+                        GradBias[ch] = sumDy;
+                        _colShift.AsSpan(ch * s, s).Fill(dot * invstd * invstd / count); // k
+                        _colExtra.AsSpan(ch * s, s).Fill(sumDy / count);                 // mean of dy
+                    }
+
+                    _job = JobKind.RowBackward;
+                    RunPhase(workers);
+                    break;
+            }
+        }
+
+        /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
+        private double FoldRowParts(double[] parts, int ch, int blocks)
+        {
+            int s = _jobS;
+            int columns = _c * s;
+            double total = 0;
+            for (int j = ch * s; j < (ch + 1) * s; j++)
+            {
+                double column = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    column += parts[((long)b * columns) + j];
+                }
+
+                total += column;
+            }
+
+            return total;
+        }
+
+        /// <summary>
+        /// Columns whose scale α is not finite get libtorch's folded form x·α + (b − μ·α) (mean 0, shift
+        /// b − μ·α): see <see cref="RunNormalize"/> for why the evaluation order matters there.
+        /// </summary>
+        private void FoldNonFiniteScaleColumns(int channels, int spatial)
+        {
+            for (int ch = 0; ch < channels; ch++)
+            {
+                int first = ch * spatial;
+                double scale = _colScale[first];
+                if (!double.IsFinite(scale))
+                {
+                    double shift = _colShift[first] - (_colMean[first] * scale);
+                    _colMean.AsSpan(first, spatial).Clear();
+                    _colShift.AsSpan(first, spatial).Fill(shift);
+                }
+            }
+        }
+
+        private void RunRowBlock(int block)
+        {
+            WorkItemStarting();
+            int columns = _c * _jobS;
+            int r0 = block * _rowsPerBlock;
+            int r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
+            T* x = (T*)_pX;
+            fixed (double* pa = _partA)
+            fixed (double* pb = _partB)
+            fixed (double* mean = _colMean)
+            fixed (double* scale = _colScale)
+            fixed (double* shift = _colShift)
+            fixed (double* extra = _colExtra)
+            {
+                double* acc = pa + ((long)block * columns);
+                double* acc2 = pb + ((long)block * columns);
+                switch (_job)
+                {
+                    case JobKind.RowSum:
+                        new Span<double>(acc, columns).Clear();
+                        for (int i = r0; i < r1; i++)
+                        {
+                            long o = (long)i * columns;
+                            if (_pSave != 0)
+                            {
+                                new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                            }
+
+                            Kernels<T>.AddColumns(x + o, acc, columns);
+                        }
+
+                        break;
+
+                    case JobKind.RowSquares:
+                        new Span<double>(acc, columns).Clear();
+                        for (int i = r0; i < r1; i++)
+                        {
+                            Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
+                        }
+
+                        break;
+
+                    case JobKind.RowNormalize:
+                        for (int i = r0; i < r1; i++)
+                        {
+                            long o = (long)i * columns;
+                            if (_splitCopy && _pSave != 0)
+                            {
+                                new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                            }
+
+                            Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
+                        }
+
+                        break;
+
+                    case JobKind.RowSumDot:
+                        new Span<double>(acc, columns).Clear();
+                        new Span<double>(acc2, columns).Clear();
+                        for (int i = r0; i < r1; i++)
+                        {
+                            long o = (long)i * columns;
+                            Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
+                        }
+
+                        break;
+
+                    default:
+                        for (int i = r0; i < r1; i++)
+                        {
+                            long o = (long)i * columns;
+                            if (_splitBatch)
+                            {
+                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, shift, extra, scale, columns);
+                            }
+                            else
+                            {
+                                Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pY + o, scale, columns);
+                            }
+                        }
+
+                        break;
+                }
+            }
+        }
+    }
+}

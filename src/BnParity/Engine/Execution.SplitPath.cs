@@ -1,0 +1,204 @@
+namespace BnParity;
+
+/// <content>The split path: few channels for the threads.</content>
+public abstract partial class BatchNorm<T>
+{
+    private sealed unsafe partial class Execution
+    {
+        // Per-unit partial sums (also the row path's per-block column partials), folded in canonical order.
+        private double[] _partA = [];
+        private double[] _partB = [];
+        private int _blocksPerRun;
+        private int _runsPerGroup;
+        private int _groups;
+        private long _units;
+        private bool _splitCopy;
+        private bool _splitBatch;
+        private readonly double[] _chScale;
+        private readonly double[] _chShift;
+        private readonly double[] _chK;
+        private readonly double[] _chGradMean;
+        private readonly bool[] _refine;
+
+        /// <summary>
+        /// Work split for few channels: units are (group, block) pairs; each phase computes per-unit partials that the
+        /// caller folds per channel in exactly the canonical order of <see cref="RunChannel"/>, so the result is
+        /// bit-identical to the per-channel path.
+        /// </summary>
+        private void RunSplit(int workers)
+        {
+            int c = _c;
+            int s = _jobS;
+            int n = _jobN;
+            int nb = _blocksPerRun;
+            _units = (long)_groups * c * nb;
+            if (_partA.Length < _units)
+            {
+                _partA = new double[_units];
+                _partB = new double[_units];
+            }
+
+            workers = (int)Math.Min(workers, _units);
+            long count = (long)n * s;
+            switch (_job)
+            {
+                case JobKind.ForwardBatch:
+                    _job = JobKind.SplitSum;
+                    ForkJoin(workers);
+                    bool anyRefine = false;
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double shift = ChannelShift(ch);
+                        double mean = shift + (FoldParts(_partA, ch) / count);
+                        Mean[ch] = mean;
+                        _refine[ch] = !TryShiftedVarSum(FoldParts(_partB, ch), mean, shift, count, out VarSum[ch]);
+                        anyRefine |= _refine[ch];
+                    }
+
+                    if (anyRefine)
+                    {
+                        _job = JobKind.SplitSquares;
+                        ForkJoin(workers);
+                        for (int ch = 0; ch < c; ch++)
+                        {
+                            if (_refine[ch])
+                            {
+                                VarSum[ch] = FinishVarSum(FoldParts(_partA, ch), Mean[ch], count);
+                            }
+                        }
+                    }
+
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double varSum = VarSum[ch];
+                        double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                        VarSum[ch] = varSum;
+                        Invstd[ch] = invstd;
+                        _chScale[ch] = invstd * Weight[ch];
+                        _chShift[ch] = Bias(ch);
+                    }
+
+                    _splitCopy = false;
+                    _job = JobKind.SplitNormalize;
+                    ForkJoin(workers);
+                    break;
+
+                case JobKind.ForwardFixed:
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        _chScale[ch] = Invstd[ch] * Weight[ch];
+                        _chShift[ch] = Bias(ch);
+                    }
+
+                    _splitCopy = true;
+                    _job = JobKind.SplitNormalize;
+                    ForkJoin(workers);
+                    break;
+
+                default:
+                    _splitBatch = _job == JobKind.BackwardBatch;
+                    _job = JobKind.SplitSumDot;
+                    ForkJoin(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double sumDy = FoldParts(_partA, ch);
+                        double dot = FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]);
+                        double invstd = Invstd[ch];
+                        GradWeight[ch] = dot * invstd;
+                        GradBias[ch] = sumDy;
+                        _chK[ch] = dot * invstd * invstd / count;
+                        _chGradMean[ch] = sumDy / count;
+                        _chScale[ch] = invstd * Weight[ch];
+                    }
+
+                    _job = JobKind.SplitBackward;
+                    ForkJoin(workers);
+                    break;
+            }
+        }
+
+        private double FoldParts(double[] parts, int ch)
+        {
+            int c = _c;
+            int nb = _blocksPerRun;
+            double total = 0;
+            for (long g = 0; g < _groups; g++)
+            {
+                long baseUnit = ((g * c) + ch) * nb;
+                for (int b = 0; b < nb; b++)
+                {
+                    total += parts[baseUnit + b];
+                }
+            }
+
+            return total;
+        }
+
+        private void RunUnit(long u)
+        {
+            WorkItemStarting();
+            int nb = _blocksPerRun;
+            int c = _c;
+            long gc = u / nb;
+            int b = (int)(u - (gc * nb)) * Block;
+            long g = gc / c;
+            int ch = (int)(gc - (g * c));
+            int s = _jobS;
+            long n0 = g * _runsPerGroup;
+            int runs = (int)Math.Min(_runsPerGroup, _jobN - n0);
+            long stride = (long)c * s;
+            long o = (((n0 * c) + ch) * s) + b;
+            int len = Math.Min(Block, s - b);
+            T* x = (T*)_pX;
+            switch (_job)
+            {
+                case JobKind.SplitSum:
+                    if (_pSave != 0)
+                    {
+                        for (int r = 0; r < runs; r++)
+                        {
+                            long q = o + (r * stride);
+                            new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                        }
+                    }
+
+                    BlockSumSquares(x + o, len, runs, stride, ChannelShift(ch), out double bs, out double bq);
+                    _partA[u] = bs;
+                    _partB[u] = bq;
+                    break;
+                case JobKind.SplitSquares:
+                    _partA[u] = BlockSquares(x + o, len, runs, stride, Mean[ch]);
+                    break;
+                case JobKind.SplitSumDot:
+                    BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, Mean[ch], out double sd, out double dd);
+                    _partA[u] = sd;
+                    _partB[u] = dd;
+                    break;
+                default:
+                    for (int r = 0; r < runs; r++)
+                    {
+                        long q = o + (r * stride);
+                        if (_job == JobKind.SplitNormalize)
+                        {
+                            if (_splitCopy && _pSave != 0)
+                            {
+                                new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                            }
+
+                            RunNormalize(x + q, (T*)_pY + q, len, Mean[ch], _chScale[ch], _chShift[ch]);
+                        }
+                        else if (_splitBatch)
+                        {
+                            RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pY + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                        }
+                        else
+                        {
+                            Kernels<T>.Scale((T*)_pDy + q, (T*)_pY + q, len, _chScale[ch]);
+                        }
+                    }
+
+                    break;
+            }
+        }
+    }
+}

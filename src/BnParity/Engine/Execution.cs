@@ -1,0 +1,320 @@
+namespace BnParity;
+
+/// <content>The per-call execution state (see <see cref="Execution"/>).</content>
+public abstract partial class BatchNorm<T>
+{
+    /// <summary>
+    /// Everything one call writes while it runs: per-channel statistics, the job description the workers read, the
+    /// path scratch and the fork/join state. The module keeps one idle instance (so a call allocates nothing); a
+    /// concurrent shared call (eval forward) rents a second one, so no two calls ever write the same memory. The
+    /// module copies the results it keeps (saved context, running statistics) only after the call succeeded, which
+    /// is what makes a failure inside a worker atomic.
+    /// </summary>
+    /// <remarks>
+    /// Raw pointers: <see cref="_pX"/>, <see cref="_pY"/>, <see cref="_pDy"/> and <see cref="_pSave"/> point into
+    /// buffers the calling thread has pinned with <c>fixed</c> for the whole of <see cref="RunForward"/> /
+    /// <see cref="RunBackward"/>; workers only dereference them between the fork and the join of a phase, which both
+    /// happen inside that pinned region, and the pointers are cleared before the call returns.
+    /// </remarks>
+    private sealed unsafe partial class Execution
+    {
+        private readonly BatchNorm<T> _module;
+        private readonly int _c;
+
+        /// <summary>Per-channel mean of the call: the batch mean (written by the statistics phase) or, with running
+        /// statistics, running_mean (written by the module before the run).</summary>
+        public readonly double[] Mean;
+
+        /// <summary>Per-channel 1/sqrt(var + eps), like <see cref="Mean"/>.</summary>
+        public readonly double[] Invstd;
+
+        /// <summary>Per-channel weight as double (1 when not affine), set by the module before the run.</summary>
+        public readonly double[] Weight;
+
+        /// <summary>Per-channel Σ(x − mean)² of the batch (training forward).</summary>
+        public readonly double[] VarSum;
+
+        /// <summary>Per-channel dL/dweight and dL/dbias in double (backward).</summary>
+        public readonly double[] GradWeight;
+
+        /// <summary>Per-channel dL/dbias in double (backward).</summary>
+        public readonly double[] GradBias;
+
+        private readonly ChunkWorker _worker;
+        private readonly object _gate = new();
+        private long _claimState;
+        private int _completedChunks;
+        private Exception? _workerError;
+
+        // Settings snapshot of the call.
+        private double _eps;
+        private int _maxThreads;
+        private ExecutionOptions _options = ExecutionOptions.Default;
+
+        // The job the workers execute (set before dispatch).
+        private JobKind _job;
+        private nint _pX;
+        private nint _pY;
+        private nint _pDy;
+        private nint _pSave;
+        private int _jobN;
+        private int _jobS;
+        private int _chunks;
+        private bool _streamGradInput;
+
+        /// <summary>Block length (elements) of the canonical per-channel summation order. Runs shorter than a block are
+        /// taken in groups of G = ⌊Block/S⌋ consecutive runs (G = 1 when S ≥ Block); a channel's total is the left fold,
+        /// over the groups in order and then over the blocks [b, b + Block) of the group's runs, of each kernel sum (one
+        /// kernel call covers a whole group, see <see cref="FloatKernels"/>; for double it is the left fold of the
+        /// group's per-run sums).</summary>
+        private const int Block = 4096;
+
+        public Execution(BatchNorm<T> module)
+        {
+            _module = module;
+            _c = module.NumFeatures;
+            Mean = new double[_c];
+            Invstd = new double[_c];
+            Weight = new double[_c];
+            VarSum = new double[_c];
+            GradWeight = new double[_c];
+            GradBias = new double[_c];
+            _chScale = new double[_c];
+            _chShift = new double[_c];
+            _chK = new double[_c];
+            _chGradMean = new double[_c];
+            _refine = new bool[_c];
+            _worker = new ChunkWorker(this);
+        }
+
+        /// <summary>What the workers do. The path methods translate the call kinds (the first four) into their own
+        /// phases; a phase is dispatched by an explicit switch, so the member order carries no meaning.</summary>
+        private enum JobKind
+        {
+            ForwardBatch,
+            ForwardFixed,
+            BackwardBatch,
+            BackwardFixed,
+            SplitSum,
+            SplitSquares,
+            SplitNormalize,
+            SplitSumDot,
+            SplitBackward,
+            RowSum,
+            RowSquares,
+            RowNormalize,
+            RowSumDot,
+            RowBackward,
+        }
+
+        /// <summary>Snapshots the module's settings for this call.</summary>
+        public void Begin(double eps, int maxThreads, ExecutionOptions options)
+        {
+            _eps = eps;
+            _maxThreads = maxThreads;
+            _options = options;
+        }
+
+        private double Bias(int ch) => _module._bias is { } b ? Kernels<T>.ToDoublePublic(b[ch]) : 0.0;
+
+        /// <summary>Forward over a non-empty (N, C, S) input. With <paramref name="batch"/> the statistics phase fills
+        /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="VarSum"/>; otherwise they are inputs.
+        /// <paramref name="save"/> (may be null) receives a copy of the input.</summary>
+        public void RunForward(T* x, T* y, T* save, int n, int s, bool batch)
+        {
+            _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
+            _pX = (nint)x;
+            _pY = (nint)y;
+            _pSave = (nint)save;
+            _jobN = n;
+            _jobS = s;
+            try
+            {
+                Dispatch((long)n * _c * s);
+            }
+            finally
+            {
+                _pX = _pY = _pSave = 0;
+            }
+        }
+
+        /// <summary>Backward over a non-empty input: fills <see cref="GradWeight"/>, <see cref="GradBias"/> and dx.
+        /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="Weight"/> hold the saved forward context.</summary>
+        public void RunBackward(T* x, T* dy, T* dx, int n, int s, bool batch)
+        {
+            Array.Clear(GradWeight);
+            Array.Clear(GradBias);
+            _job = batch ? JobKind.BackwardBatch : JobKind.BackwardFixed;
+            _pX = (nint)x;
+            _pDy = (nint)dy;
+            _pY = (nint)dx;
+            _jobN = n;
+            _jobS = s;
+            long length = (long)n * _c * s;
+            _streamGradInput = length * sizeof(T) >= _options.StreamingMinBytes;
+            try
+            {
+                Dispatch(length);
+            }
+            finally
+            {
+                _pX = _pY = _pDy = 0;
+            }
+        }
+
+        private void Dispatch(long length)
+        {
+            _blocksPerRun = (_jobS + Block - 1) / Block;
+            _runsPerGroup = _jobS >= Block ? 1 : Block / _jobS;
+            _groups = (_jobN + _runsPerGroup - 1) / _runsPerGroup;
+            (ExecutionPath path, int threads) = PathSelection.Choose(length, _c, _jobS, _maxThreads, _options);
+            switch (path)
+            {
+                case ExecutionPath.Row:
+                    RunRows(threads);
+                    break;
+                case ExecutionPath.Split:
+                    RunSplit(threads);
+                    break;
+                default:
+                    RunChannels(threads);
+                    break;
+            }
+        }
+
+        private void WorkItemStarting() => _options.WorkItemHook?.Invoke();
+
+        // ------------------------------------------------------------------ Scheduler
+
+        /// <summary>Runs a phase on the caller (one worker) or fork/join.</summary>
+        private void RunPhase(int workers)
+        {
+            if (workers <= 1)
+            {
+                _chunks = 1;
+                RunChunk(0);
+                return;
+            }
+
+            ForkJoin(workers);
+        }
+
+        private void ForkJoin(int workers)
+        {
+            // Allocation-free fork/join. The caller and (workers − 1) queued thread-pool items (one cached object)
+            // claim chunks by CAS on _claimState = (generation << 32) | next index. A new phase first locks the state
+            // (index = int.MaxValue), then sets up the job and publishes (generation + 1, 0); a CAS from an older
+            // generation therefore fails, so an item that starts late either helps the current phase legitimately or
+            // finds nothing and returns. The caller never waits for an item that has not started: it claims any
+            // unclaimed chunk itself and waits only for chunks in progress. Chunk boundaries vary with the worker
+            // count, but the summation order does not (see the class remarks), so results do not either.
+            long generation = (Volatile.Read(ref _claimState) >> 32) + 1;
+            Interlocked.Exchange(ref _claimState, (generation << 32) | int.MaxValue);
+            _chunks = workers;
+            _workerError = null;
+            _completedChunks = 0;
+            Interlocked.Exchange(ref _claimState, generation << 32);
+            for (int i = 1; i < workers; i++)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
+            }
+
+            ClaimChunks();
+            if (Volatile.Read(ref _completedChunks) < workers)
+            {
+                lock (_gate)
+                {
+                    while (Volatile.Read(ref _completedChunks) < workers)
+                    {
+                        Monitor.Wait(_gate);
+                    }
+                }
+            }
+
+            if (_workerError is Exception error)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            }
+        }
+
+        private void ClaimChunks()
+        {
+            while (true)
+            {
+                long state = Volatile.Read(ref _claimState);
+                int chunk = (int)(state & int.MaxValue);
+                int chunks = Volatile.Read(ref _chunks);
+                if (chunk >= chunks)
+                {
+                    return;
+                }
+
+                if (Interlocked.CompareExchange(ref _claimState, state + 1, state) != state)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    RunChunk(chunk);
+                }
+                catch (Exception e)
+                {
+                    _workerError = e;
+                }
+
+                if (Interlocked.Increment(ref _completedChunks) == chunks)
+                {
+                    lock (_gate)
+                    {
+                        Monitor.PulseAll(_gate);
+                    }
+                }
+            }
+        }
+
+        private sealed class ChunkWorker(Execution owner) : IThreadPoolWorkItem
+        {
+            public void Execute() => owner.ClaimChunks();
+        }
+
+        /// <summary>Chunk <paramref name="chunk"/> of <see cref="_chunks"/>: a contiguous range of the phase's units.</summary>
+        private void RunChunk(int chunk)
+        {
+            switch (_job)
+            {
+                case JobKind.RowSum:
+                case JobKind.RowSquares:
+                case JobKind.RowNormalize:
+                case JobKind.RowSumDot:
+                case JobKind.RowBackward:
+                    for (long b = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; b < end; b++)
+                    {
+                        RunRowBlock((int)b);
+                    }
+
+                    break;
+
+                case JobKind.SplitSum:
+                case JobKind.SplitSquares:
+                case JobKind.SplitNormalize:
+                case JobKind.SplitSumDot:
+                case JobKind.SplitBackward:
+                    for (long u = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; u < end; u++)
+                    {
+                        RunUnit(u);
+                    }
+
+                    break;
+
+                default:
+                    for (int ch = (int)((long)chunk * _c / _chunks), end = (int)((long)(chunk + 1) * _c / _chunks); ch < end; ch++)
+                    {
+                        RunChannel(ch);
+                    }
+
+                    break;
+            }
+        }
+    }
+}

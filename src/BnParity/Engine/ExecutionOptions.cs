@@ -1,0 +1,51 @@
+namespace BnParity;
+
+/// <summary>The execution paths of the library. Channel and split produce bit-identical results (the split path folds
+/// its partials in the channel path's order); the row path has its own fixed summation order.</summary>
+internal enum ExecutionPath
+{
+    /// <summary>Chosen by <see cref="PathSelection.Choose"/> from the shape and the thread count.</summary>
+    Auto,
+
+    /// <summary>Threads take whole channels; each channel runs its statistics and output back to back.</summary>
+    Channel,
+
+    /// <summary>Few channels for the threads: (group, block) units, partials folded by the caller in channel order.</summary>
+    Split,
+
+    /// <summary>Short spatial runs: the input is an (N, C·S) matrix swept in blocks of rows.</summary>
+    Row,
+}
+
+/// <summary>
+/// Internal execution knobs (tests force every path and thread count with them; users never need them).
+/// The defaults are the library's tuned thresholds. Results never depend on <see cref="ParallelThreshold"/>,
+/// <see cref="SplitMinElements"/> or <see cref="StreamingMinBytes"/>; forcing the row path changes the summation order
+/// (see <see cref="ExecutionPath"/>).
+/// </summary>
+internal sealed record ExecutionOptions
+{
+    /// <summary>The library's tuned defaults.</summary>
+    public static readonly ExecutionOptions Default = new();
+
+    /// <summary>Forced path, or <see cref="ExecutionPath.Auto"/>.</summary>
+    public ExecutionPath Path { get; init; } = ExecutionPath.Auto;
+
+    /// <summary>Inputs with fewer elements run on one thread.</summary>
+    public long ParallelThreshold { get; init; } = 32 * 1024;
+
+    /// <summary>Automatic selection takes the split path for few channels only from this many elements (its 2–3
+    /// fork/joins per call cost more than the work below it).</summary>
+    public long SplitMinElements { get; init; } = 16 * 32 * 1024;
+
+    /// <summary>From this gradient size on (bytes) the per-channel float backward writes dx with non-temporal stores.
+    /// Such a channel's x and dy (2·N·S elements) then typically exceed what the cache keeps between the channel's
+    /// reduction pass and its dx pass, so ordinary stores cost an extra read of dx's lines plus evictions of x and dy;
+    /// measured (1 thread, 32×64×56×56) the backward drops from ~8 ms to ~5 ms. Smaller tensors keep ordinary stores,
+    /// whose dx stays cached for the next consumer. Results are bit-identical either way.</summary>
+    public long StreamingMinBytes { get; init; } = 8L << 20;
+
+    /// <summary>Test hook: runs at the start of every work item (a channel, a split unit or a row block), on the
+    /// thread that runs it. Used to prove that a failure inside a worker leaves the module unchanged.</summary>
+    public Action? WorkItemHook { get; init; }
+}

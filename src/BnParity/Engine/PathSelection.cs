@@ -1,0 +1,43 @@
+namespace BnParity;
+
+/// <summary>
+/// Picks the execution path and the number of workers for one call: a pure function of the shape, the thread count
+/// and the options, so it can be tested at sizes no test could allocate.
+/// </summary>
+internal static class PathSelection
+{
+    /// <summary>Short spatial runs (S below this) use the row path.</summary>
+    internal const int RowModeMaxSpatial = 16;
+
+    /// <summary>Upper bound on C·S for the row path (its scratch is about (2·blocks + 4)·C·S doubles).</summary>
+    internal const int RowModeMaxColumns = 1 << 14;
+
+    /// <param name="length">N·C·S, the element count.</param>
+    /// <param name="channels">C.</param>
+    /// <param name="spatial">S, the product of the dimensions after the channel dimension.</param>
+    /// <param name="maxThreads">The module's MaxDegreeOfParallelism.</param>
+    /// <param name="options">Thresholds and a possibly forced path.</param>
+    /// <returns>The path, and the thread budget the path may use (1 below the parallel threshold).</returns>
+    public static (ExecutionPath Path, int Threads) Choose(long length, int channels, long spatial, int maxThreads, ExecutionOptions options)
+    {
+        int threads = length < options.ParallelThreshold ? 1 : maxThreads;
+        if (options.Path != ExecutionPath.Auto)
+        {
+            return (options.Path, threads);
+        }
+
+        if (spatial < RowModeMaxSpatial && channels * spatial <= RowModeMaxColumns)
+        {
+            return (ExecutionPath.Row, threads);
+        }
+
+        if (threads > 1 && channels % threads != 0 && channels < 4 * threads)
+        {
+            // Few channels for the threads: split channels into fixed blocks so all threads get equal work, once the
+            // input is large enough to pay for the split path's extra fork/joins. Same results either way.
+            return length >= options.SplitMinElements ? (ExecutionPath.Split, threads) : (ExecutionPath.Channel, 1);
+        }
+
+        return (ExecutionPath.Channel, threads);
+    }
+}
