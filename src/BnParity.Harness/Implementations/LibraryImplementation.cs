@@ -8,18 +8,26 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
 {
     /// <param name="threads">MaxDegreeOfParallelism for every module; 0 = the oracle's default thread count.</param>
     public LibraryImplementation(int threads = 0)
+        : this(new LibraryExecution(LibraryPath.Default, threads))
     {
-        Threads = threads > 0 ? threads : Oracle.TorchSharpOracle.DefaultThreadCount;
     }
 
-    public int Threads { get; }
+    /// <param name="execution">The path and thread count every module of this implementation runs with.</param>
+    public LibraryImplementation(LibraryExecution execution)
+    {
+        ArgumentNullException.ThrowIfNull(execution);
+        Execution = execution;
+    }
 
-    public string Name => "BnParity";
+    /// <summary>The path and thread count (printed with failures).</summary>
+    public LibraryExecution Execution { get; }
+
+    public string Name => $"BnParity ({Execution})";
 
     public IBatchNormModule Create(ModuleConfig config, ModuleState state) => config.DType switch
     {
-        ElementType.Float32 => new Module<float>(config, state, Threads),
-        _ => new Module<double>(config, state, Threads),
+        ElementType.Float32 => new Module<float>(config, state, Execution),
+        _ => new Module<double>(config, state, Execution),
     };
 
     /// <summary>Builds the library's module for a config (also used by benchmarks and unit tests).</summary>
@@ -36,10 +44,10 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
     {
         private readonly BatchNorm<T> _module;
 
-        public Module(ModuleConfig config, ModuleState state, int threads)
+        public Module(ModuleConfig config, ModuleState state, LibraryExecution execution)
         {
             _module = CreateModule<T>(config);
-            _module.MaxDegreeOfParallelism = threads;
+            execution.ApplyTo(_module);
             Load(state);
         }
 

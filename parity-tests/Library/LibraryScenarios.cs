@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Numerics;
+using BnParity.Harness.Implementations;
+using static BnParity.ParityTests.Rules.RuleAssert;
+
+namespace BnParity.ParityTests.Library;
+
+/// <summary>What a scenario runs on a module (the matrix of the golden-bits and path tests).</summary>
+public enum Scenario
+{
+    /// <summary>Two training forwards (cumulative average), loaded state.</summary>
+    Train,
+
+    /// <summary>One eval forward with loaded running statistics.</summary>
+    Eval,
+
+    /// <summary>Training forward then backward.</summary>
+    TrainBackward,
+
+    /// <summary>Eval forward then backward.</summary>
+    EvalBackward,
+
+    /// <summary>track_running_stats = false: training forward + backward, then eval forward (batch statistics in both).</summary>
+    NotTracking,
+
+    /// <summary>affine = false: training forward + backward.</summary>
+    NotAffine,
+
+    /// <summary>Span overload (the module copies the input), training then eval forward, each followed by a backward
+    /// after the caller has overwritten its input buffer: proves every path saves its own copy.</summary>
+    SpanCopyBackward,
+
+    /// <summary>In-place tensor forward (destination = input, the module copies the input) in eval, then backward.</summary>
+    InPlaceEvalBackward,
+}
+
+/// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
+public sealed record NamedResult(string Name, int[] Shape, ulong[] Bits, double[] Values);
+
+/// <summary>
+/// Runs the scenarios on the library with a given execution (path, thread count) and returns every result as bits.
+/// TorchSharp-free: these tests also run with AVX-512 off and with hardware intrinsics off (see .ci/run).
+/// </summary>
+public static class LibraryScenarios
+{
+    /// <summary>Odd shapes: vector tails, one channel, one spatial element, N = 1, several row blocks, several
+    /// 4096-element blocks per run, groups of short runs.</summary>
+    public static readonly int[][] Shapes =
+    [
+        [3, 5, 37],
+        [1, 1, 4099],
+        [67, 3],
+        [2, 3, 17, 19],
+        [1, 2, 3, 3],
+        [300, 24],
+        [2, 2, 5000],
+        [40, 3, 100],
+        [5, 4, 2, 3, 7],
+    ];
+
+    public static string Key(Scenario scenario, int[] shape) =>
+        $"{scenario}/{string.Join('x', shape)}";
+
+    public static List<NamedResult> Run<T>(Scenario scenario, int[] shape, LibraryExecution execution)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int c = shape[1];
+        bool track = scenario != Scenario.NotTracking;
+        bool affine = scenario != Scenario.NotAffine;
+        BatchNorm<T> module = shape.Length switch
+        {
+            2 or 3 => new BatchNorm1d<T>(c, momentum: scenario == Scenario.Train ? null : 0.3, affine: affine, trackRunningStats: track),
+            4 => new BatchNorm2d<T>(c, momentum: scenario == Scenario.Train ? null : 0.3, affine: affine, trackRunningStats: track),
+            _ => new BatchNorm3d<T>(c, momentum: scenario == Scenario.Train ? null : 0.3, affine: affine, trackRunningStats: track),
+        };
+        execution.ApplyTo(module);
+        if (affine)
+        {
+            RandomAffine(module, 11);
+        }
+
+        if (track)
+        {
+            var random = new Random(5);
+            for (int ch = 0; ch < c; ch++)
+            {
+                module.RunningMean![ch] = T.CreateChecked(random.NextDouble() * 4 - 2);
+                module.RunningVar![ch] = T.CreateChecked(0.25 + random.NextDouble() * 2);
+            }
+
+            module.NumBatchesTracked = 3;
+        }
+
+        var results = new List<NamedResult>();
+        var x = RandomTensor<T>(1, shape, mean: 3, std: 2);
+        var gradOutput = RandomTensor<T>(2, shape);
+        switch (scenario)
+        {
+            case Scenario.Train:
+                Add(results, "step 0 output", module.Forward(x));
+                Add(results, "step 1 output", module.Forward(RandomTensor<T>(3, shape, mean: -1000, std: 0.5)));
+                break;
+            case Scenario.Eval:
+                module.Eval();
+                Add(results, "step 0 output", module.Forward(x));
+                break;
+            case Scenario.TrainBackward:
+            case Scenario.NotAffine:
+                Add(results, "step 0 output", module.Forward(x));
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            case Scenario.EvalBackward:
+                module.Eval();
+                Add(results, "step 0 output", module.Forward(x));
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            case Scenario.SpanCopyBackward:
+            {
+                var buffer = (T[])x.Data.Clone();
+                var y = new T[buffer.Length];
+                module.Forward(buffer, shape, y);
+                Array.Fill(buffer, T.CreateChecked(7));
+                Add(results, "step 0 output", y, shape);
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                module.Eval();
+                x.Data.CopyTo(buffer, 0);
+                module.Forward(buffer, shape, y);
+                Array.Fill(buffer, T.CreateChecked(-7));
+                Add(results, "step 1 output", y, shape);
+                AddGradients(results, "step 1", module.Backward(gradOutput));
+                break;
+            }
+
+            case Scenario.InPlaceEvalBackward:
+            {
+                module.Eval();
+                var inPlace = new DenseTensor<T>((T[])x.Data.Clone(), shape);
+                module.Forward(inPlace, inPlace);
+                Add(results, "step 0 output", inPlace);
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            }
+
+            case Scenario.NotTracking:
+                Add(results, "step 0 output", module.Forward(x));
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                module.Eval();
+                Add(results, "step 1 output", module.Forward(RandomTensor<T>(4, shape, mean: 0.5, std: 3)));
+                break;
+        }
+
+        if (track)
+        {
+            Add(results, "running_mean", module.RunningMean!, [c]);
+            Add(results, "running_var", module.RunningVar!, [c]);
+            results.Add(new NamedResult("num_batches_tracked", [], [(ulong)module.NumBatchesTracked!.Value], [module.NumBatchesTracked!.Value]));
+        }
+
+        return results;
+    }
+
+    private static void AddGradients<T>(List<NamedResult> results, string step, BatchNormGradients<T> gradients)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Add(results, step + " grad_input", gradients.Input);
+        if (gradients.Weight is not null)
+        {
+            Add(results, step + " grad_weight", gradients.Weight, [gradients.Weight.Length]);
+            Add(results, step + " grad_bias", gradients.Bias!, [gradients.Bias!.Length]);
+        }
+    }
+
+    private static void Add<T>(List<NamedResult> results, string name, DenseTensor<T> tensor)
+        where T : unmanaged, IFloatingPointIeee754<T> => Add(results, name, tensor.Data, tensor.Shape);
+
+    private static void Add<T>(List<NamedResult> results, string name, T[] data, int[] shape)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var bits = new ulong[data.Length];
+        var values = new double[data.Length];
+        for (int i = 0; i < data.Length; i++)
+        {
+            values[i] = double.CreateChecked(data[i]);
+            bits[i] = typeof(T) == typeof(float)
+                ? BitConverter.SingleToUInt32Bits(float.CreateChecked(data[i]))
+                : BitConverter.DoubleToUInt64Bits(values[i]);
+        }
+
+        results.Add(new NamedResult(name, shape, bits, values));
+    }
+
+    /// <summary>Null when equal, else a message naming the tensor and the first differing [n, c, s] index.</summary>
+    public static string? FirstDifference(List<NamedResult> expected, List<NamedResult> actual)
+    {
+        if (expected.Count != actual.Count)
+        {
+            return $"{actual.Count} results instead of {expected.Count}";
+        }
+
+        for (int t = 0; t < expected.Count; t++)
+        {
+            var e = expected[t];
+            var a = actual[t];
+            if (e.Bits.Length != a.Bits.Length)
+            {
+                return $"{e.Name}: {a.Bits.Length} elements instead of {e.Bits.Length}";
+            }
+
+            for (int i = 0; i < e.Bits.Length; i++)
+            {
+                if (e.Bits[i] != a.Bits[i])
+                {
+                    return string.Create(CultureInfo.InvariantCulture,
+                        $"{e.Name}{Index(e.Shape, i)}: {e.Values[i]:R} vs {a.Values[i]:R} (bits 0x{e.Bits[i]:X} vs 0x{a.Bits[i]:X})");
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>"[n=…, c=…, s=…]" for an (N, C, ...) tensor, "[c=…]" for a vector.</summary>
+    public static string Index(int[] shape, long flat)
+    {
+        if (shape.Length < 2)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"[c={flat}]");
+        }
+
+        long spatial = 1;
+        for (int d = 2; d < shape.Length; d++)
+        {
+            spatial *= shape[d];
+        }
+
+        long s = flat % spatial;
+        long c = flat / spatial % shape[1];
+        long n = flat / spatial / shape[1];
+        return string.Create(CultureInfo.InvariantCulture, $"[n={n}, c={c}, s={s}]");
+    }
+
+    /// <summary>First 16 hex digits of SHA-256 over the result's bits (little-endian, 4 bytes per float element).</summary>
+    public static string Hash(NamedResult result, bool isFloat)
+    {
+        int size = isFloat ? 4 : 8;
+        var bytes = new byte[result.Bits.Length * size];
+        for (int i = 0; i < result.Bits.Length; i++)
+        {
+            if (isFloat)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), (uint)result.Bits[i]);
+            }
+            else
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(i * 8), result.Bits[i]);
+            }
+        }
+
+        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes))[..16];
+    }
+}
