@@ -1,0 +1,327 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+
+namespace BnParity.ParityTests.Library;
+
+/// <summary>
+/// Each kernel against a plain scalar reference, for every length 0..256 at element offsets 0..3 (so vector loads
+/// start unaligned and every tail length occurs), float and double. Element-wise kernels must match the scalar formula
+/// bit for bit (vector and tail paths perform the same IEEE operations); reductions are fed small integers, whose sums
+/// are exact in any order, so they must match exactly too (a dropped, doubled or misplaced element changes the result),
+/// and random data within a bound. The class name says which vector width ran (see .ci/run for the 256-bit and scalar
+/// runs on AVX-512 hardware).
+/// </summary>
+public abstract unsafe class KernelTests<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    protected const int MaxLength = 256;
+
+    protected static readonly int[] Offsets = [0, 1, 2, 3];
+
+    protected static string Where(string kernel, int length, int offset) =>
+        $"{kernel}<{typeof(T).Name}> length {length} offset {offset} (width {GoldenBitsTests.Width})";
+
+    /// <summary>Integers in [-8, 8] (exact in T; their sums, squares and products are exact in double).</summary>
+    protected static T[] Integers(int seed, int count)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => T.CreateChecked(random.Next(-8, 9))).ToArray();
+    }
+
+    protected static T[] Gaussian(int seed, int count, double mean = 0, double std = 1)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ =>
+        {
+            double z = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+            return T.CreateChecked(mean + (std * z));
+        }).ToArray();
+    }
+
+    protected static double D(T value) => double.CreateChecked(value);
+
+    protected static T R(double value) => T.CreateChecked(value);
+
+    protected static void BitsEqual(T expected, T actual, string where, int index)
+    {
+        Assert.True(
+            expected.Equals(actual) || (T.IsNaN(expected) && T.IsNaN(actual)),
+            $"{where} [{index}]: expected {expected}, actual {actual}");
+    }
+
+    [Fact]
+    public void Sum_SumSquaredDeviations_and_SumAndDot_are_exact_on_integers_for_every_length_and_offset()
+    {
+        var x = Integers(1, MaxLength + 4);
+        var dy = Integers(2, MaxLength + 4);
+        fixed (T* px = x)
+        fixed (T* pdy = dy)
+        {
+            foreach (int offset in Offsets)
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    double sum = 0, squares = 0, sumDy = 0, dot = 0;
+                    for (int i = offset; i < offset + length; i++)
+                    {
+                        sum += D(x[i]);
+                        squares += (D(x[i]) - 0.5) * (D(x[i]) - 0.5);
+                        sumDy += D(dy[i]);
+                        dot += (D(x[i]) - 0.5) * D(dy[i]);
+                    }
+
+                    Assert.True(sum == Kernels<T>.Sum(px + offset, length), Where("Sum", length, offset));
+                    Assert.True(squares == Kernels<T>.SumSquaredDeviations(px + offset, length, 0.5), Where("SumSquaredDeviations", length, offset));
+                    Kernels<T>.SumAndDot(px + offset, pdy + offset, length, 0.5, out double s, out double d);
+                    Assert.True(sumDy == s, Where("SumAndDot (sum)", length, offset));
+                    Assert.True(dot == d, Where("SumAndDot (dot)", length, offset));
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Sum_is_within_the_reduction_bound_on_random_data()
+    {
+        var x = Gaussian(3, MaxLength + 4, mean: 10, std: 3);
+        fixed (T* px = x)
+        {
+            foreach (int offset in Offsets)
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    double exact = 0, magnitude = 0;
+                    for (int i = offset; i < offset + length; i++)
+                    {
+                        exact += D(x[i]);
+                        magnitude += Math.Abs(D(x[i]));
+                    }
+
+                    double error = Math.Abs(Kernels<T>.Sum(px + offset, length) - exact);
+                    Assert.True(error <= 2 * length * 1.2e-16 * magnitude, $"{Where("Sum", length, offset)}: error {error}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Element_wise_kernels_match_the_scalar_formula_bit_for_bit()
+    {
+        var x = Gaussian(4, MaxLength + 4, mean: 2, std: 3);
+        var dy = Gaussian(5, MaxLength + 4);
+        var y = new T[MaxLength + 4];
+        const double mean = 1.75, scale = -0.3125, shift = 0.7, k = 0.45, gradMean = -0.2;
+        fixed (T* px = x)
+        fixed (T* pdy = dy)
+        fixed (T* py = y)
+        {
+            foreach (int offset in Offsets)
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    Kernels<T>.Normalize(px + offset, py + offset, length, mean, scale, shift);
+                    for (int i = 0; i < length; i++)
+                    {
+                        BitsEqual(R(((D(x[offset + i]) - mean) * scale) + shift), y[offset + i], Where("Normalize", length, offset), i);
+                    }
+
+                    Kernels<T>.Scale(pdy + offset, py + offset, length, scale);
+                    for (int i = 0; i < length; i++)
+                    {
+                        BitsEqual(R(D(dy[offset + i]) * scale), y[offset + i], Where("Scale", length, offset), i);
+                    }
+
+                    Kernels<T>.BackwardBatch(px + offset, pdy + offset, py + offset, length, mean, k, gradMean, scale);
+                    for (int i = 0; i < length; i++)
+                    {
+                        BitsEqual(R((D(dy[offset + i]) - gradMean - ((D(x[offset + i]) - mean) * k)) * scale), y[offset + i], Where("BackwardBatch", length, offset), i);
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Column_kernels_match_the_scalar_formula_bit_for_bit()
+    {
+        int n = MaxLength + 4;
+        var x = Gaussian(6, n, mean: -1, std: 2);
+        var dy = Gaussian(7, n);
+        var y = new T[n];
+        double[] mean = Gaussian(8, n).Select(D).ToArray();
+        double[] scale = Gaussian(9, n).Select(D).ToArray();
+        double[] shift = Gaussian(10, n).Select(D).ToArray();
+        double[] k = Gaussian(11, n).Select(D).ToArray();
+        double[] start = Gaussian(12, n).Select(D).ToArray();
+        var acc = new double[n];
+        var acc2 = new double[n];
+        fixed (T* px = x)
+        fixed (T* pdy = dy)
+        fixed (T* py = y)
+        fixed (double* pm = mean)
+        fixed (double* ps = scale)
+        fixed (double* pb = shift)
+        fixed (double* pk = k)
+        fixed (double* pa = acc)
+        fixed (double* pa2 = acc2)
+        {
+            foreach (int offset in Offsets)
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    int o = offset;
+                    start.CopyTo(acc, 0);
+                    Kernels<T>.AddColumns(px + o, pa + o, length);
+                    for (int i = 0; i < n; i++)
+                    {
+                        double e = i >= o && i < o + length ? start[i] + D(x[i]) : start[i];
+                        Assert.True(e == acc[i], $"{Where("AddColumns", length, offset)} [{i - o}]");
+                    }
+
+                    start.CopyTo(acc, 0);
+                    Kernels<T>.AddSquaredDeviationColumns(px + o, pm + o, pa + o, length);
+                    for (int i = 0; i < n; i++)
+                    {
+                        double d = D(x[i]) - mean[i];
+                        double e = i >= o && i < o + length ? start[i] + (d * d) : start[i];
+                        Assert.True(e == acc[i], $"{Where("AddSquaredDeviationColumns", length, offset)} [{i - o}]");
+                    }
+
+                    start.CopyTo(acc, 0);
+                    start.CopyTo(acc2, 0);
+                    Kernels<T>.AddSumDotColumns(px + o, pdy + o, pm + o, pa + o, pa2 + o, length);
+                    for (int i = 0; i < n; i++)
+                    {
+                        bool inside = i >= o && i < o + length;
+                        Assert.True((inside ? start[i] + D(dy[i]) : start[i]) == acc[i], $"{Where("AddSumDotColumns (sum)", length, offset)} [{i - o}]");
+                        Assert.True((inside ? start[i] + ((D(x[i]) - mean[i]) * D(dy[i])) : start[i]) == acc2[i], $"{Where("AddSumDotColumns (dot)", length, offset)} [{i - o}]");
+                    }
+
+                    Kernels<T>.NormalizeColumns(px + o, py + o, pm + o, ps + o, pb + o, length);
+                    for (int i = o; i < o + length; i++)
+                    {
+                        BitsEqual(R(((D(x[i]) - mean[i]) * scale[i]) + shift[i]), y[i], Where("NormalizeColumns", length, offset), i - o);
+                    }
+
+                    Kernels<T>.BackwardBatchColumns(px + o, pdy + o, py + o, pm + o, pk + o, pb + o, ps + o, length);
+                    for (int i = o; i < o + length; i++)
+                    {
+                        BitsEqual(R((D(dy[i]) - shift[i] - ((D(x[i]) - mean[i]) * k[i])) * scale[i]), y[i], Where("BackwardBatchColumns", length, offset), i - o);
+                    }
+
+                    Kernels<T>.ScaleColumns(pdy + o, py + o, ps + o, length);
+                    for (int i = o; i < o + length; i++)
+                    {
+                        BitsEqual(R(D(dy[i]) * scale[i]), y[i], Where("ScaleColumns", length, offset), i - o);
+                    }
+                }
+            }
+        }
+    }
+}
+
+public sealed class FloatKernelTests : KernelTests<float>
+{
+    [Fact]
+    public unsafe void Float_reductions_are_exact_on_integers_for_every_length_offset_and_group()
+    {
+        int n = (3 * (MaxLength + 8)) + 8;
+        var x = Integers(21, n);
+        var dy = Integers(22, n);
+        fixed (float* px = x)
+        fixed (float* pdy = dy)
+        {
+            foreach (int offset in Offsets)
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    foreach (int runs in new[] { 1, 3 })
+                    {
+                        long stride = length + 5;
+                        double sum = 0, squares = 0, about = 0, sumDy = 0, dot = 0;
+                        for (int r = 0; r < runs; r++)
+                        {
+                            for (int i = 0; i < length; i++)
+                            {
+                                long p = offset + (r * stride) + i;
+                                double d = x[p] - 2.0;
+                                sum += d;
+                                squares += d * d;
+                                double m = x[p] + 1.0;
+                                about += m * m;
+                                sumDy += dy[p];
+                                dot += m * dy[p];
+                            }
+                        }
+
+                        string where = $"runs {runs}, stride {stride}";
+                        FloatKernels.SumAndSquaresShifted(px + offset, length, runs, stride, 2f, out double s, out double q);
+                        Assert.True(sum == s, $"{Where("SumAndSquaresShifted (sum)", length, offset)} {where}: {s} vs {sum}");
+                        Assert.True(squares == q, $"{Where("SumAndSquaresShifted (squares)", length, offset)} {where}: {q} vs {squares}");
+                        Assert.True(about == FloatKernels.SumSquaresAbout(px + offset, length, runs, stride, -1f), $"{Where("SumSquaresAbout", length, offset)} {where}");
+                        FloatKernels.SumAndDotAbout(px + offset, pdy + offset, length, runs, stride, -1f, out double sd, out double dd);
+                        Assert.True(sumDy == sd, $"{Where("SumAndDotAbout (sum)", length, offset)} {where}");
+                        Assert.True(dot == dd, $"{Where("SumAndDotAbout (dot)", length, offset)} {where}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public unsafe void Float_element_wise_kernels_match_the_scalar_fused_formula_bit_for_bit()
+    {
+        var x = Gaussian(23, MaxLength + 68, mean: 1000, std: 2);
+        var dy = Gaussian(24, MaxLength + 68);
+        var y = new float[MaxLength + 68];
+        const float m = 1000.25f, aHi = 0.375f, aLo = 1.5e-8f, shift = -0.125f, k = -0.0625f, c = 0.03125f, a = 1.25f;
+        fixed (float* px = x)
+        fixed (float* pdy = dy)
+        fixed (float* py = y)
+        {
+            // Offsets up to 63 so the streaming kernel's scalar peel to 64-byte alignment takes every length.
+            foreach (int offset in Offsets.Concat([5, 17, 31, 63]))
+            {
+                for (int length = 0; length <= MaxLength; length++)
+                {
+                    FloatKernels.Normalize(px + offset, py + offset, length, m, aHi, aLo, shift);
+                    for (int i = offset; i < offset + length; i++)
+                    {
+                        float d = x[i] - m;
+                        BitsEqual(MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, shift)), y[i], Where("FloatKernels.Normalize", length, offset), i - offset);
+                    }
+
+                    foreach (bool streaming in new[] { false, true })
+                    {
+                        FloatKernels.Backward(px + offset, pdy + offset, py + offset, length, m, k, c, a, streaming);
+                        for (int i = offset; i < offset + length; i++)
+                        {
+                            BitsEqual(MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c)), y[i], Where(streaming ? "FloatKernels.Backward (streaming)" : "FloatKernels.Backward", length, offset), i - offset);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+public sealed class DoubleKernelTests : KernelTests<double>
+{
+}
+
+/// <summary>The vector width a run expects is the one in effect (.ci/run sets BNPARITY_EXPECT_WIDTH for its 256-bit and
+/// scalar runs; a knob the runtime ignores would otherwise make those runs repeat the AVX-512 path silently).</summary>
+public sealed class VectorWidthTests
+{
+    [Fact]
+    public void The_vector_width_in_effect_is_the_one_this_run_expects()
+    {
+        // Unset: the width the instruction-set flags imply (an independent reading of the same runtime switches).
+        string expected = Environment.GetEnvironmentVariable("BNPARITY_EXPECT_WIDTH") is { Length: > 0 } e
+            ? e
+            : System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "vector512"
+            : System.Runtime.Intrinsics.X86.Avx2.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "vector256"
+            : "scalar";
+        Assert.Equal(expected, GoldenBitsTests.Width);
+    }
+}
