@@ -1,4 +1,5 @@
 using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
 using FsCheck;
 using FsCheck.Fluent;
 
@@ -63,7 +64,7 @@ public static class CaseGenerators
         from module in Gen.Elements(ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d)
         from threeDimensional in Gen.Elements(false, true)
         from dtype in Gen.Elements(options.DTypes)
-        from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)))
+        from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)), (1, Gen.Choose(200, 600)))
         from eps in Eps
         from momentum in options.FixMomentum ? Gen.Constant(options.Momentum) : Momentum
         from affine in options.Affine is { } a ? Gen.Constant(a) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
@@ -72,8 +73,18 @@ public static class CaseGenerators
         let spatialRank = module switch { ModuleKind.BatchNorm1d => threeDimensional ? 1 : 0, ModuleKind.BatchNorm2d => 2, _ => 3 }
         from stepCount in Gen.Frequency((3, Gen.Choose(1, 2)), (2, Gen.Choose(1, options.MaxSteps)))
         from steps in Step(options, spatialRank, channels).ArrayOf(stepCount)
-        let spec = new CaseSpec(module, dtype, channels, eps, momentum, affine, track, stateSeed, steps)
+        from execution in Execution
+        let spec = new CaseSpec(module, dtype, channels, eps, momentum, affine, track, stateSeed, steps, execution)
         select Repair(spec, options);
+
+    /// <summary>Every path and thread count the library has: the default (what users run) and each forced path with
+    /// small thresholds at 1, 2, 3 or 5 threads, so small cases still take the parallel paths.</summary>
+    private static Gen<LibraryExecution> Execution =>
+        Gen.Frequency(
+            (2, Gen.Constant(LibraryExecution.Default)),
+            (8, from path in Gen.Elements(LibraryPath.AutoSmallThresholds, LibraryPath.Channel, LibraryPath.Split, LibraryPath.Row, LibraryPath.ChannelStreaming)
+                from threads in Gen.Elements(1, 2, 3, 5)
+                select new LibraryExecution(path, threads)));
 
     private static Gen<double> Eps => Gen.Frequency(
         (4, Gen.Constant(1e-5)),
@@ -94,6 +105,7 @@ public static class CaseGenerators
         from training in options.Training is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
         from batch in Gen.Sized(size => Gen.Frequency(
             (6, Gen.Choose(2, Math.Min(16, 3 + size / 6))),
+            (2, Gen.Choose(33, 400)),
             (1, Gen.Choose(options.AllowEmptyBatch ? 0 : 1, 16)),
             (1, Gen.Constant(1))))
         from spatial in Gen.Frequency(
@@ -147,17 +159,23 @@ public static class CaseGenerators
     /// <summary>Makes a generated spec valid for <paramref name="options"/> (e.g. lifts a single-value step to N=2).</summary>
     private static CaseSpec Repair(CaseSpec spec, CaseOptions options)
     {
+        // Wide channel counts must leave room for two values per channel.
+        while (spec.Channels > 1 && 2L * spec.Channels > options.MaxElements)
+        {
+            spec = spec with { Channels = spec.Channels / 2 };
+        }
+
         var steps = spec.Steps.Select((s, i) =>
         {
+            while (s.ValuesPerChannel * spec.Channels > options.MaxElements && s.Batch > 2)
+            {
+                s = s with { Batch = Math.Max(2, s.Batch / 2) };
+            }
+
             bool batchStats = s.Training || !spec.Track;
             if (!options.AllowSingleValue && batchStats && s.ValuesPerChannel == 1)
             {
                 s = s with { Batch = 2 };
-            }
-
-            while (s.ValuesPerChannel * spec.Channels > options.MaxElements && s.Batch > 2)
-            {
-                s = s with { Batch = s.Batch / 2 };
             }
 
             return s;
@@ -171,6 +189,16 @@ public static class CaseGenerators
 
     private static IEnumerable<CaseSpec> Candidates(CaseSpec spec)
     {
+        // Toward the default run first: a failure that survives it is not path-specific.
+        if (spec.Run != LibraryExecution.Default)
+        {
+            yield return spec with { Execution = LibraryExecution.Default };
+            if (spec.Run.Threads > 1)
+            {
+                yield return spec with { Execution = spec.Run with { Threads = 1 } };
+            }
+        }
+
         for (int i = 0; i < spec.Steps.Count && spec.Steps.Count > 1; i++)
         {
             yield return spec with { Steps = spec.Steps.Where((_, j) => j != i).ToArray() };

@@ -1,5 +1,6 @@
 using System.Globalization;
 using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
 
 namespace BnParity.PropertyTests.Generators;
 
@@ -101,8 +102,12 @@ public sealed record CaseSpec(
     bool Affine,
     bool Track,
     int? StateSeed,
-    IReadOnlyList<StepSpec> Steps)
+    IReadOnlyList<StepSpec> Steps,
+    LibraryExecution? Execution = null)
 {
+    /// <summary>How the library runs the case (path and thread count); ignored by other implementations.</summary>
+    public LibraryExecution Run => Execution ?? LibraryExecution.Default;
+
     /// <summary>Spatial rank of every step's input (BatchNorm1d: 0 for 2D input, 1 for 3D input).</summary>
     public int SpatialRank => Steps.Count == 0 ? 0 : Steps[0].Spatial.Length;
 
@@ -116,7 +121,7 @@ public sealed record CaseSpec(
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
-            $"{Config}{(StateSeed is { } seed ? $", loaded state seed {seed}" : "")}; steps: {string.Join(" | ", Steps)}");
+            $"{Config}{(StateSeed is { } seed ? $", loaded state seed {seed}" : "")}; library {Run}; steps: {string.Join(" | ", Steps)}");
 
     public BatchNormCase ToCase(string name = "generated")
     {

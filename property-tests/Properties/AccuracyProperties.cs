@@ -26,7 +26,7 @@ public sealed class AccuracyProperties
             var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
             var budgets = ToleranceBudgets.For(batchNormCase, truth, normalizations);
             var torch = CaseRunner.Run(Runs.Torch, batchNormCase);
-            var actual = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var actual = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             var failures = new List<string>();
             for (int i = 0; i < truth.Steps.Count && i < torch.Steps.Count && i < actual.Steps.Count; i++)
             {

@@ -17,7 +17,7 @@ public sealed class FiniteDifferenceProperties
         Prop.ForAll(CaseGenerators.Cases(new CaseOptions { AllowEmptyBatch = true, DTypes = new[] { ElementType.Float64 }, Gradients = true, MaxSteps = 2, MaxElements = 400 }), spec =>
         {
             var batchNormCase = spec.ToCase("finite differences");
-            var trace = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var trace = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             int last = batchNormCase.Steps.Count - 1;
             var step = batchNormCase.Steps[last];
             var outcome = trace.Steps[last];
@@ -53,7 +53,7 @@ public sealed class FiniteDifferenceProperties
             // momentum outside [0, 1] drove its running_var negative).
             double Loss(ModuleState state, CaseTensor input, int channel)
             {
-                using var module = Runs.UnderTest.Create(batchNormCase.Config, state);
+                using var module = Runs.UnderTestFor(spec).Create(batchNormCase.Config, state);
                 var y = module.Forward(step.Training, input);
                 double loss = 0;
                 for (int i = 0; i < g.Length; i++)

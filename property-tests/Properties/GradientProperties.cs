@@ -11,7 +11,7 @@ public sealed class GradientProperties
     private static readonly CaseOptions Base = new() { Gradients = true, MaxSteps = 3, MaxElements = 8_000 };
 
     private static void Check(CaseSpec spec, string name) =>
-        Runs.AssertClean(Runs.AgainstTorchSharp(spec.ToCase(name)), name);
+        Runs.AssertClean(Runs.AgainstTorchSharp(spec, name), name);
 
     [BnProperty]
     public Property Training_gradients_match_TorchSharp() =>

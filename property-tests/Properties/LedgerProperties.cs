@@ -25,7 +25,7 @@ public sealed class LedgerProperties
             int last = batchNormCase.Steps.Count - 1;
             string context = $"\ncase {batchNormCase}";
 
-            var ours = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var ours = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             Assert.True(ours.Steps.Count == last + 1, $"[ledger: library] an earlier step raised: {ours.Steps[^1].Error}{context}");
             var error = ours.Steps[last].Error;
             Assert.True(error is not null && error.StartsWith(ExpectedError, StringComparison.Ordinal),

@@ -19,7 +19,7 @@ public sealed class SemanticProperties
             // Defaults (count 0) and no empty batches: then step j blends with 1/j exactly.
             spec = spec with { StateSeed = null, Steps = spec.Steps.Select(s => s.Batch == 0 ? s with { Batch = 2 } : s).ToArray() };
             var batchNormCase = spec.ToCase("cumulative average");
-            var actual = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var actual = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             var expected = new List<StepOutcome>();
             var means = new List<double[]>();
             var variances = new List<double[]>();
@@ -50,7 +50,7 @@ public sealed class SemanticProperties
             var last = spec.Steps[^1];
             var eval = last with { Training = false, Data = last.Data with { Seed = last.Data.Seed + 1 } };
             var batchNormCase = (spec with { Steps = spec.Steps.Append(eval).Append(eval).ToArray() }).ToCase("eval idempotent");
-            var trace = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var trace = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             int first = batchNormCase.Steps.Count - 2;
             Assert.True(trace.Steps.Count == batchNormCase.Steps.Count && trace.Steps.All(s => s.Error is null), $"[eval idempotent] a step raised\ncase {batchNormCase}");
             var (a, b) = (trace.Steps[first], trace.Steps[first + 1]);
@@ -74,7 +74,7 @@ public sealed class SemanticProperties
         {
             var train = (spec with { Steps = spec.Steps.Select(s => s with { Training = true }).ToArray() }).ToCase("track=false train");
             var eval = (spec with { Steps = spec.Steps.Select(s => s with { Training = false }).ToArray() }).ToCase("track=false eval");
-            var report = TraceComparer.Compare(eval, CaseRunner.Run(Runs.UnderTest, train), CaseRunner.Run(Runs.UnderTest, eval));
+            var report = TraceComparer.Compare(eval, CaseRunner.Run(Runs.UnderTestFor(spec), train), CaseRunner.Run(Runs.UnderTestFor(spec), eval));
             Runs.AssertClean(report, "track=false: eval == train");
         });
 
@@ -92,7 +92,7 @@ public sealed class SemanticProperties
                     Bias = new double[spec.Channels],
                 },
             };
-            var report = TraceComparer.Compare(plain, CaseRunner.Run(Runs.UnderTest, plain), CaseRunner.Run(Runs.UnderTest, affine));
+            var report = TraceComparer.Compare(plain, CaseRunner.Run(Runs.UnderTestFor(spec), plain), CaseRunner.Run(Runs.UnderTestFor(spec), affine));
             Runs.AssertClean(report, "affine=false == affine(1, 0)");
         });
 
@@ -101,7 +101,7 @@ public sealed class SemanticProperties
         Prop.ForAll(CaseGenerators.Cases(Any with { Affine = false, Training = true }), spec =>
         {
             var batchNormCase = spec.ToCase("normalised moments");
-            var trace = CaseRunner.Run(Runs.UnderTest, batchNormCase);
+            var trace = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
             var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
             var budgets = ToleranceBudgets.For(batchNormCase, truth, normalizations);
             for (int i = 0; i < batchNormCase.Steps.Count; i++)
@@ -162,9 +162,9 @@ public sealed class SemanticProperties
                 Name = "batch permuted",
                 Steps = original.Steps.Select((s, i) => s with { Input = Permute(s.Input, permutations[i]) }).ToList(),
             };
-            var originalTrace = CaseRunner.Run(Runs.UnderTest, original);
+            var originalTrace = CaseRunner.Run(Runs.UnderTestFor(spec), original);
             var expected = originalTrace.Steps.Select((o, i) => o.Output is null ? o : o with { Output = Permute(o.Output, permutations[i]) }).ToList();
-            var report = TraceComparer.Compare(permuted, expected, "original batch order (permuted)", CaseRunner.Run(Runs.UnderTest, permuted));
+            var report = TraceComparer.Compare(permuted, expected, "original batch order (permuted)", CaseRunner.Run(Runs.UnderTestFor(spec), permuted));
             Runs.AssertClean(report, "batch permutation");
         });
 

@@ -16,7 +16,7 @@ public sealed class StateDictProperties
         {
             var first = spec.ToCase("state dict: before");
             ModuleState ours;
-            using (var module = Runs.UnderTest.Create(first.Config, first.InitialState))
+            using (var module = Runs.UnderTestFor(spec).Create(first.Config, first.InitialState))
             {
                 foreach (var step in first.Steps)
                 {
@@ -33,7 +33,7 @@ public sealed class StateDictProperties
             }
 
             ModuleState back;
-            using (var module = Runs.UnderTest.Create(first.Config, viaTorch))
+            using (var module = Runs.UnderTestFor(spec).Create(first.Config, viaTorch))
             {
                 back = module.ReadState();
             }
@@ -44,7 +44,7 @@ public sealed class StateDictProperties
 
             var more = spec.Steps.Select(s => s with { Training = true, Batch = s.ValuesPerChannel == 1 ? 2 : s.Batch, Data = s.Data with { Seed = s.Data.Seed + 101 } }).ToArray();
             var second = (spec with { Steps = more }).ToCase("state dict: after round trip") with { InitialState = back };
-            Runs.AssertClean(TraceComparer.Compare(second, CaseRunner.Run(Runs.Torch, second), CaseRunner.Run(Runs.UnderTest, second)), "steps after the round trip");
+            Runs.AssertClean(TraceComparer.Compare(second, CaseRunner.Run(Runs.Torch, second), CaseRunner.Run(Runs.UnderTestFor(spec), second)), "steps after the round trip");
         });
 
     private static void AssertExact(ModuleState expected, ModuleState actual, string what)
