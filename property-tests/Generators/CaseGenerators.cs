@@ -133,7 +133,11 @@ public static class CaseGenerators
                 select new DataRecipe(DataKind.OffsetScale, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))),
             (1, Gen.Constant(new DataRecipe(DataKind.ConstantChannel, seed))),
             (1, Gen.Choose(3000, 8000).Select(e => new DataRecipe(DataKind.Large, seed, 0, RoundTo3(Math.Pow(10, e / 1000.0))))),
-            (1, Gen.Constant(new DataRecipe(DataKind.ZerosAndTies, seed))))
+            (1, Gen.Constant(new DataRecipe(DataKind.ZerosAndTies, seed))),
+            (1, from sign in Gen.Elements(-1.0, 1.0)
+                from offset in Gen.Choose(0, 4000)
+                from scale in Gen.Choose(-3000, 0)
+                select new DataRecipe(DataKind.SampledSpikes, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))))
         select recipe;
 
     private static double RoundTo3(double value) => double.Parse(value.ToString("G3", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
@@ -304,7 +308,7 @@ public static class CaseGenerators
             yield return data with { Seed = 0 };
         }
 
-        if (data.Kind == DataKind.OffsetScale && (data.Offset != Math.Round(data.Offset) || data.Scale != 1))
+        if (data.Kind is DataKind.OffsetScale or DataKind.SampledSpikes && (data.Offset != Math.Round(data.Offset) || data.Scale != 1))
         {
             yield return data with { Offset = Math.Round(data.Offset), Scale = 1 };
         }

@@ -24,6 +24,11 @@ public enum DataKind
 
     /// <summary>Small integers in {-2..2}: many exact zeros and ties.</summary>
     ZerosAndTies,
+
+    /// <summary>offset + scale·normal, except 16 evenly spaced elements of each channel (positions k·n/16 of its
+    /// N·S values) that sit 1000·scale higher: adversarial for shifted float statistics whose shift is sampled at
+    /// those positions (the library's), which then lies many σ from the mean and must take the second pass.</summary>
+    SampledSpikes,
 }
 
 /// <summary>
@@ -36,7 +41,7 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
 
     public override string ToString() => Kind switch
     {
-        DataKind.OffsetScale => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, offset {Offset:R}, scale {Scale:R})"),
+        DataKind.OffsetScale or DataKind.SampledSpikes => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, offset {Offset:R}, scale {Scale:R})"),
         DataKind.Large => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, scale {Scale:R})"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed})"),
     };
@@ -50,6 +55,7 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
         var random = new Random(Seed);
         var data = new double[count];
         int constantChannel = Math.Abs(Seed) % channels;
+        long perChannel = (long)(count / Math.Max(channels * spatial, 1)) * spatial;
         double constant = Math.Round(Normal(random) * 4, 2);
         for (int i = 0; i < count; i++)
         {
@@ -60,6 +66,7 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
                 DataKind.ConstantChannel => i / spatial % channels == constantChannel ? constant : Normal(random),
                 DataKind.Large => Scale * Normal(random),
                 DataKind.ZerosAndTies => random.Next(-2, 3),
+                DataKind.SampledSpikes => Offset + Scale * (Normal(random) + (IsSampled(i, channels, spatial, perChannel) ? 1000 : 0)),
                 _ => Normal(random),
             };
             if (type == ElementType.Float32)
@@ -69,6 +76,19 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
         }
 
         return data;
+    }
+
+    /// <summary>Whether flat element i is at one of the 16 evenly spaced positions k·n/16 of its channel.</summary>
+    private static bool IsSampled(int i, int channels, int spatial, long perChannel)
+    {
+        if (perChannel < 16)
+        {
+            return false;
+        }
+
+        long p = ((long)(i / (channels * spatial)) * spatial) + (i % spatial);
+        long k = p * 16 / perChannel;
+        return k * perChannel / 16 == p || (k + 1) * perChannel / 16 == p;
     }
 
     internal static double Normal(Random random)

@@ -46,6 +46,81 @@ public sealed class AccuracyProperties
                 + string.Join("\n  ", failures.Take(5)) + $"\ncase {batchNormCase}\n{Harness.Comparison.ComparisonReport.EnvironmentLine}");
         });
 
+    /// <summary>
+    /// The library's accuracy claim, asserted (not only parity): float32 outputs and running statistics within
+    /// <see cref="Tolerance.LibraryAccuracyRoundings"/>·u of the float64 truth (scales in <see cref="Tolerance"/>), on
+    /// every path and thread count. Checked where the truth and the implementation normalise with the same numbers:
+    /// batch-statistics steps, eval steps before any training step, and running statistics of the first training step.
+    /// </summary>
+    [BnProperty]
+    public Property Float32_results_are_within_a_few_ulps_of_the_float64_truth_on_every_path() =>
+        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), spec =>
+        {
+            var batchNormCase = spec.ToCase("tight accuracy");
+            var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
+            var actual = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
+            double k = Tolerance.LibraryAccuracyRoundings * Tolerance.Float32UnitRoundoff;
+            var failures = new List<string>();
+            for (int i = 0; i < truth.Steps.Count && i < actual.Steps.Count; i++)
+            {
+                var (t, a, norm) = (truth.Steps[i], actual.Steps[i], normalizations[i]);
+                if (t.Error is not null || a.Error is not null || norm is null || t.Output is null || a.Output is null)
+                {
+                    break;
+                }
+
+                bool buffersDiverged = spec.Track && Enumerable.Range(0, i).Any(spec.UsesBatchStatistics);
+                if (!norm.UsesBatchStatistics && buffersDiverged)
+                {
+                    continue; // eval with running statistics that already carry each side's own rounding
+                }
+
+                for (int j = 0; j < t.Output.Data.Length; j++)
+                {
+                    var (n, c, s) = t.Output.Locate(j);
+                    double y = t.Output.Data[j];
+                    double budget = k * Tolerance.OutputAccuracyScale(y, norm.Bias[c], norm.Weight[c]);
+                    if (double.IsFinite(y) && !(Math.Abs(a.Output.Data[j] - y) <= budget))
+                    {
+                        failures.Add(FormattableString.Invariant(
+                            $"step {i + 1} output[n={n}, c={c}, s={s}]: truth {y:R}, actual {a.Output.Data[j]:R}, error {Math.Abs(a.Output.Data[j] - y):G3} > {budget:G3}; channel condition |μ|/σ = {Condition(norm, c):G3}"));
+                    }
+                }
+
+                if (buffersDiverged || !norm.UsesBatchStatistics || t.RunningMean is null || norm.RunningFactor == 0 || norm.BatchVariance is null)
+                {
+                    continue;
+                }
+
+                var old = truth.StateBefore[i];
+                long count = norm.ValuesPerChannel;
+                for (int c = 0; c < spec.Channels; c++)
+                {
+                    double f = norm.RunningFactor;
+                    double sigma = Math.Sqrt(norm.BatchVariance[c]);
+                    double unbiased = norm.BatchVariance[c] * count / Math.Max(count - 1, 1);
+                    Check("running_mean", c, t.RunningMean[c], a.RunningMean![c], k * Tolerance.RunningMeanAccuracyScale(f, norm.Mean[c], old.RunningMean![c], sigma), norm, i, failures);
+                    Check("running_var", c, t.RunningVar![c], a.RunningVar![c], k * Tolerance.RunningVarAccuracyScale(f, unbiased, old.RunningVar![c]), norm, i, failures);
+                }
+            }
+
+            Assert.True(failures.Count == 0,
+                $"[tight accuracy] {failures.Count} value(s) of {actual.Implementation} outside {Tolerance.LibraryAccuracyRoundings}·u of the float64 truth; first 5:\n  "
+                + string.Join("\n  ", failures.Take(5)) + $"\ncase {batchNormCase}\n{Harness.Comparison.ComparisonReport.EnvironmentLine}");
+        });
+
+    private static double Condition(ReferenceBatchNorm.Normalization norm, int c) =>
+        Math.Abs(norm.Mean[c]) * norm.InvStd[c];
+
+    private static void Check(string tensor, int c, double truth, double actual, double budget, ReferenceBatchNorm.Normalization norm, int step, List<string> failures)
+    {
+        if (double.IsFinite(truth) && !(Math.Abs(actual - truth) <= budget))
+        {
+            failures.Add(FormattableString.Invariant(
+                $"step {step + 1} {tensor}[c={c}]: truth {truth:R}, actual {actual:R}, error {Math.Abs(actual - truth):G3} > {budget:G3}; channel condition |μ|/σ = {Condition(norm, c):G3}"));
+        }
+    }
+
     private static void Compare(List<string> failures, int step, string name, double[]? truth, double[]? torch, double[]? actual, double[]? budget, CaseTensor? shape)
     {
         if (truth is null || torch is null || actual is null || budget is null)

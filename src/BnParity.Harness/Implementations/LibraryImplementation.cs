@@ -22,7 +22,7 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
     /// <summary>The path and thread count (printed with failures).</summary>
     public LibraryExecution Execution { get; }
 
-    public string Name => $"BnParity ({Execution})";
+    public string Name => Execution == LibraryExecution.Default ? "BnParity" : $"BnParity ({Execution})";
 
     public IBatchNormModule Create(ModuleConfig config, ModuleState state) => config.DType switch
     {
