@@ -1,0 +1,71 @@
+namespace BnParity.ParityTests.Library;
+
+/// <summary>
+/// The automatic path choice, pinned (it decides speed, and between the row path and the others also the summation
+/// order users get). <see cref="PathSelection.Choose"/> is a pure function of the shape, so shapes no test could
+/// allocate are checked too.
+/// </summary>
+public sealed class PathSelectionTests
+{
+    private static readonly ExecutionOptions Defaults = ExecutionOptions.Default;
+
+    [Theory]
+    // BatchNorm1d (256, 256): S = 1, C·S = 256 → row path on every thread.
+    [InlineData(256L * 256, 256, 1L, 2, "Row", 2)]
+    // Below the parallel threshold everything runs on one thread.
+    [InlineData(32L * 1024 - 1, 64, 64L, 2, "Channel", 1)]
+    [InlineData(32L * 1024, 64, 64L, 2, "Channel", 2)]
+    // S = 15 is still short; S = 16 is not.
+    [InlineData(1_000_000L, 4, 15L, 2, "Row", 2)]
+    [InlineData(1_000_000L, 4, 16L, 2, "Channel", 2)]
+    // C·S = 16384 is the last row-path width; one more column is too wide.
+    [InlineData(16384L * 100, 16384, 1L, 2, "Row", 2)]
+    [InlineData(16385L * 100, 16385, 1L, 2, "Channel", 2)]
+    [InlineData(5462L * 3 * 100, 5462, 3L, 2, "Channel", 2)]
+    // Few channels for the threads: split from 512 Ki elements on, one thread below.
+    [InlineData(3L * 512 * 1024, 3, 65536L, 2, "Split", 2)]
+    [InlineData((512L * 1024) - 1, 3, 65535L, 2, "Channel", 1)]
+    [InlineData(8L * 2 * 256 * 256, 2, 65536L, 3, "Split", 3)]
+    // Channels divisible by the threads, or at least four per thread: channel path.
+    [InlineData(8L * 2 * 256 * 256, 2, 65536L, 2, "Channel", 2)]
+    [InlineData(8L * 7 * 4096, 7, 4096L, 2, "Channel", 1)]
+    [InlineData(32L * 7 * 4096, 7, 4096L, 2, "Split", 2)]
+    [InlineData(8L * 8 * 4096, 8, 4096L, 2, "Channel", 2)]
+    [InlineData(8L * 9 * 4096, 9, 4096L, 2, "Channel", 2)]
+    [InlineData(16L * 11 * 4096, 11, 4096L, 3, "Split", 3)]
+    [InlineData(8L * 12 * 4096, 12, 4096L, 3, "Channel", 3)]
+    [InlineData(8L * 13 * 4096, 13, 4096L, 3, "Channel", 3)]
+    // One thread never splits.
+    [InlineData(3L * 512 * 1024, 3, 65536L, 1, "Channel", 1)]
+    // Beyond int: 2^33 elements of one channel, and N = 2^31 rows of BatchNorm1d.
+    [InlineData(1L << 33, 1, 1L << 33, 2, "Split", 2)]
+    [InlineData((1L << 31) * 3, 3, 1L, 2, "Row", 2)]
+    public void The_default_choice_is_pinned(long length, int channels, long spatial, int maxThreads, string path, int threads)
+    {
+        var (actualPath, actualThreads) = PathSelection.Choose(length, channels, spatial, maxThreads, Defaults);
+        Assert.True(
+            actualPath.ToString() == path && actualThreads == threads,
+            $"length {length}, C {channels}, S {spatial}, {maxThreads} threads: got {actualPath} on {actualThreads}, pinned {path} on {threads}");
+    }
+
+    [Theory]
+    [InlineData("Channel")]
+    [InlineData("Split")]
+    [InlineData("Row")]
+    public void A_forced_path_is_taken_with_the_thread_budget_of_the_threshold(string path)
+    {
+        var forced = Enum.Parse<ExecutionPath>(path);
+        var options = new ExecutionOptions { Path = forced, ParallelThreshold = 100 };
+        Assert.Equal((forced, 1), PathSelection.Choose(99, 3, 33, 5, options));
+        Assert.Equal((forced, 5), PathSelection.Choose(100, 3, 33, 5, options));
+    }
+
+    [Fact]
+    public void Thresholds_at_zero_let_tiny_inputs_take_the_parallel_and_split_paths()
+    {
+        var small = new ExecutionOptions { ParallelThreshold = 0, SplitMinElements = 0 };
+        Assert.Equal((ExecutionPath.Split, 2), PathSelection.Choose(3 * 40, 3, 40, 2, small));
+        Assert.Equal((ExecutionPath.Channel, 2), PathSelection.Choose(4 * 40, 4, 40, 2, small));
+        Assert.Equal((ExecutionPath.Row, 3), PathSelection.Choose(3 * 4, 3, 4, 3, small));
+    }
+}
