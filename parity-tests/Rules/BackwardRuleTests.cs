@@ -119,30 +119,29 @@ public sealed class BackwardRuleTests
     }
 
     [Fact]
-    public void Gradients_are_returned_per_call_not_accumulated()
+    public void Gradients_are_returned_per_call_not_accumulated_float() => Gradients_are_returned_per_call_not_accumulated<float>();
+
+    [Fact]
+    public void Gradients_are_returned_per_call_not_accumulated_double() => Gradients_are_returned_per_call_not_accumulated<double>();
+
+    private static void Gradients_are_returned_per_call_not_accumulated<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
+        var m = new BatchNorm2d<T>(3);
+        RandomAffine(m, 1);
+        m.Forward(RandomTensor<T>(2, [2, 3, 3, 3], mean: 1));
+        var g = RandomTensor<T>(3, [2, 3, 3, 3]);
+        var first = m.Backward(g);
+        var second = m.Backward(g);
+        BitEqual(first.Input.Data, second.Input.Data, "grad_input");
+        BitEqual(first.Weight, second.Weight, "grad_weight");
+        BitEqual(first.Bias, second.Bias, "grad_bias");
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = new BatchNorm2d<T>(3);
-            RandomAffine(m, 1);
-            m.Forward(RandomTensor<T>(2, [2, 3, 3, 3], mean: 1));
-            var g = RandomTensor<T>(3, [2, 3, 3, 3]);
-            var first = m.Backward(g);
-            var second = m.Backward(g);
-            BitEqual(first.Input.Data, second.Input.Data, "grad_input");
-            BitEqual(first.Weight, second.Weight, "grad_weight");
-            BitEqual(first.Bias, second.Bias, "grad_bias");
-
-            // The span overload gives the same bits.
-            T[] dx = new T[g.Length], dw = new T[3], db = new T[3];
-            m.Backward(g.Data, g.ShapeSpan, dx, dw, db);
-            BitEqual(first.Input.Data, dx, "span grad_input");
-            BitEqual(first.Weight, dw, "span grad_weight");
-            BitEqual(first.Bias, db, "span grad_bias");
-        }
+        // The span overload gives the same bits.
+        T[] dx = new T[g.Length], dw = new T[3], db = new T[3];
+        m.Backward(g.Data, g.ShapeSpan, dx, dw, db);
+        BitEqual(first.Input.Data, dx, "span grad_input");
+        BitEqual(first.Weight, dw, "span grad_weight");
+        BitEqual(first.Bias, db, "span grad_bias");
     }
 
     [Fact]
@@ -158,46 +157,44 @@ public sealed class BackwardRuleTests
     }
 
     [Fact]
-    public void Training_backward_follows_the_batch_formula()
-    {
-        Check<float>();
-        Check<double>();
+    public void Training_backward_follows_the_batch_formula_float() => Training_backward_follows_the_batch_formula<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = new BatchNorm2d<T>(3);
-            RandomAffine(m, 1);
-            var x = RandomTensor<T>(2, [3, 3, 2, 3], mean: 2, std: 3);
-            var g = RandomTensor<T>(3, [3, 3, 2, 3]);
-            m.Forward(x);
-            var (mean, variance, meanAbs, _) = Stats(x);
-            double[] invstd = variance.Select(v => 1 / Math.Sqrt(v + m.Eps)).ToArray();
-            AssertGradients(m.Backward(g), Expected(x, g, mean, invstd, ToDouble(m.Weight!), batchFormula: true, meanAbs), "train");
-        }
+    [Fact]
+    public void Training_backward_follows_the_batch_formula_double() => Training_backward_follows_the_batch_formula<double>();
+
+    private static void Training_backward_follows_the_batch_formula<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3);
+        RandomAffine(m, 1);
+        var x = RandomTensor<T>(2, [3, 3, 2, 3], mean: 2, std: 3);
+        var g = RandomTensor<T>(3, [3, 3, 2, 3]);
+        m.Forward(x);
+        var (mean, variance, meanAbs, _) = Stats(x);
+        double[] invstd = variance.Select(v => 1 / Math.Sqrt(v + m.Eps)).ToArray();
+        AssertGradients(m.Backward(g), Expected(x, g, mean, invstd, ToDouble(m.Weight!), batchFormula: true, meanAbs), "train");
     }
 
     [Fact]
-    public void Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w()
-    {
-        Check<float>();
-        Check<double>();
+    public void Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w_float() => Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = new BatchNorm2d<T>(3);
-            RandomAffine(m, 4);
-            m.RunningMean![0] = T.CreateChecked(1.5);
-            m.RunningMean[1] = T.CreateChecked(-2);
-            m.RunningVar![1] = T.CreateChecked(4);
-            m.RunningVar[2] = T.CreateChecked(0.25);
-            m.Eval();
-            var x = RandomTensor<T>(5, [3, 3, 2, 3], mean: 2, std: 3);
-            var g = RandomTensor<T>(6, [3, 3, 2, 3]);
-            m.Forward(x);
-            double[] mean = ToDouble(m.RunningMean);
-            double[] invstd = ToDouble(m.RunningVar).Select(v => 1 / Math.Sqrt(v + m.Eps)).ToArray();
-            AssertGradients(m.Backward(g), Expected(x, g, mean, invstd, ToDouble(m.Weight!), batchFormula: false, mean.Select(Math.Abs).ToArray()), "eval");
-        }
+    [Fact]
+    public void Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w_double() => Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w<double>();
+
+    private static void Eval_backward_uses_the_running_stats_dx_is_dy_times_invstd_running_times_w<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3);
+        RandomAffine(m, 4);
+        m.RunningMean![0] = T.CreateChecked(1.5);
+        m.RunningMean[1] = T.CreateChecked(-2);
+        m.RunningVar![1] = T.CreateChecked(4);
+        m.RunningVar[2] = T.CreateChecked(0.25);
+        m.Eval();
+        var x = RandomTensor<T>(5, [3, 3, 2, 3], mean: 2, std: 3);
+        var g = RandomTensor<T>(6, [3, 3, 2, 3]);
+        m.Forward(x);
+        double[] mean = ToDouble(m.RunningMean);
+        double[] invstd = ToDouble(m.RunningVar).Select(v => 1 / Math.Sqrt(v + m.Eps)).ToArray();
+        AssertGradients(m.Backward(g), Expected(x, g, mean, invstd, ToDouble(m.Weight!), batchFormula: false, mean.Select(Math.Abs).ToArray()), "eval");
     }
 
     [Fact]
@@ -277,36 +274,35 @@ public sealed class BackwardRuleTests
     }
 
     [Fact]
-    public void Backward_matches_the_float64_truth_across_vector_tail_lengths()
+    public void Backward_matches_the_float64_truth_across_vector_tail_lengths_float() => Backward_matches_the_float64_truth_across_vector_tail_lengths<float>();
+
+    [Fact]
+    public void Backward_matches_the_float64_truth_across_vector_tail_lengths_double() => Backward_matches_the_float64_truth_across_vector_tail_lengths<double>();
+
+    private static void Backward_matches_the_float64_truth_across_vector_tail_lengths<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        foreach (int length in new[] { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 255, 256 })
         {
-            foreach (int length in new[] { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 255, 256 })
+            foreach (bool training in new[] { true, false })
             {
-                foreach (bool training in new[] { true, false })
-                {
-                    var m = new BatchNorm1d<T>(3) { Training = training };
-                    RandomAffine(m, length);
-                    m.RunningMean![1] = T.CreateChecked(0.5);
-                    m.RunningVar![2] = T.CreateChecked(2);
-                    var x = RandomTensor<T>(2000 + length, [2, 3, length], mean: 1, std: 2);
-                    var g = RandomTensor<T>(3000 + length, [2, 3, length]);
-                    var config = new ModuleConfig(ModuleKind.BatchNorm1d, 3, DType: DType<T>());
-                    var state = new ModuleState(ToDouble(m.Weight!), ToDouble(m.Bias!), ToDouble(m.RunningMean), ToDouble(m.RunningVar), 0);
-                    var step = new CaseStep(training, new CaseTensor(x.Shape, ToDouble(x.Data)), new CaseTensor(g.Shape, ToDouble(g.Data)));
-                    var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(new BatchNormCase($"L={length}", config, state, [step]));
-                    var norm = normalizations[0]!;
+                var m = new BatchNorm1d<T>(3) { Training = training };
+                RandomAffine(m, length);
+                m.RunningMean![1] = T.CreateChecked(0.5);
+                m.RunningVar![2] = T.CreateChecked(2);
+                var x = RandomTensor<T>(2000 + length, [2, 3, length], mean: 1, std: 2);
+                var g = RandomTensor<T>(3000 + length, [2, 3, length]);
+                var config = new ModuleConfig(ModuleKind.BatchNorm1d, 3, DType: DType<T>());
+                var state = new ModuleState(ToDouble(m.Weight!), ToDouble(m.Bias!), ToDouble(m.RunningMean), ToDouble(m.RunningVar), 0);
+                var step = new CaseStep(training, new CaseTensor(x.Shape, ToDouble(x.Data)), new CaseTensor(g.Shape, ToDouble(g.Data)));
+                var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(new BatchNormCase($"L={length}", config, state, [step]));
+                var norm = normalizations[0]!;
 
-                    m.Forward(x);
-                    var actual = m.Backward(g);
-                    // Budgets from the formulas' own terms; values from the float64 reference.
-                    var budget = Expected(x, g, norm.Mean, norm.InvStd, norm.Weight, training, norm.MeanMagnitude);
-                    var expected = truth.Steps[0];
-                    AssertGradients(actual, (expected.GradInput!.Data, budget.DxScale, expected.GradWeight!, budget.DwScale, expected.GradBias!, budget.DbScale), $"L={length} {(training ? "train" : "eval")}");
-                }
+                m.Forward(x);
+                var actual = m.Backward(g);
+                // Budgets from the formulas' own terms; values from the float64 reference.
+                var budget = Expected(x, g, norm.Mean, norm.InvStd, norm.Weight, training, norm.MeanMagnitude);
+                var expected = truth.Steps[0];
+                AssertGradients(actual, (expected.GradInput!.Data, budget.DxScale, expected.GradWeight!, budget.DwScale, expected.GradBias!, budget.DbScale), $"L={length} {(training ? "train" : "eval")}");
             }
         }
     }

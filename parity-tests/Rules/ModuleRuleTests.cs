@@ -9,27 +9,26 @@ public sealed class ModuleRuleTests
     // ------------------------------------------------------------------ Defaults
 
     [Fact]
-    public void Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0()
-    {
-        Defaults<float>();
-        Defaults<double>();
+    public void Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0_float() => Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0<float>();
 
-        static void Defaults<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0_double() => Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0<double>();
+
+    private static void Defaults_are_weight_1_bias_0_running_mean_0_running_var_1_count_0<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        BatchNorm<T>[] modules = [new BatchNorm1d<T>(3), new BatchNorm2d<T>(3), new BatchNorm3d<T>(3)];
+        foreach (var m in modules)
         {
-            BatchNorm<T>[] modules = [new BatchNorm1d<T>(3), new BatchNorm2d<T>(3), new BatchNorm3d<T>(3)];
-            foreach (var m in modules)
-            {
-                Assert.True(m.Training);
-                Assert.Equal(1e-5, m.Eps);
-                Assert.Equal(0.1, m.Momentum);
-                Assert.True(m.Affine);
-                Assert.True(m.TrackRunningStats);
-                Assert.Equal(Of<T>(1, 1, 1), m.Weight);
-                Assert.Equal(Of<T>(0, 0, 0), m.Bias);
-                Assert.Equal(Of<T>(0, 0, 0), m.RunningMean);
-                Assert.Equal(Of<T>(1, 1, 1), m.RunningVar);
-                Assert.Equal(0L, m.NumBatchesTracked);
-            }
+            Assert.True(m.Training);
+            Assert.Equal(1e-5, m.Eps);
+            Assert.Equal(0.1, m.Momentum);
+            Assert.True(m.Affine);
+            Assert.True(m.TrackRunningStats);
+            Assert.Equal(Of<T>(1, 1, 1), m.Weight);
+            Assert.Equal(Of<T>(0, 0, 0), m.Bias);
+            Assert.Equal(Of<T>(0, 0, 0), m.RunningMean);
+            Assert.Equal(Of<T>(1, 1, 1), m.RunningVar);
+            Assert.Equal(0L, m.NumBatchesTracked);
         }
     }
 
@@ -70,51 +69,49 @@ public sealed class ModuleRuleTests
     // ------------------------------------------------------------------ Training statistics
 
     [Fact]
-    public void Training_normalises_with_the_batch_mean_and_biased_variance()
-    {
-        Check<float>();
-        Check<double>();
+    public void Training_normalises_with_the_batch_mean_and_biased_variance_float() => Training_normalises_with_the_batch_mean_and_biased_variance<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Training_normalises_with_the_batch_mean_and_biased_variance_double() => Training_normalises_with_the_batch_mean_and_biased_variance<double>();
+
+    private static void Training_normalises_with_the_batch_mean_and_biased_variance<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // n = 2·3 = 6 values per channel: the unbiased variance would differ by 20 %.
+        var m = new BatchNorm1d<T>(4);
+        RandomAffine(m, 7);
+        var x = RandomTensor<T>(11, [2, 4, 3], mean: 3, std: 2);
+        var y = m.Forward(x);
+        var (mean, variance, meanAbs, _) = Stats(x);
+        for (int i = 0; i < x.Length; i++)
         {
-            // n = 2·3 = 6 values per channel: the unbiased variance would differ by 20 %.
-            var m = new BatchNorm1d<T>(4);
-            RandomAffine(m, 7);
-            var x = RandomTensor<T>(11, [2, 4, 3], mean: 3, std: 2);
-            var y = m.Forward(x);
-            var (mean, variance, meanAbs, _) = Stats(x);
-            for (int i = 0; i < x.Length; i++)
-            {
-                int c = Channel(x, i);
-                double alpha = D(m.Weight![c]) / Math.Sqrt(variance[c] + m.Eps);
-                double expected = ((D(x.Data[i]) - mean[c]) * alpha) + D(m.Bias![c]);
-                double scale = (Math.Abs(D(x.Data[i]) * alpha)) + (meanAbs[c] * Math.Abs(alpha)) + Math.Abs(D(m.Bias[c]));
-                Close<T>(expected, D(y.Data[i]), scale, $"y[{i}]");
-            }
+            int c = Channel(x, i);
+            double alpha = D(m.Weight![c]) / Math.Sqrt(variance[c] + m.Eps);
+            double expected = ((D(x.Data[i]) - mean[c]) * alpha) + D(m.Bias![c]);
+            double scale = (Math.Abs(D(x.Data[i]) * alpha)) + (meanAbs[c] * Math.Abs(alpha)) + Math.Abs(D(m.Bias[c]));
+            Close<T>(expected, D(y.Data[i]), scale, $"y[{i}]");
         }
     }
 
     [Fact]
-    public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance()
-    {
-        Check<float>();
-        Check<double>();
+    public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance_float() => Training_updates_running_stats_with_momentum_and_the_unbiased_variance<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance_double() => Training_updates_running_stats_with_momentum_and_the_unbiased_variance<double>();
+
+    private static void Training_updates_running_stats_with_momentum_and_the_unbiased_variance<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3, momentum: 0.25);
+        m.RunningMean![0] = T.CreateChecked(0.5);
+        m.RunningVar![2] = T.CreateChecked(2.0);
+        double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
+        var x = RandomTensor<T>(12, [2, 3, 2, 2], mean: -1, std: 3); // n = 8
+        m.Forward(x);
+        var (mean, variance, meanAbs, n) = Stats(x);
+        for (int c = 0; c < 3; c++)
         {
-            var m = new BatchNorm2d<T>(3, momentum: 0.25);
-            m.RunningMean![0] = T.CreateChecked(0.5);
-            m.RunningVar![2] = T.CreateChecked(2.0);
-            double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
-            var x = RandomTensor<T>(12, [2, 3, 2, 2], mean: -1, std: 3); // n = 8
-            m.Forward(x);
-            var (mean, variance, meanAbs, n) = Stats(x);
-            for (int c = 0; c < 3; c++)
-            {
-                double unbiased = variance[c] * n / (n - 1);
-                Close<T>((0.75 * r0[c]) + (0.25 * mean[c]), D(m.RunningMean[c]), (0.75 * Math.Abs(r0[c])) + (0.25 * meanAbs[c]), $"running_mean[{c}]");
-                Close<T>((0.75 * v0[c]) + (0.25 * unbiased), D(m.RunningVar[c]), (0.75 * v0[c]) + (0.25 * unbiased), $"running_var[{c}]");
-            }
+            double unbiased = variance[c] * n / (n - 1);
+            Close<T>((0.75 * r0[c]) + (0.25 * mean[c]), D(m.RunningMean[c]), (0.75 * Math.Abs(r0[c])) + (0.25 * meanAbs[c]), $"running_mean[{c}]");
+            Close<T>((0.75 * v0[c]) + (0.25 * unbiased), D(m.RunningVar[c]), (0.75 * v0[c]) + (0.25 * unbiased), $"running_var[{c}]");
         }
     }
 
@@ -142,150 +139,145 @@ public sealed class ModuleRuleTests
     }
 
     [Fact]
-    public void Momentum_null_is_the_cumulative_average_over_three_steps()
+    public void Momentum_null_is_the_cumulative_average_over_three_steps_float() => Momentum_null_is_the_cumulative_average_over_three_steps<float>();
+
+    [Fact]
+    public void Momentum_null_is_the_cumulative_average_over_three_steps_double() => Momentum_null_is_the_cumulative_average_over_three_steps<double>();
+
+    private static void Momentum_null_is_the_cumulative_average_over_three_steps<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        var m = new BatchNorm1d<T>(2, momentum: null);
+        var sumMean = new double[2];
+        var sumVar = new double[2];
+        var sumAbs = new double[2];
+        for (int step = 0; step < 3; step++)
         {
-            var m = new BatchNorm1d<T>(2, momentum: null);
-            var sumMean = new double[2];
-            var sumVar = new double[2];
-            var sumAbs = new double[2];
-            for (int step = 0; step < 3; step++)
-            {
-                var x = RandomTensor<T>(20 + step, [5, 2], mean: step, std: 1 + step);
-                m.Forward(x);
-                var (mean, variance, meanAbs, n) = Stats(x);
-                for (int c = 0; c < 2; c++)
-                {
-                    sumMean[c] += mean[c];
-                    sumVar[c] += variance[c] * n / (n - 1);
-                    sumAbs[c] += meanAbs[c];
-                }
-            }
-
-            // Factors 1, 1/2, 1/3: the defaults are wiped by the first step, then a plain average.
-            Assert.Equal(3L, m.NumBatchesTracked);
+            var x = RandomTensor<T>(20 + step, [5, 2], mean: step, std: 1 + step);
+            m.Forward(x);
+            var (mean, variance, meanAbs, n) = Stats(x);
             for (int c = 0; c < 2; c++)
             {
-                Close<T>(sumMean[c] / 3, D(m.RunningMean![c]), sumAbs[c], $"running_mean[{c}]");
-                Close<T>(sumVar[c] / 3, D(m.RunningVar![c]), sumVar[c], $"running_var[{c}]");
+                sumMean[c] += mean[c];
+                sumVar[c] += variance[c] * n / (n - 1);
+                sumAbs[c] += meanAbs[c];
             }
+        }
+
+        // Factors 1, 1/2, 1/3: the defaults are wiped by the first step, then a plain average.
+        Assert.Equal(3L, m.NumBatchesTracked);
+        for (int c = 0; c < 2; c++)
+        {
+            Close<T>(sumMean[c] / 3, D(m.RunningMean![c]), sumAbs[c], $"running_mean[{c}]");
+            Close<T>(sumVar[c] / 3, D(m.RunningVar![c]), sumVar[c], $"running_var[{c}]");
         }
     }
 
     [Fact]
-    public void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth()
-    {
-        Check<float>();
-        Check<double>();
+    public void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth_float() => Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth_double() => Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<double>();
+
+    private static void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(2, momentum: null);
+        m.NumBatchesTracked = 7;
+        m.RunningMean![0] = T.CreateChecked(2.0);
+        m.RunningMean[1] = T.CreateChecked(-4.0);
+        m.RunningVar![0] = T.CreateChecked(3.0);
+        m.RunningVar[1] = T.CreateChecked(0.5);
+        double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
+        var x = RandomTensor<T>(8, [3, 2, 2, 2], mean: 1, std: 2);
+        m.Forward(x);
+        var (mean, variance, meanAbs, n) = Stats(x);
+        Assert.Equal(8L, m.NumBatchesTracked);
+        for (int c = 0; c < 2; c++)
         {
-            var m = new BatchNorm2d<T>(2, momentum: null);
-            m.NumBatchesTracked = 7;
-            m.RunningMean![0] = T.CreateChecked(2.0);
-            m.RunningMean[1] = T.CreateChecked(-4.0);
-            m.RunningVar![0] = T.CreateChecked(3.0);
-            m.RunningVar[1] = T.CreateChecked(0.5);
-            double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
-            var x = RandomTensor<T>(8, [3, 2, 2, 2], mean: 1, std: 2);
-            m.Forward(x);
-            var (mean, variance, meanAbs, n) = Stats(x);
-            Assert.Equal(8L, m.NumBatchesTracked);
-            for (int c = 0; c < 2; c++)
-            {
-                double unbiased = variance[c] * n / (n - 1);
-                Close<T>((7.0 / 8 * r0[c]) + (mean[c] / 8), D(m.RunningMean[c]), (7.0 / 8 * Math.Abs(r0[c])) + (meanAbs[c] / 8), $"running_mean[{c}]");
-                Close<T>((7.0 / 8 * v0[c]) + (unbiased / 8), D(m.RunningVar[c]), (7.0 / 8 * v0[c]) + (unbiased / 8), $"running_var[{c}]");
-            }
+            double unbiased = variance[c] * n / (n - 1);
+            Close<T>((7.0 / 8 * r0[c]) + (mean[c] / 8), D(m.RunningMean[c]), (7.0 / 8 * Math.Abs(r0[c])) + (meanAbs[c] / 8), $"running_mean[{c}]");
+            Close<T>((7.0 / 8 * v0[c]) + (unbiased / 8), D(m.RunningVar[c]), (7.0 / 8 * v0[c]) + (unbiased / 8), $"running_var[{c}]");
         }
     }
 
     // ------------------------------------------------------------------ Eval and trackRunningStats = false
 
     [Fact]
-    public void Eval_normalises_with_the_running_stats_and_changes_nothing()
-    {
-        Check<float>();
-        Check<double>();
+    public void Eval_normalises_with_the_running_stats_and_changes_nothing_float() => Eval_normalises_with_the_running_stats_and_changes_nothing<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Eval_normalises_with_the_running_stats_and_changes_nothing_double() => Eval_normalises_with_the_running_stats_and_changes_nothing<double>();
+
+    private static void Eval_normalises_with_the_running_stats_and_changes_nothing<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3);
+        RandomAffine(m, 5);
+        m.RunningMean![0] = T.CreateChecked(1.5);
+        m.RunningMean[2] = T.CreateChecked(-0.25);
+        m.RunningVar![1] = T.CreateChecked(4.0);
+        m.RunningVar[2] = T.CreateChecked(0.3);
+        m.NumBatchesTracked = 4;
+        m.Eval();
+        string before = Snapshot(m);
+        var x = RandomTensor<T>(6, [2, 3, 3, 2], mean: 1, std: 2);
+        var y = m.Forward(x);
+        Assert.Equal(before, Snapshot(m));
+        for (int i = 0; i < x.Length; i++)
         {
-            var m = new BatchNorm2d<T>(3);
-            RandomAffine(m, 5);
-            m.RunningMean![0] = T.CreateChecked(1.5);
-            m.RunningMean[2] = T.CreateChecked(-0.25);
-            m.RunningVar![1] = T.CreateChecked(4.0);
-            m.RunningVar[2] = T.CreateChecked(0.3);
-            m.NumBatchesTracked = 4;
-            m.Eval();
-            string before = Snapshot(m);
-            var x = RandomTensor<T>(6, [2, 3, 3, 2], mean: 1, std: 2);
-            var y = m.Forward(x);
-            Assert.Equal(before, Snapshot(m));
-            for (int i = 0; i < x.Length; i++)
-            {
-                int c = Channel(x, i);
-                double alpha = D(m.Weight![c]) / Math.Sqrt(D(m.RunningVar[c]) + m.Eps);
-                double expected = ((D(x.Data[i]) - D(m.RunningMean[c])) * alpha) + D(m.Bias![c]);
-                double scale = Math.Abs(D(x.Data[i]) * alpha) + Math.Abs(D(m.RunningMean[c]) * alpha) + Math.Abs(D(m.Bias[c]));
-                Close<T>(expected, D(y.Data[i]), scale, $"y[{i}]");
-            }
+            int c = Channel(x, i);
+            double alpha = D(m.Weight![c]) / Math.Sqrt(D(m.RunningVar[c]) + m.Eps);
+            double expected = ((D(x.Data[i]) - D(m.RunningMean[c])) * alpha) + D(m.Bias![c]);
+            double scale = Math.Abs(D(x.Data[i]) * alpha) + Math.Abs(D(m.RunningMean[c]) * alpha) + Math.Abs(D(m.Bias[c]));
+            Close<T>(expected, D(y.Data[i]), scale, $"y[{i}]");
         }
     }
 
     [Fact]
-    public void Not_tracking_uses_batch_stats_in_both_modes()
+    public void Not_tracking_uses_batch_stats_in_both_modes_float() => Not_tracking_uses_batch_stats_in_both_modes<float>();
+
+    [Fact]
+    public void Not_tracking_uses_batch_stats_in_both_modes_double() => Not_tracking_uses_batch_stats_in_both_modes<double>();
+
+    private static void Not_tracking_uses_batch_stats_in_both_modes<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        var m = new BatchNorm3d<T>(2, trackRunningStats: false);
+        RandomAffine(m, 3);
+        var x = RandomTensor<T>(4, [2, 2, 2, 2, 3], mean: 5, std: 2);
+        var trained = m.Forward(x);
+        var evaluated = m.Eval().Forward(x);
+        BitEqual(trained.Data, evaluated.Data, "eval output vs train output");
+        var (mean, variance, meanAbs, _) = Stats(x);
+        for (int i = 0; i < x.Length; i++)
         {
-            var m = new BatchNorm3d<T>(2, trackRunningStats: false);
-            RandomAffine(m, 3);
-            var x = RandomTensor<T>(4, [2, 2, 2, 2, 3], mean: 5, std: 2);
-            var trained = m.Forward(x);
-            var evaluated = m.Eval().Forward(x);
-            BitEqual(trained.Data, evaluated.Data, "eval output vs train output");
-            var (mean, variance, meanAbs, _) = Stats(x);
-            for (int i = 0; i < x.Length; i++)
-            {
-                int c = Channel(x, i);
-                double alpha = D(m.Weight![c]) / Math.Sqrt(variance[c] + m.Eps);
-                double scale = Math.Abs(D(x.Data[i]) * alpha) + (meanAbs[c] * Math.Abs(alpha)) + Math.Abs(D(m.Bias![c]));
-                Close<T>(((D(x.Data[i]) - mean[c]) * alpha) + D(m.Bias[c]), D(evaluated.Data[i]), scale, $"y[{i}]");
-            }
-
-            Assert.Null(m.RunningMean);
-            Assert.Null(m.NumBatchesTracked);
+            int c = Channel(x, i);
+            double alpha = D(m.Weight![c]) / Math.Sqrt(variance[c] + m.Eps);
+            double scale = Math.Abs(D(x.Data[i]) * alpha) + (meanAbs[c] * Math.Abs(alpha)) + Math.Abs(D(m.Bias![c]));
+            Close<T>(((D(x.Data[i]) - mean[c]) * alpha) + D(m.Bias[c]), D(evaluated.Data[i]), scale, $"y[{i}]");
         }
+
+        Assert.Null(m.RunningMean);
+        Assert.Null(m.NumBatchesTracked);
     }
 
     // ------------------------------------------------------------------ Empty batch
 
     [Fact]
-    public void Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step()
-    {
-        Check<float>();
-        Check<double>();
+    public void Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step_float() => Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = new BatchNorm2d<T>(3);
-            m.RunningMean![1] = T.CreateChecked(0.7);
-            m.RunningVar![2] = T.CreateChecked(1.9);
-            T[] mean = (T[])m.RunningMean.Clone(), variance = (T[])m.RunningVar.Clone();
-            var y = m.Forward(new DenseTensor<T>(0, 3, 4, 4));
-            Assert.Equal([0, 3, 4, 4], y.Shape);
-            Assert.Equal(0, y.Length);
-            BitEqual(mean, m.RunningMean, "running_mean");
-            BitEqual(variance, m.RunningVar, "running_var");
-            Assert.Equal(1L, m.NumBatchesTracked);
-        }
+    [Fact]
+    public void Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step_double() => Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step<double>();
+
+    private static void Empty_batch_in_training_gives_empty_output_keeps_running_stats_and_counts_the_step<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3);
+        m.RunningMean![1] = T.CreateChecked(0.7);
+        m.RunningVar![2] = T.CreateChecked(1.9);
+        T[] mean = (T[])m.RunningMean.Clone(), variance = (T[])m.RunningVar.Clone();
+        var y = m.Forward(new DenseTensor<T>(0, 3, 4, 4));
+        Assert.Equal([0, 3, 4, 4], y.Shape);
+        Assert.Equal(0, y.Length);
+        BitEqual(mean, m.RunningMean, "running_mean");
+        BitEqual(variance, m.RunningVar, "running_var");
+        Assert.Equal(1L, m.NumBatchesTracked);
     }
 
     [Fact]
@@ -326,23 +318,22 @@ public sealed class ModuleRuleTests
     // ------------------------------------------------------------------ One value per channel
 
     [Fact]
-    public void Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing()
-    {
-        Check<float>();
-        Check<double>();
+    public void Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing_float() => Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = new BatchNorm2d<T>(3);
-            RandomAffine(m, 9);
-            m.Forward(RandomTensor<T>(1, [2, 3, 2, 2]));
-            string before = Snapshot(m);
-            var error = Assert.Throws<ArgumentException>(() => m.Forward(new DenseTensor<T>(1, 3, 1, 1)));
-            const string Text = "Expected more than 1 value per channel when training, got input size [1, 3, 1, 1]";
-            Assert.Equal(Text + " (Parameter 'input')", error.Message);
-            Assert.Equal(before, Snapshot(m));
-            Assert.Equal(1L, m.NumBatchesTracked);
-        }
+    [Fact]
+    public void Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing_double() => Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing<double>();
+
+    private static void Training_with_one_value_per_channel_throws_PyTorchs_message_and_changes_nothing<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm2d<T>(3);
+        RandomAffine(m, 9);
+        m.Forward(RandomTensor<T>(1, [2, 3, 2, 2]));
+        string before = Snapshot(m);
+        var error = Assert.Throws<ArgumentException>(() => m.Forward(new DenseTensor<T>(1, 3, 1, 1)));
+        const string Text = "Expected more than 1 value per channel when training, got input size [1, 3, 1, 1]";
+        Assert.Equal(Text + " (Parameter 'input')", error.Message);
+        Assert.Equal(before, Snapshot(m));
+        Assert.Equal(1L, m.NumBatchesTracked);
     }
 
     [Fact]
@@ -378,27 +369,26 @@ public sealed class ModuleRuleTests
     // ------------------------------------------------------------------ Parameters are not range-checked
 
     [Fact]
-    public void Momentum_minus_1_2_is_accepted_and_applied()
-    {
-        Check<float>();
-        Check<double>();
+    public void Momentum_minus_1_2_is_accepted_and_applied_float() => Momentum_minus_1_2_is_accepted_and_applied<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Momentum_minus_1_2_is_accepted_and_applied_double() => Momentum_minus_1_2_is_accepted_and_applied<double>();
+
+    private static void Momentum_minus_1_2_is_accepted_and_applied<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = new BatchNorm1d<T>(2, momentum: -1.2);
+        Assert.Equal(-1.2, m.Momentum);
+        m.RunningMean![0] = T.CreateChecked(0.5);
+        m.RunningVar![1] = T.CreateChecked(2.0);
+        double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
+        var x = RandomTensor<T>(30, [4, 2, 3], mean: 2, std: 1.5);
+        m.Forward(x);
+        var (mean, variance, meanAbs, n) = Stats(x);
+        for (int c = 0; c < 2; c++)
         {
-            var m = new BatchNorm1d<T>(2, momentum: -1.2);
-            Assert.Equal(-1.2, m.Momentum);
-            m.RunningMean![0] = T.CreateChecked(0.5);
-            m.RunningVar![1] = T.CreateChecked(2.0);
-            double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
-            var x = RandomTensor<T>(30, [4, 2, 3], mean: 2, std: 1.5);
-            m.Forward(x);
-            var (mean, variance, meanAbs, n) = Stats(x);
-            for (int c = 0; c < 2; c++)
-            {
-                double unbiased = variance[c] * n / (n - 1);
-                Close<T>((2.2 * r0[c]) - (1.2 * mean[c]), D(m.RunningMean[c]), (2.2 * Math.Abs(r0[c])) + (1.2 * meanAbs[c]), $"running_mean[{c}]");
-                Close<T>((2.2 * v0[c]) - (1.2 * unbiased), D(m.RunningVar[c]), (2.2 * v0[c]) + (1.2 * unbiased), $"running_var[{c}]");
-            }
+            double unbiased = variance[c] * n / (n - 1);
+            Close<T>((2.2 * r0[c]) - (1.2 * mean[c]), D(m.RunningMean[c]), (2.2 * Math.Abs(r0[c])) + (1.2 * meanAbs[c]), $"running_mean[{c}]");
+            Close<T>((2.2 * v0[c]) - (1.2 * unbiased), D(m.RunningVar[c]), (2.2 * v0[c]) + (1.2 * unbiased), $"running_var[{c}]");
         }
     }
 
@@ -418,52 +408,50 @@ public sealed class ModuleRuleTests
     }
 
     [Fact]
-    public void NaN_input_propagates_to_its_channel_output_and_running_stats_only()
+    public void NaN_input_propagates_to_its_channel_output_and_running_stats_only_float() => NaN_input_propagates_to_its_channel_output_and_running_stats_only<float>();
+
+    [Fact]
+    public void NaN_input_propagates_to_its_channel_output_and_running_stats_only_double() => NaN_input_propagates_to_its_channel_output_and_running_stats_only<double>();
+
+    private static void NaN_input_propagates_to_its_channel_output_and_running_stats_only<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        var m = new BatchNorm2d<T>(3);
+        var x = RandomTensor<T>(2, [2, 3, 2, 2]);
+        x.Data[(1 * 3 * 4) + (1 * 4) + 2] = T.NaN; // n = 1, c = 1
+        var y = m.Forward(x);
+        for (int i = 0; i < y.Length; i++)
         {
-            var m = new BatchNorm2d<T>(3);
-            var x = RandomTensor<T>(2, [2, 3, 2, 2]);
-            x.Data[(1 * 3 * 4) + (1 * 4) + 2] = T.NaN; // n = 1, c = 1
-            var y = m.Forward(x);
-            for (int i = 0; i < y.Length; i++)
-            {
-                Assert.Equal(Channel(x, i) == 1, T.IsNaN(y.Data[i]));
-            }
+            Assert.Equal(Channel(x, i) == 1, T.IsNaN(y.Data[i]));
+        }
 
-            for (int c = 0; c < 3; c++)
-            {
-                Assert.Equal(c == 1, T.IsNaN(m.RunningMean![c]));
-                Assert.Equal(c == 1, T.IsNaN(m.RunningVar![c]));
-            }
+        for (int c = 0; c < 3; c++)
+        {
+            Assert.Equal(c == 1, T.IsNaN(m.RunningMean![c]));
+            Assert.Equal(c == 1, T.IsNaN(m.RunningVar![c]));
         }
     }
 
     [Fact]
-    public void Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite()
+    public void Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite_float() => Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite<float>();
+
+    [Fact]
+    public void Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite_double() => Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite<double>();
+
+    private static void Infinite_input_makes_its_channel_NaN_and_its_running_mean_infinite<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        // As in PyTorch: mean = +Inf, var = NaN (Inf − Inf), so every output of the channel is NaN.
+        var m = new BatchNorm2d<T>(3);
+        var x = RandomTensor<T>(2, [2, 3, 2, 2]);
+        x.Data[(0 * 3 * 4) + (2 * 4) + 1] = T.PositiveInfinity; // n = 0, c = 2
+        var y = m.Forward(x);
+        for (int i = 0; i < y.Length; i++)
         {
-            // As in PyTorch: mean = +Inf, var = NaN (Inf − Inf), so every output of the channel is NaN.
-            var m = new BatchNorm2d<T>(3);
-            var x = RandomTensor<T>(2, [2, 3, 2, 2]);
-            x.Data[(0 * 3 * 4) + (2 * 4) + 1] = T.PositiveInfinity; // n = 0, c = 2
-            var y = m.Forward(x);
-            for (int i = 0; i < y.Length; i++)
-            {
-                Assert.Equal(Channel(x, i) == 2, T.IsNaN(y.Data[i]));
-            }
-
-            Assert.True(T.IsPositiveInfinity(m.RunningMean![2]), "running_mean[2] should be +Inf");
-            Assert.True(T.IsNaN(m.RunningVar![2]), "running_var[2] should be NaN");
-            Assert.True(T.IsFinite(m.RunningMean[0]) && T.IsFinite(m.RunningVar[1]));
+            Assert.Equal(Channel(x, i) == 2, T.IsNaN(y.Data[i]));
         }
+
+        Assert.True(T.IsPositiveInfinity(m.RunningMean![2]), "running_mean[2] should be +Inf");
+        Assert.True(T.IsNaN(m.RunningVar![2]), "running_var[2] should be NaN");
+        Assert.True(T.IsFinite(m.RunningMean[0]) && T.IsFinite(m.RunningVar[1]));
     }
 
     // ------------------------------------------------------------------ Reset

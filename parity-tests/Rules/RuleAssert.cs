@@ -42,9 +42,7 @@ internal static class RuleAssert
         var values = new double[count];
         for (int i = 0; i < count; i++)
         {
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            double z = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-            values[i] = double.CreateChecked(T.CreateChecked(mean + (std * z)));
+            values[i] = double.CreateChecked(T.CreateChecked(mean + (std * SeededNormal.Next(random))));
         }
 
         return values;

@@ -16,30 +16,29 @@ public sealed class StateDictRuleTests
     }
 
     [Fact]
-    public void StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count()
+    public void StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count_float() => StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count<float>();
+
+    [Fact]
+    public void StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count_double() => StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count<double>();
+
+    private static void StateDict_has_PyTorchs_keys_in_order_with_shapes_C_and_scalar_count<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Check<float>();
-        Check<double>();
-
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        var m = Trained<T>(1);
+        var state = m.StateDict();
+        Assert.Equal(new[] { "weight", "bias", "running_mean", "running_var", "num_batches_tracked" }, state.Keys.ToArray());
+        foreach (string key in new[] { "weight", "bias", "running_mean", "running_var" })
         {
-            var m = Trained<T>(1);
-            var state = m.StateDict();
-            Assert.Equal(new[] { "weight", "bias", "running_mean", "running_var", "num_batches_tracked" }, state.Keys.ToArray());
-            foreach (string key in new[] { "weight", "bias", "running_mean", "running_var" })
-            {
-                Assert.Equal(new[] { 3 }, state[key].Shape);
-                Assert.Equal(typeof(T), state[key].ElementType);
-            }
-
-            Assert.Equal(Array.Empty<int>(), state["num_batches_tracked"].Shape);
-            Assert.Equal(typeof(long), state["num_batches_tracked"].ElementType);
-            Assert.Equal(new[] { 2L }, (long[])state["num_batches_tracked"].Data);
-            BitEqual(m.Weight, (T[])state["weight"].Data, "weight");
-            BitEqual(m.Bias, (T[])state["bias"].Data, "bias");
-            BitEqual(m.RunningMean, (T[])state["running_mean"].Data, "running_mean");
-            BitEqual(m.RunningVar, (T[])state["running_var"].Data, "running_var");
+            Assert.Equal(new[] { 3 }, state[key].Shape);
+            Assert.Equal(typeof(T), state[key].ElementType);
         }
+
+        Assert.Equal(Array.Empty<int>(), state["num_batches_tracked"].Shape);
+        Assert.Equal(typeof(long), state["num_batches_tracked"].ElementType);
+        Assert.Equal(new[] { 2L }, (long[])state["num_batches_tracked"].Data);
+        BitEqual(m.Weight, (T[])state["weight"].Data, "weight");
+        BitEqual(m.Bias, (T[])state["bias"].Data, "bias");
+        BitEqual(m.RunningMean, (T[])state["running_mean"].Data, "running_mean");
+        BitEqual(m.RunningVar, (T[])state["running_var"].Data, "running_var");
     }
 
     [Fact]
@@ -65,18 +64,17 @@ public sealed class StateDictRuleTests
     }
 
     [Fact]
-    public void LoadStateDict_round_trips_every_value_bitwise()
-    {
-        Check<float>();
-        Check<double>();
+    public void LoadStateDict_round_trips_every_value_bitwise_float() => LoadStateDict_round_trips_every_value_bitwise<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var source = Trained<T>(3);
-            var target = new BatchNorm2d<T>(3);
-            target.LoadStateDict(source.StateDict());
-            Assert.Equal(Snapshot(source), Snapshot(target));
-        }
+    [Fact]
+    public void LoadStateDict_round_trips_every_value_bitwise_double() => LoadStateDict_round_trips_every_value_bitwise<double>();
+
+    private static void LoadStateDict_round_trips_every_value_bitwise<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var source = Trained<T>(3);
+        var target = new BatchNorm2d<T>(3);
+        target.LoadStateDict(source.StateDict());
+        Assert.Equal(Snapshot(source), Snapshot(target));
     }
 
     [Fact]
@@ -166,22 +164,21 @@ public sealed class StateDictRuleTests
     }
 
     [Fact]
-    public void A_failed_load_changes_nothing()
-    {
-        Check<float>();
-        Check<double>();
+    public void A_failed_load_changes_nothing_float() => A_failed_load_changes_nothing<float>();
 
-        static void Check<T>() where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            var m = Trained<T>(11);
-            string before = Snapshot(m);
-            // Valid weight, bias, running_mean and count first; the last vector is bad.
-            var state = new Dictionary<string, IStateTensor>(Trained<T>(12).StateDict()) { ["running_var"] = new DenseTensor<T>(4) };
-            Assert.Throws<ArgumentException>(() => m.LoadStateDict(state));
-            Assert.Equal(before, Snapshot(m));
-            var negative = new Dictionary<string, IStateTensor>(Trained<T>(12).StateDict()) { ["num_batches_tracked"] = new DenseTensor<long>([-1L]) };
-            Assert.Throws<ArgumentException>(() => m.LoadStateDict(negative));
-            Assert.Equal(before, Snapshot(m));
-        }
+    [Fact]
+    public void A_failed_load_changes_nothing_double() => A_failed_load_changes_nothing<double>();
+
+    private static void A_failed_load_changes_nothing<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m = Trained<T>(11);
+        string before = Snapshot(m);
+        // Valid weight, bias, running_mean and count first; the last vector is bad.
+        var state = new Dictionary<string, IStateTensor>(Trained<T>(12).StateDict()) { ["running_var"] = new DenseTensor<T>(4) };
+        Assert.Throws<ArgumentException>(() => m.LoadStateDict(state));
+        Assert.Equal(before, Snapshot(m));
+        var negative = new Dictionary<string, IStateTensor>(Trained<T>(12).StateDict()) { ["num_batches_tracked"] = new DenseTensor<long>([-1L]) };
+        Assert.Throws<ArgumentException>(() => m.LoadStateDict(negative));
+        Assert.Equal(before, Snapshot(m));
     }
 }

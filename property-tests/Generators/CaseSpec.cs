@@ -29,6 +29,15 @@ public enum DataKind
     /// N·S values) that sit 1000·scale higher: adversarial for shifted float statistics whose shift is sampled at
     /// those positions (the library's), which then lies many σ from the mean and must take the second pass.</summary>
     SampledSpikes,
+
+    /// <summary>scale·normal with scale in [1e19, 1e37]: float32 squares of deviations overflow.</summary>
+    Huge,
+
+    /// <summary>scale·normal with scale in [1e-44, 1e-39]: float32 subnormals, whose squares underflow.</summary>
+    Tiny,
+
+    /// <summary>Normal, with one element (seed mod count) set to +∞ or −∞ (seed parity).</summary>
+    WithInfinity,
 }
 
 /// <summary>
@@ -42,7 +51,7 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
     public override string ToString() => Kind switch
     {
         DataKind.OffsetScale or DataKind.SampledSpikes => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, offset {Offset:R}, scale {Scale:R})"),
-        DataKind.Large => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, scale {Scale:R})"),
+        DataKind.Large or DataKind.Huge or DataKind.Tiny => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed}, scale {Scale:R})"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed})"),
     };
 
@@ -56,18 +65,19 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
         var data = new double[count];
         int constantChannel = Math.Abs(Seed) % channels;
         long perChannel = (long)(count / Math.Max(channels * spatial, 1)) * spatial;
-        double constant = Math.Round(Normal(random) * 4, 2);
+        double constant = Math.Round(SeededNormal.Next(random) * 4, 2);
         for (int i = 0; i < count; i++)
         {
             data[i] = Kind switch
             {
                 DataKind.Uniform => random.NextDouble() * 2 - 1,
-                DataKind.OffsetScale => Offset + Scale * Normal(random),
-                DataKind.ConstantChannel => i / spatial % channels == constantChannel ? constant : Normal(random),
-                DataKind.Large => Scale * Normal(random),
+                DataKind.OffsetScale => Offset + Scale * SeededNormal.Next(random),
+                DataKind.ConstantChannel => i / spatial % channels == constantChannel ? constant : SeededNormal.Next(random),
+                DataKind.Large or DataKind.Huge or DataKind.Tiny => Scale * SeededNormal.Next(random),
+                DataKind.WithInfinity => i == Math.Abs(Seed) % count ? (Seed % 2 == 0 ? double.PositiveInfinity : double.NegativeInfinity) : SeededNormal.Next(random),
                 DataKind.ZerosAndTies => random.Next(-2, 3),
-                DataKind.SampledSpikes => Offset + Scale * (Normal(random) + (IsSampled(i, channels, spatial, perChannel) ? 1000 : 0)),
-                _ => Normal(random),
+                DataKind.SampledSpikes => Offset + Scale * (SeededNormal.Next(random) + (IsSampled(i, channels, spatial, perChannel) ? 1000 : 0)),
+                _ => SeededNormal.Next(random),
             };
             if (type == ElementType.Float32)
             {
@@ -91,12 +101,6 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
         return k * perChannel / 16 == p || (k + 1) * perChannel / 16 == p;
     }
 
-    internal static double Normal(Random random)
-    {
-        double u1 = 1.0 - random.NextDouble();
-        double u2 = random.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
-    }
 }
 
 /// <summary>One generated step: mode, batch shape (N and spatial dims; C comes from the case), data, and whether backward runs.</summary>
@@ -164,10 +168,10 @@ public sealed record CaseSpec(
         int c = config.NumFeatures;
         double Round(double v) => config.DType == ElementType.Float32 ? (float)v : v;
         double[] Draw(Func<double> f) => Enumerable.Range(0, c).Select(_ => Round(f())).ToArray();
-        var weight = Draw(() => 1 + 0.5 * DataRecipe.Normal(random));
-        var bias = Draw(() => DataRecipe.Normal(random));
-        var mean = Draw(() => DataRecipe.Normal(random));
-        var variance = Draw(() => Math.Exp(DataRecipe.Normal(random)));
+        var weight = Draw(() => 1 + 0.5 * SeededNormal.Next(random));
+        var bias = Draw(() => SeededNormal.Next(random));
+        var mean = Draw(() => SeededNormal.Next(random));
+        var variance = Draw(() => Math.Exp(SeededNormal.Next(random)));
         long count = 1 + random.Next(1000);
         return new ModuleState(
             config.Affine ? weight : null,

@@ -182,7 +182,7 @@ public static class RandomCases
         for (int i = 0; i < data.Length; i++)
         {
             int c = i / spatial % channels;
-            data[i] = Round(offsets[c] + scales[c] * Normal(random), dtype);
+            data[i] = Round(offsets[c] + scales[c] * SeededNormal.Next(random), dtype);
         }
 
         return new CaseTensor(shape, data);
@@ -197,13 +197,6 @@ public static class RandomCases
             config.TrackRunningStats ? Vector(() => 2 * random.NextDouble() - 1) : null,
             config.TrackRunningStats ? Vector(() => 0.1 + 3 * random.NextDouble()) : null,
             config.TrackRunningStats ? random.Next(0, 20) : null);
-    }
-
-    private static double Normal(Random random)
-    {
-        double u1 = 1.0 - random.NextDouble();
-        double u2 = random.NextDouble();
-        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
     }
 
     private static double Round(double value, ElementType dtype) => dtype == ElementType.Float32 ? (float)value : value;

@@ -45,7 +45,7 @@ public abstract partial class BatchNorm<T>
         {
             dict.Add(RunningMeanKey, new DenseTensor<T>((T[])_runningMean.Clone(), c));
             dict.Add(RunningVarKey, new DenseTensor<T>((T[])_runningVar.Clone(), c));
-            dict.Add(NumBatchesTrackedKey, new DenseTensor<long>([_numBatchesTracked]));
+            dict.Add(NumBatchesTrackedKey, DenseTensor<long>.Scalar(_numBatchesTracked));
         }
 
         return dict;

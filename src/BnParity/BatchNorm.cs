@@ -102,6 +102,13 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(numFeatures, 1);
+        if (numFeatures > MaxNumFeatures)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(numFeatures), numFeatures,
+                $"numFeatures must be at most {MaxNumFeatures} (2^24): a module keeps about 120 bytes of state and scratch per channel.");
+        }
+
         NumFeatures = numFeatures;
         _eps = eps;
         _momentum = momentum;
@@ -126,6 +133,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         _idleExecution = new Execution(this);
         ResetParameters();
     }
+
+    /// <summary>The largest accepted <see cref="NumFeatures"/> (2^24 channels, about 2 GB of per-channel state and
+    /// scratch); larger values are an argument error rather than an out-of-memory failure halfway through.</summary>
+    public const int MaxNumFeatures = 1 << 24;
 
     /// <summary>C, the number of channels.</summary>
     public int NumFeatures { get; }
@@ -436,6 +447,13 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         {
             throw BatchNormErrors.Argument(BatchNormErrors.MoreThanOneValuePerChannel(shape), "input");
         }
+
+        if (_training && TrackRunningStats && _numBatchesTracked == long.MaxValue)
+        {
+            // libtorch's int64 counter would wrap to a negative count, which no state dict accepts back.
+            throw new InvalidOperationException(
+                $"num_batches_tracked is {long.MaxValue} and cannot count another training batch; reset it (ResetRunningStats or NumBatchesTracked) first.");
+        }
     }
 
     /// <summary>Product of the dims after the channel dim (saturated; it only matters when the input is non-empty,
@@ -483,15 +501,15 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
             for (int ch = 0; ch < c; ch++)
             {
-                ex.Weight[ch] = _weight is null ? 1.0 : Kernels<T>.ToDoublePublic(_weight[ch]);
+                ex.Weight[ch] = _weight is null ? 1.0 : Widening<T>.ToDouble(_weight[ch]);
             }
 
             if (!batch)
             {
                 for (int ch = 0; ch < c; ch++)
                 {
-                    ex.Mean[ch] = Kernels<T>.ToDoublePublic(_runningMean![ch]);
-                    ex.Invstd[ch] = 1.0 / Math.Sqrt(Kernels<T>.ToDoublePublic(_runningVar![ch]) + _eps);
+                    ex.Mean[ch] = Widening<T>.ToDouble(_runningMean![ch]);
+                    ex.Invstd[ch] = Execution.InvstdOf(Widening<T>.ToDouble(_runningVar![ch]), _eps);
                 }
             }
             else if (count == 0)
@@ -556,10 +574,10 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
         double unbias = 1.0 / (count - 1);
         for (int ch = 0; ch < NumFeatures; ch++)
         {
-            double rm = Kernels<T>.ToDoublePublic(_runningMean![ch]);
-            double rv = Kernels<T>.ToDoublePublic(_runningVar![ch]);
-            _runningMean[ch] = Kernels<T>.FromDoublePublic((f * mean[ch]) + (g * rm));
-            _runningVar[ch] = Kernels<T>.FromDoublePublic((f * (varSum[ch] * unbias)) + (g * rv));
+            double rm = Widening<T>.ToDouble(_runningMean![ch]);
+            double rv = Widening<T>.ToDouble(_runningVar![ch]);
+            _runningMean[ch] = Widening<T>.FromDouble((f * mean[ch]) + (g * rm));
+            _runningVar[ch] = Widening<T>.FromDouble((f * (varSum[ch] * unbias)) + (g * rv));
         }
     }
 
@@ -708,8 +726,8 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
             {
                 for (int ch = 0; ch < c; ch++)
                 {
-                    gradWeight[ch] = Kernels<T>.FromDoublePublic(ex.GradWeight[ch]);
-                    gradBias[ch] = Kernels<T>.FromDoublePublic(ex.GradBias[ch]);
+                    gradWeight[ch] = Widening<T>.FromDouble(ex.GradWeight[ch]);
+                    gradBias[ch] = Widening<T>.FromDouble(ex.GradBias[ch]);
                 }
             }
         }

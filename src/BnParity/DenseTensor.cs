@@ -54,6 +54,11 @@ public sealed class DenseTensor<T> : IStateTensor where T : unmanaged
         Data = length == 0 ? [] : new T[length];
     }
 
+    /// <summary>A rank-0 tensor (shape <c>[]</c>) holding <paramref name="value"/>. Prefer it to a collection
+    /// expression: for <c>DenseTensor&lt;long&gt;</c> (or <c>int</c>) <c>new DenseTensor&lt;long&gt;([42])</c> binds to
+    /// the shape constructor and builds a zero tensor of shape [42].</summary>
+    public static DenseTensor<T> Scalar(T value) => new([value]);
+
     /// <summary>A copy of the dimensions; mutating it does not affect the tensor.</summary>
     public int[] Shape => (int[])_shape.Clone();
 
@@ -99,10 +104,12 @@ public sealed class DenseTensor<T> : IStateTensor where T : unmanaged
         return sb.Append(']').ToString();
     }
 
-    /// <summary>Validates a shape and returns its element count (throws when negative or above int.MaxValue).</summary>
+    /// <summary>Validates a shape and returns its element count (throws when negative or above int.MaxValue). A
+    /// shape with a zero dimension has no elements whatever its other dimensions, in any order (as in PyTorch); the
+    /// running product is checked before it can overflow.</summary>
     internal static long CheckedLength(ReadOnlySpan<int> shape, string paramName)
     {
-        long length = 1;
+        bool empty = false;
         for (int i = 0; i < shape.Length; i++)
         {
             if (shape[i] < 0)
@@ -111,7 +118,18 @@ public sealed class DenseTensor<T> : IStateTensor where T : unmanaged
                     $"Dimension {i} of shape {FormatShape(shape)} is negative.", paramName);
             }
 
-            length *= shape[i];
+            empty |= shape[i] == 0;
+        }
+
+        if (empty)
+        {
+            return 0;
+        }
+
+        long length = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            length *= shape[i]; // ≤ int.MaxValue · int.MaxValue: cannot overflow a long
             if (length > int.MaxValue)
             {
                 throw new ArgumentException(

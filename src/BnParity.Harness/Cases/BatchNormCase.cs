@@ -116,8 +116,6 @@ public sealed record BatchNormCase(
     ModuleState InitialState,
     IReadOnlyList<CaseStep> Steps)
 {
-    public double UnitRoundoff => Comparison.Tolerance.UnitRoundoff(Config.DType);
-
     public override string ToString()
     {
         var text = new System.Text.StringBuilder();

@@ -92,7 +92,11 @@ public sealed class ComparisonReport
     }
 
     public static string EnvironmentLine => string.Create(CultureInfo.InvariantCulture,
-        $".NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores, TorchSharp {Oracle.TorchSharpOracle.Version}");
+        $".NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, {Environment.ProcessorCount} cores{(OracleDescription is { } oracle ? ", " + oracle : "")}");
+
+    /// <summary>What the live oracle is (e.g. "TorchSharp 0.107.0"), set by the oracle when it starts, so that the
+    /// comparison layer does not depend on the oracle; null when no oracle ran in this process.</summary>
+    public static string? OracleDescription { get; set; }
 }
 
 /// <summary>

@@ -48,6 +48,7 @@ public static class TorchSharpOracle
             {
                 ThrowIfNativeLibraryCannotLoad();
                 torch.InitializeDeviceType(DeviceType.CPU);
+                Comparison.ComparisonReport.OracleDescription = "TorchSharp " + Version;
             }
 
             if (s_threads != threads)

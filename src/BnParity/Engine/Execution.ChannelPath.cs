@@ -41,45 +41,45 @@ public abstract partial class BatchNorm<T>
                     T* save = (T*)_pSave;
                     double shift = ChannelShift(ch);
                     double sum = 0, shiftedSquares = 0;
-                    for (int g0 = 0; g0 < nBatch; g0 += group)
+                    for (long g0 = 0; g0 < nBatch; g0 += group)
                     {
-                        int runs = Math.Min(group, nBatch - g0);
+                        int runs = (int)Math.Min(group, nBatch - g0);
                         long o = first + (g0 * stride);
                         if (save != null)
                         {
                             for (int r = 0; r < runs; r++)
                             {
-                                long q = o + (r * stride);
-                                new ReadOnlySpan<T>(x + q, s).CopyTo(new Span<T>(save + q, s));
+                                SaveRun(x, save, o + (r * stride), s);
                             }
                         }
 
-                        for (int b = 0; b < s; b += Block)
+                        for (long b = 0; b < s; b += Block)
                         {
-                            BlockSumSquares(x + o + b, Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                            BlockSumSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
                             sum += bs;
                             shiftedSquares += bq;
                         }
                     }
 
-                    double mean = shift + (sum / count);
+                    double mean = TrustedMean(ch, shift + (sum / count));
                     if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
                     {
                         varSum = 0;
-                        for (int g0 = 0; g0 < nBatch; g0 += group)
+                        for (long g0 = 0; g0 < nBatch; g0 += group)
                         {
-                            int runs = Math.Min(group, nBatch - g0);
+                            int runs = (int)Math.Min(group, nBatch - g0);
                             long o = first + (g0 * stride);
-                            for (int b = 0; b < s; b += Block)
+                            for (long b = 0; b < s; b += Block)
                             {
-                                varSum += BlockSquares(x + o + b, Math.Min(Block, s - b), runs, stride, mean);
+                                varSum += BlockSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean);
                             }
                         }
 
                         varSum = FinishVarSum(varSum, mean, count);
                     }
 
-                    double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                    varSum = TrustedVarSum(ch, mean, varSum, count);
+                    double invstd = InvstdOf(varSum / count, _eps);
                     double scale = invstd * Weight[ch];
                     double bias = Bias(ch);
                     for (int i = 0; i < nBatch; i++)
@@ -106,7 +106,7 @@ public abstract partial class BatchNorm<T>
                         long o = first + (i * stride);
                         if (save != null)
                         {
-                            new ReadOnlySpan<T>(x + o, s).CopyTo(new Span<T>(save + o, s));
+                            SaveRun(x, save, o, s);
                         }
 
                         RunNormalize(x + o, y + o, s, mean, scale, shift);
@@ -124,28 +124,25 @@ public abstract partial class BatchNorm<T>
                     double invstd = Invstd[ch];
                     double scale = invstd * Weight[ch];
                     double sumDy = 0, dot = 0;
-                    for (int g0 = 0; g0 < nBatch; g0 += group)
+                    for (long g0 = 0; g0 < nBatch; g0 += group)
                     {
-                        int runs = Math.Min(group, nBatch - g0);
+                        int runs = (int)Math.Min(group, nBatch - g0);
                         long o = first + (g0 * stride);
-                        for (int b = 0; b < s; b += Block)
+                        for (long b = 0; b < s; b += Block)
                         {
-                            BlockSumDot(x + o + b, dy + o + b, Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
+                            BlockSumDot(x + o + b, dy + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
                             sumDy += sd;
                             dot += dd;
                         }
                     }
 
-                    dot = FinishDot(dot, sumDy, mean);
-
+                    var terms = ChannelBackward.From(FinishDot(dot, sumDy, mean), sumDy, invstd, count);
                     if (_job == JobKind.BackwardBatch)
                     {
-                        double k = dot * invstd * invstd / count;
-                        double gradMean = sumDy / count;
                         for (int i = 0; i < nBatch; i++)
                         {
                             long o = first + (i * stride);
-                            RunBackwardBatch(x + o, dy + o, dx + o, s, mean, k, gradMean, scale, _streamGradInput);
+                            RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, _streamGradInput);
                         }
                     }
                     else
@@ -157,8 +154,8 @@ public abstract partial class BatchNorm<T>
                         }
                     }
 
-                    GradWeight[ch] = dot * invstd;
-                    GradBias[ch] = sumDy;
+                    GradWeight[ch] = terms.GradWeight;
+                    GradBias[ch] = terms.GradBias;
                     break;
                 }
             }

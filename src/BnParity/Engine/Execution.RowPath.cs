@@ -5,18 +5,15 @@ public abstract partial class BatchNorm<T>
 {
     private sealed unsafe partial class Execution
     {
-        /// <summary>Row blocks hold at least this many rows.</summary>
-        private const int RowBlockMinRows = 32;
-
-        /// <summary>At most this many row blocks (rows per block grow with N).</summary>
-        private const int RowBlockMaxBlocks = 32;
-
-        // Per-column (C·S) parameters of the row path: the channel's value repeated over its S columns.
+        // Per-column (C·S) parameters of the row path: the channel's value repeated over its S columns. Each array
+        // means one thing in every phase.
         private double[] _colMean = [];
         private double[] _colScale = [];
         private double[] _colShift = [];
-        private double[] _colExtra = [];
+        private double[] _colK = [];
+        private double[] _colGradMean = [];
         private int _rowsPerBlock;
+        private int _rowBlocks;
 
         /// <summary>
         /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
@@ -30,8 +27,7 @@ public abstract partial class BatchNorm<T>
             int s = _jobS;
             int n = _jobN;
             int columns = c * s;
-            _rowsPerBlock = Math.Max(RowBlockMinRows, (n + RowBlockMaxBlocks - 1) / RowBlockMaxBlocks);
-            int blocks = (n + _rowsPerBlock - 1) / _rowsPerBlock;
+            int blocks = _rowBlocks;
             _units = blocks;
             long parts = (long)blocks * columns;
             if (_partA.Length < parts)
@@ -45,7 +41,8 @@ public abstract partial class BatchNorm<T>
                 _colMean = new double[columns];
                 _colScale = new double[columns];
                 _colShift = new double[columns];
-                _colExtra = new double[columns];
+                _colK = new double[columns];
+                _colGradMean = new double[columns];
             }
 
             int workers = Math.Min(threads, blocks);
@@ -67,7 +64,7 @@ public abstract partial class BatchNorm<T>
                     for (int ch = 0; ch < c; ch++)
                     {
                         double varSum = FoldRowParts(_partA, ch, blocks);
-                        double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                        double invstd = InvstdOf(varSum / count, _eps);
                         VarSum[ch] = varSum;
                         Invstd[ch] = invstd;
                         _colScale.AsSpan(ch * s, s).Fill(invstd * Weight[ch]);
@@ -107,12 +104,11 @@ public abstract partial class BatchNorm<T>
                     for (int ch = 0; ch < c; ch++)
                     {
                         double sumDy = FoldRowParts(_partA, ch, blocks);
-                        double dot = FoldRowParts(_partB, ch, blocks);
-                        double invstd = Invstd[ch];
-                        GradWeight[ch] = dot * invstd;
-                        GradBias[ch] = sumDy;
-                        _colShift.AsSpan(ch * s, s).Fill(dot * invstd * invstd / count); // k
-                        _colExtra.AsSpan(ch * s, s).Fill(sumDy / count);                 // mean of dy
+                        var terms = ChannelBackward.From(FoldRowParts(_partB, ch, blocks), sumDy, Invstd[ch], count);
+                        GradWeight[ch] = terms.GradWeight;
+                        GradBias[ch] = terms.GradBias;
+                        _colK.AsSpan(ch * s, s).Fill(terms.K);
+                        _colGradMean.AsSpan(ch * s, s).Fill(terms.GradMean);
                     }
 
                     _job = JobKind.RowBackward;
@@ -151,8 +147,10 @@ public abstract partial class BatchNorm<T>
             {
                 int first = ch * spatial;
                 double scale = _colScale[first];
-                if (!double.IsFinite(scale))
+                if (ScaleNotFiniteInT(scale))
                 {
+                    scale = ScaleInT(scale);
+                    _colScale.AsSpan(first, spatial).Fill(scale);
                     double shift = _colShift[first] - (_colMean[first] * scale);
                     _colMean.AsSpan(first, spatial).Clear();
                     _colShift.AsSpan(first, spatial).Fill(shift);
@@ -164,15 +162,16 @@ public abstract partial class BatchNorm<T>
         {
             WorkItemStarting();
             int columns = _c * _jobS;
-            int r0 = block * _rowsPerBlock;
-            int r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
+            long r0 = (long)block * _rowsPerBlock;
+            long r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
             T* x = (T*)_pX;
             fixed (double* pa = _partA)
             fixed (double* pb = _partB)
             fixed (double* mean = _colMean)
             fixed (double* scale = _colScale)
             fixed (double* shift = _colShift)
-            fixed (double* extra = _colExtra)
+            fixed (double* k = _colK)
+            fixed (double* gradMean = _colGradMean)
             {
                 double* acc = pa + ((long)block * columns);
                 double* acc2 = pb + ((long)block * columns);
@@ -180,12 +179,12 @@ public abstract partial class BatchNorm<T>
                 {
                     case JobKind.RowSum:
                         new Span<double>(acc, columns).Clear();
-                        for (int i = r0; i < r1; i++)
+                        for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
                             if (_pSave != 0)
                             {
-                                new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                                SaveRun(x, (T*)_pSave, o, columns);
                             }
 
                             Kernels<T>.AddColumns(x + o, acc, columns);
@@ -195,7 +194,7 @@ public abstract partial class BatchNorm<T>
 
                     case JobKind.RowSquares:
                         new Span<double>(acc, columns).Clear();
-                        for (int i = r0; i < r1; i++)
+                        for (long i = r0; i < r1; i++)
                         {
                             Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
                         }
@@ -203,12 +202,12 @@ public abstract partial class BatchNorm<T>
                         break;
 
                     case JobKind.RowNormalize:
-                        for (int i = r0; i < r1; i++)
+                        for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
                             if (_splitCopy && _pSave != 0)
                             {
-                                new ReadOnlySpan<T>(x + o, columns).CopyTo(new Span<T>((T*)_pSave + o, columns));
+                                SaveRun(x, (T*)_pSave, o, columns);
                             }
 
                             Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
@@ -219,7 +218,7 @@ public abstract partial class BatchNorm<T>
                     case JobKind.RowSumDot:
                         new Span<double>(acc, columns).Clear();
                         new Span<double>(acc2, columns).Clear();
-                        for (int i = r0; i < r1; i++)
+                        for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
                             Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
@@ -228,12 +227,12 @@ public abstract partial class BatchNorm<T>
                         break;
 
                     default:
-                        for (int i = r0; i < r1; i++)
+                        for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
                             if (_splitBatch)
                             {
-                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, shift, extra, scale, columns);
+                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, k, gradMean, scale, columns);
                             }
                             else
                             {

@@ -49,7 +49,7 @@ public abstract partial class BatchNorm<T>
                     for (int ch = 0; ch < c; ch++)
                     {
                         double shift = ChannelShift(ch);
-                        double mean = shift + (FoldParts(_partA, ch) / count);
+                        double mean = TrustedMean(ch, shift + (FoldParts(_partA, ch) / count));
                         Mean[ch] = mean;
                         _refine[ch] = !TryShiftedVarSum(FoldParts(_partB, ch), mean, shift, count, out VarSum[ch]);
                         anyRefine |= _refine[ch];
@@ -70,8 +70,8 @@ public abstract partial class BatchNorm<T>
 
                     for (int ch = 0; ch < c; ch++)
                     {
-                        double varSum = VarSum[ch];
-                        double invstd = 1.0 / Math.Sqrt((varSum / count) + _eps);
+                        double varSum = TrustedVarSum(ch, Mean[ch], VarSum[ch], count);
+                        double invstd = InvstdOf(varSum / count, _eps);
                         VarSum[ch] = varSum;
                         Invstd[ch] = invstd;
                         _chScale[ch] = invstd * Weight[ch];
@@ -102,13 +102,12 @@ public abstract partial class BatchNorm<T>
                     for (int ch = 0; ch < c; ch++)
                     {
                         double sumDy = FoldParts(_partA, ch);
-                        double dot = FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]);
-                        double invstd = Invstd[ch];
-                        GradWeight[ch] = dot * invstd;
-                        GradBias[ch] = sumDy;
-                        _chK[ch] = dot * invstd * invstd / count;
-                        _chGradMean[ch] = sumDy / count;
-                        _chScale[ch] = invstd * Weight[ch];
+                        var terms = ChannelBackward.From(FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
+                        GradWeight[ch] = terms.GradWeight;
+                        GradBias[ch] = terms.GradBias;
+                        _chK[ch] = terms.K;
+                        _chGradMean[ch] = terms.GradMean;
+                        _chScale[ch] = Invstd[ch] * Weight[ch];
                     }
 
                     _job = JobKind.SplitBackward;
@@ -157,8 +156,7 @@ public abstract partial class BatchNorm<T>
                     {
                         for (int r = 0; r < runs; r++)
                         {
-                            long q = o + (r * stride);
-                            new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                            SaveRun(x, (T*)_pSave, o + (r * stride), len);
                         }
                     }
 
@@ -182,7 +180,7 @@ public abstract partial class BatchNorm<T>
                         {
                             if (_splitCopy && _pSave != 0)
                             {
-                                new ReadOnlySpan<T>(x + q, len).CopyTo(new Span<T>((T*)_pSave + q, len));
+                                SaveRun(x, (T*)_pSave, q, len);
                             }
 
                             RunNormalize(x + q, (T*)_pY + q, len, Mean[ch], _chScale[ch], _chShift[ch]);

@@ -83,6 +83,90 @@ public abstract partial class BatchNorm<T>
             return false;
         }
 
+        /// <summary>float: mean squares below this are recomputed in double (see <see cref="TrustedVarSum"/>).</summary>
+        private static readonly double MinTrustedMeanSquare = Math.ScaleB(1.0, -120);
+
+        /// <summary>
+        /// float only: the channel's Σ(x − μ)², recomputed in double arithmetic when the float partials cannot be
+        /// trusted. They cannot when a deviation's square leaves float's range: |x − c| above ~1.8e19 overflows (the
+        /// sum of squares is not finite), and below ~1e-19 the squares are subnormal or flush to 0 (mean square below
+        /// 2^-120). libtorch accumulates in double and gets finite, accurate statistics there, and so does the row path;
+        /// the recomputation (one extra pass, also for a channel of exact zeros) makes every path agree. The decision
+        /// depends on the folded totals only, so it is the same on every path and thread count.
+        /// </summary>
+        private double TrustedVarSum(int ch, double mean, double varSum, long count)
+        {
+            if (!IsFloat || (double.IsFinite(varSum) && varSum >= count * MinTrustedMeanSquare) || !double.IsFinite(mean))
+            {
+                return varSum;
+            }
+
+            return DoubleSquares(ch, mean);
+        }
+
+        /// <summary>float only: the channel's mean, recomputed in double when Σ(x − c) in float partials overflowed
+        /// (|x| near float.MaxValue) although the data may be finite; non-finite data stays non-finite.</summary>
+        private double TrustedMean(int ch, double mean)
+        {
+            if (!IsFloat || double.IsFinite(mean))
+            {
+                return mean;
+            }
+
+            T* x = (T*)_pX;
+            long s = _jobS;
+            long stride = (long)_c * s;
+            double sum = 0;
+            for (long n = 0; n < _jobN; n++)
+            {
+                long o = ((long)ch * s) + (n * stride);
+                for (long b = 0; b < s; b += Block)
+                {
+                    sum += Kernels<T>.Sum(x + o + b, (int)Math.Min(Block, s - b));
+                }
+            }
+
+            return sum / (_jobN * s);
+        }
+
+        /// <summary>Σ(x − mean)² of channel ch in double arithmetic (each element widened), in the canonical run/block
+        /// order: the same on every path.</summary>
+        private double DoubleSquares(int ch, double mean)
+        {
+            T* x = (T*)_pX;
+            long s = _jobS;
+            long stride = (long)_c * s;
+            double total = 0;
+            for (long n = 0; n < _jobN; n++)
+            {
+                long o = ((long)ch * s) + (n * stride);
+                for (long b = 0; b < s; b += Block)
+                {
+                    total += Kernels<T>.SumSquaredDeviations(x + o + b, (int)Math.Min(Block, s - b), mean);
+                }
+            }
+
+            return total;
+        }
+
+        /// <summary>1/sqrt(var + eps), the one invstd formula. For float an invstd beyond float's range is +∞:
+        /// libtorch keeps invstd in a tensor of the input's dtype (save_invstd), so a variance + eps below ~3e-77
+        /// normalises with α = ∞ there, and here on every path.</summary>
+        internal static double InvstdOf(double variance, double eps)
+        {
+            double invstd = 1.0 / Math.Sqrt(variance + eps);
+            return IsFloat && invstd > float.MaxValue ? double.PositiveInfinity : invstd;
+        }
+
+        /// <summary>Whether α = invstd·weight is not finite in T (libtorch computes α in the input's dtype): such a
+        /// channel uses libtorch's folded x·α + (b − μ·α), whose evaluation order decides between NaN and ±∞ as in
+        /// PyTorch (see <see cref="RunNormalize"/>).</summary>
+        internal static bool ScaleNotFiniteInT(double scale) =>
+            IsFloat ? !float.IsFinite((float)scale) : !double.IsFinite(scale);
+
+        /// <summary>α as libtorch holds it: rounded to T.</summary>
+        internal static double ScaleInT(double scale) => IsFloat ? (float)scale : scale;
+
         private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
         {
             if (IsFloat)
@@ -130,6 +214,21 @@ public abstract partial class BatchNorm<T>
             }
         }
 
+        /// <summary>
+        /// The per-channel backward terms, in one place: dL/dweight = Σ(x − μ)·dy·invstd, dL/dbias = Σdy, and for batch
+        /// statistics dx = (dy − gradMean − (x − μ)·k)·invstd·weight with k = Σ(x − μ)·dy·invstd²/n and
+        /// gradMean = Σdy/n (the mean and the variance depend on x). Evaluated left to right in double.
+        /// </summary>
+        private readonly record struct ChannelBackward(double GradWeight, double GradBias, double K, double GradMean)
+        {
+            public static ChannelBackward From(double dot, double sumDy, double invstd, long count) =>
+                new(dot * invstd, sumDy, dot * invstd * invstd / count, sumDy / count);
+        }
+
+        /// <summary>Copies one run of the input into the saved-for-backward buffer (same offset).</summary>
+        private static void SaveRun(T* x, T* save, long offset, int length) =>
+            new ReadOnlySpan<T>(x + offset, length).CopyTo(new Span<T>(save + offset, length));
+
         /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy.</summary>
         private static double FinishDot(double raw, double sumDy, double mean) =>
             IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
@@ -137,12 +236,13 @@ public abstract partial class BatchNorm<T>
         /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
         private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
         {
-            if (!double.IsFinite(scale))
+            if (ScaleNotFiniteInT(scale))
             {
-                // α = invstd·weight is ±∞ or NaN (var + eps = 0, e.g. a negative running_var from momentum
-                // outside [0, 1], or a non-finite weight). Which non-finite value comes out (NaN or ±∞)
-                // depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
-                Kernels<T>.Normalize(x, y, length, 0, scale, shift - (mean * scale));
+                // α = invstd·weight is ±∞ or NaN in T (var + eps = 0 or tiny, e.g. a negative running_var from
+                // momentum outside [0, 1], or a non-finite or huge weight). Which non-finite value comes out (NaN or
+                // ±∞) depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
+                double alpha = ScaleInT(scale);
+                Kernels<T>.Normalize(x, y, length, 0, alpha, shift - (mean * alpha));
                 return;
             }
 

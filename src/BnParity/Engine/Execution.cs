@@ -62,12 +62,8 @@ public abstract partial class BatchNorm<T>
         private int _chunks;
         private bool _streamGradInput;
 
-        /// <summary>Block length (elements) of the canonical per-channel summation order. Runs shorter than a block are
-        /// taken in groups of G = ⌊Block/S⌋ consecutive runs (G = 1 when S ≥ Block); a channel's total is the left fold,
-        /// over the groups in order and then over the blocks [b, b + Block) of the group's runs, of each kernel sum (one
-        /// kernel call covers a whole group, see <see cref="FloatKernels"/>; for double it is the left fold of the
-        /// group's per-run sums).</summary>
-        private const int Block = 4096;
+        /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
+        private const int Block = SummationPlan.Block;
 
         public Execution(BatchNorm<T> module)
         {
@@ -115,7 +111,7 @@ public abstract partial class BatchNorm<T>
             _options = options;
         }
 
-        private double Bias(int ch) => _module._bias is { } b ? Kernels<T>.ToDoublePublic(b[ch]) : 0.0;
+        private double Bias(int ch) => _module._bias is { } b ? Widening<T>.ToDouble(b[ch]) : 0.0;
 
         /// <summary>Forward over a non-empty (N, C, S) input. With <paramref name="batch"/> the statistics phase fills
         /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="VarSum"/>; otherwise they are inputs.
@@ -164,20 +160,26 @@ public abstract partial class BatchNorm<T>
 
         private void Dispatch(long length)
         {
-            _blocksPerRun = (_jobS + Block - 1) / Block;
-            _runsPerGroup = _jobS >= Block ? 1 : Block / _jobS;
-            _groups = (_jobN + _runsPerGroup - 1) / _runsPerGroup;
-            (ExecutionPath path, int threads) = PathSelection.Choose(length, _c, _jobS, _maxThreads, _options);
-            switch (path)
+            var plan = SummationPlan.Create(_jobN, _c, _jobS, _maxThreads, _options);
+            _ = length;
+
+            // Every geometry value fits an int for any input a span can hold (N, S ≤ int.MaxValue); the loops that
+            // step through them use 64-bit counters so that they cannot wrap near int.MaxValue.
+            _blocksPerRun = checked((int)plan.BlocksPerRun);
+            _runsPerGroup = checked((int)plan.RunsPerGroup);
+            _groups = checked((int)plan.Groups);
+            _rowsPerBlock = checked((int)plan.RowsPerBlock);
+            _rowBlocks = checked((int)plan.RowBlocks);
+            switch (plan.Path)
             {
                 case ExecutionPath.Row:
-                    RunRows(threads);
+                    RunRows(plan.Threads);
                     break;
                 case ExecutionPath.Split:
-                    RunSplit(threads);
+                    RunSplit(plan.Threads);
                     break;
                 default:
-                    RunChannels(threads);
+                    RunChannels(plan.Threads);
                     break;
             }
         }

@@ -21,31 +21,10 @@ internal static unsafe class Kernels<T> where T : unmanaged, IFloatingPointIeee7
     private static bool UseVectors => Vector256.IsHardwareAccelerated;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static double ToDouble(T value)
-    {
-        if (typeof(T) == typeof(float))
-        {
-            return Unsafe.As<T, float>(ref value);
-        }
-
-        return Unsafe.As<T, double>(ref value);
-    }
+    private static double ToDouble(T value) => Widening<T>.ToDouble(value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static T FromDouble(double value)
-    {
-        if (typeof(T) == typeof(float))
-        {
-            float f = (float)value;
-            return Unsafe.As<float, T>(ref f);
-        }
-
-        return Unsafe.As<double, T>(ref value);
-    }
-
-    public static double ToDoublePublic(T value) => ToDouble(value);
-
-    public static T FromDoublePublic(double value) => FromDouble(value);
+    private static T FromDouble(double value) => Widening<T>.FromDouble(value);
 
     /// <summary>Loads 16 elements at p as four double vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -88,11 +67,8 @@ internal static unsafe class Kernels<T> where T : unmanaged, IFloatingPointIeee7
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3)
-    {
-        Vector256<double> s = (a0 + a1) + (a2 + a3);
-        return ((s.GetElement(0) + s.GetElement(1)) + s.GetElement(2)) + s.GetElement(3);
-    }
+    private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3) =>
+        LaneOrder.Combine(a0, a1, a2, a3);
 
     /// <summary>Σ x over a run, in double (fixed order, see class remarks).</summary>
     public static double Sum(T* x, int length)

@@ -62,11 +62,8 @@ internal static unsafe class FloatKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3)
-    {
-        Vector256<double> s = (a0 + a1) + (a2 + a3);
-        return ((s.GetElement(0) + s.GetElement(1)) + s.GetElement(2)) + s.GetElement(3);
-    }
+    private static double Combine(Vector256<double> a0, Vector256<double> a1, Vector256<double> a2, Vector256<double> a3) =>
+        LaneOrder.Combine(a0, a1, a2, a3);
 
     /// <summary>One pass: Σ (x − c) and Σ (x − c)² over <paramref name="runs"/> runs of <paramref name="length"/>
     /// elements, <paramref name="stride"/> apart (float partials of ≤ 8 terms per lane flushed into double, the squares

@@ -1,0 +1,75 @@
+using static BnParity.ParityTests.Rules.RuleAssert;
+
+namespace BnParity.ParityTests.Library;
+
+/// <summary>Misuse and limits found by probing the public API: each gets a clear exception naming the argument and the
+/// rule, with nothing changed, or PyTorch's behaviour.</summary>
+public sealed class MisuseTests
+{
+    [Theory]
+    [InlineData(new[] { 65536, 3, 65536, 0 })]
+    [InlineData(new[] { 0, 3, 65536, 65536 })]
+    [InlineData(new[] { 65536, 3, 0, 65536 })]
+    [InlineData(new[] { 2, 3, 65536, 65536, 0 })]
+    public void Zero_element_shapes_are_accepted_in_any_dimension_order(int[] shape)
+    {
+        var tensor = new DenseTensor<float>(shape);
+        Assert.Equal(0, tensor.Length);
+        BatchNorm<float> module = shape.Length == 4 ? new BatchNorm2d<float>(3) : new BatchNorm3d<float>(3);
+        string before = Snapshot(module);
+        var y = module.Forward(tensor);
+        Assert.Equal(shape, y.Shape);
+        Assert.Equal(1, module.NumBatchesTracked); // PyTorch counts an empty training batch, buffers unchanged
+        Assert.Equal(before.Replace("n=0", "n=1", StringComparison.Ordinal), Snapshot(module));
+        Assert.Equal(0, module.Backward(tensor).Input.Length);
+        module.Eval();
+        module.Forward(ReadOnlySpan<float>.Empty, shape, Span<float>.Empty);
+    }
+
+    [Fact]
+    public void A_shape_with_more_than_int_MaxValue_elements_is_an_argument_error()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new DenseTensor<float>(65536, 3, 65536, 1));
+        Assert.Equal("shape", e.ParamName);
+        Assert.Contains("2147483647", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(int.MaxValue)]
+    [InlineData(BatchNorm<float>.MaxNumFeatures + 1)]
+    public void Too_many_features_is_an_argument_error_not_an_out_of_memory_failure(int numFeatures)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new BatchNorm1d<float>(numFeatures));
+        Assert.Equal("numFeatures", e.ParamName);
+        Assert.Contains("2^24", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_batch_counter_cannot_wrap_into_a_state_the_module_cannot_reload()
+    {
+        var module = new BatchNorm1d<double>(2, momentum: null) { NumBatchesTracked = long.MaxValue };
+        var x = RandomTensor<double>(1, [4, 2]);
+        string before = Snapshot(module);
+        var e = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        Assert.Contains("num_batches_tracked", e.Message, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(module));
+        module.Eval();
+        module.Forward(x);
+        var copy = new BatchNorm1d<double>(2);
+        copy.LoadStateDict(module.StateDict());
+        Assert.Equal(long.MaxValue, copy.NumBatchesTracked);
+    }
+
+    [Fact]
+    public void A_scalar_long_tensor_is_built_with_Scalar_and_the_collection_expression_trap_is_documented()
+    {
+        var scalar = DenseTensor<long>.Scalar(42);
+        Assert.Empty(scalar.Shape);
+        Assert.Equal([42L], scalar.Data);
+        var trap = new DenseTensor<long>([42]); // binds to the shape constructor: a zero tensor of shape [42]
+        Assert.Equal([42], trap.Shape);
+        var module = new BatchNorm1d<float>(1);
+        module.LoadStateDict(new Dictionary<string, IStateTensor>(module.StateDict()) { ["num_batches_tracked"] = DenseTensor<long>.Scalar(7) });
+        Assert.Equal(7, module.NumBatchesTracked);
+    }
+}
