@@ -176,4 +176,37 @@ public sealed class ConcurrencyTests
         module.Forward(x);
         Assert.Equal(1, module.NumBatchesTracked);
     }
+
+    [Fact]
+    public void An_eval_forward_throws_while_another_thread_is_inside_Backward()
+    {
+        var module = new BatchNorm1d<float>(3);
+        var x = RandomTensor<float>(1, [16, 3, 40]);
+        module.Forward(x);
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        int blocked = 0;
+        module.ExecutionOptions = module.ExecutionOptions with
+        {
+            WorkItemHook = () =>
+            {
+                if (Interlocked.Exchange(ref blocked, 1) == 0)
+                {
+                    entered.Set();
+                    release.Wait(TimeSpan.FromMinutes(1));
+                }
+            },
+        };
+        module.Eval();
+        module.SaveForBackward = false; // the saved context of the training forward stays; eval forwards now share
+        var backward = new Thread(() => module.Backward(x));
+        backward.Start();
+        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "Backward never started its work (path=Default threads=default)");
+        var e = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        Assert.Contains("BatchNorm1d<Single>(3)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Only eval-mode Forward calls with SaveForBackward = false may run concurrently", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Use one module per thread", e.Message, StringComparison.Ordinal);
+        release.Set();
+        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
+    }
 }

@@ -32,6 +32,10 @@ public enum Scenario
 
     /// <summary>In-place tensor forward (destination = input, the module copies the input) in eval, then backward.</summary>
     InPlaceEvalBackward,
+
+    /// <summary>Training forward + backward on data whose 16 sampled elements per channel sit far above the rest, so
+    /// the float statistics' shift lies many σ from the mean and the second statistics pass must run.</summary>
+    SecondPass,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -56,6 +60,7 @@ public static class LibraryScenarios
         [2, 2, 5000],
         [40, 3, 100],
         [5, 4, 2, 3, 7],
+        [100, 2, 100],
     ];
 
     public static string Key(Scenario scenario, int[] shape) =>
@@ -137,6 +142,25 @@ public static class LibraryScenarios
                 var inPlace = new DenseTensor<T>((T[])x.Data.Clone(), shape);
                 module.Forward(inPlace, inPlace);
                 Add(results, "step 0 output", inPlace);
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            }
+
+            case Scenario.SecondPass:
+            {
+                var spiky = RandomTensor<T>(5, shape, mean: 1000, std: 0.01);
+                long perChannel = spiky.Length / c;
+                long spatial = perChannel / shape[0];
+                for (int i = 0; i < spiky.Length; i++)
+                {
+                    long p = ((i / (c * spatial)) * spatial) + (i % spatial);
+                    if (perChannel >= 16 && (p * 16 % perChannel) < 16)
+                    {
+                        spiky.Data[i] = T.CreateChecked(1100);
+                    }
+                }
+
+                Add(results, "step 0 output", module.Forward(spiky));
                 AddGradients(results, "step 0", module.Backward(gradOutput));
                 break;
             }

@@ -72,4 +72,53 @@ public sealed class MisuseTests
         module.LoadStateDict(new Dictionary<string, IStateTensor>(module.StateDict()) { ["num_batches_tracked"] = DenseTensor<long>.Scalar(7) });
         Assert.Equal(7, module.NumBatchesTracked);
     }
+
+    [Theory]
+    [InlineData(Harness.Implementations.LibraryPath.Channel)]
+    [InlineData(Harness.Implementations.LibraryPath.Split)]
+    [InlineData(Harness.Implementations.LibraryPath.Row)]
+    public void A_non_finite_scale_gives_libtorchs_folded_NaN_and_infinity_pattern_on_every_path(Harness.Implementations.LibraryPath path)
+    {
+        // running_var + eps = 0 → α = ∞ → libtorch's y = x·∞ + (b − μ·∞) with μ = 0.5 > 0, b = 0.25:
+        // x > 0 → ∞ − ∞ = NaN, x = 0 → 0·∞ = NaN, x < 0 → −∞ − ∞ = −∞.
+        var execution = new Harness.Implementations.LibraryExecution(path, 2);
+        foreach (int[] shape in new[] { new[] { 6, 2, 3 }, new[] { 3, 2, 40 } })
+        {
+            var module = new BatchNorm1d<float>(2, eps: 0);
+            execution.ApplyTo(module);
+            module.RunningMean![0] = 0.5f;
+            module.RunningVar![0] = 0;
+            module.Bias![0] = 0.25f;
+            module.Eval();
+            var x = RandomTensor<float>(3, shape);
+            x.Data[0] = 0;
+            var y = module.Forward(x);
+            int spatial = shape[2];
+            for (int i = 0; i < y.Length; i++)
+            {
+                if (i / spatial % 2 != 0)
+                {
+                    Assert.True(float.IsFinite(y.Data[i]), $"{execution} [{string.Join(", ", shape)}] channel 1 output{LibraryScenarios.Index(shape, i)} is {y.Data[i]}");
+                    continue;
+                }
+
+                float expected = x.Data[i] < 0 ? float.NegativeInfinity : float.NaN;
+                Assert.True(expected.Equals(y.Data[i]), $"{execution} [{string.Join(", ", shape)}] output{LibraryScenarios.Index(shape, i)} for x = {x.Data[i]}: expected {expected}, actual {y.Data[i]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void An_empty_backward_after_a_full_one_returns_zero_parameter_gradients()
+    {
+        var module = new BatchNorm1d<double>(3);
+        var x = RandomTensor<double>(1, [8, 3]);
+        module.Forward(x);
+        Assert.Contains(module.Backward(RandomTensor<double>(2, [8, 3])).Weight!, w => w != 0);
+        var empty = new DenseTensor<double>(0, 3);
+        module.Forward(empty);
+        var gradients = module.Backward(empty);
+        Assert.Equal(new double[3], gradients.Weight);
+        Assert.Equal(new double[3], gradients.Bias);
+    }
 }

@@ -25,6 +25,7 @@ public sealed class PathSelectionTests
     // Few channels for the threads: split from 512 Ki elements on, one thread below.
     [InlineData(3L * 512 * 1024, 3, 65536L, 2, "Split", 2)]
     [InlineData((512L * 1024) - 1, 3, 65535L, 2, "Channel", 1)]
+    [InlineData(512L * 1024, 3, 174763L, 2, "Split", 2)]
     [InlineData(8L * 2 * 256 * 256, 2, 65536L, 3, "Split", 3)]
     // Channels divisible by the threads, or at least four per thread: channel path.
     [InlineData(8L * 2 * 256 * 256, 2, 65536L, 2, "Channel", 2)]

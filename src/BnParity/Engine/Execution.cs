@@ -126,7 +126,7 @@ public abstract partial class BatchNorm<T>
             _jobS = s;
             try
             {
-                Dispatch((long)n * _c * s);
+                Dispatch();
             }
             finally
             {
@@ -138,8 +138,6 @@ public abstract partial class BatchNorm<T>
         /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="Weight"/> hold the saved forward context.</summary>
         public void RunBackward(T* x, T* dy, T* dx, int n, int s, bool batch)
         {
-            Array.Clear(GradWeight);
-            Array.Clear(GradBias);
             _job = batch ? JobKind.BackwardBatch : JobKind.BackwardFixed;
             _pX = (nint)x;
             _pDy = (nint)dy;
@@ -150,7 +148,7 @@ public abstract partial class BatchNorm<T>
             _streamGradInput = length * sizeof(T) >= _options.StreamingMinBytes;
             try
             {
-                Dispatch(length);
+                Dispatch();
             }
             finally
             {
@@ -158,10 +156,9 @@ public abstract partial class BatchNorm<T>
             }
         }
 
-        private void Dispatch(long length)
+        private void Dispatch()
         {
             var plan = SummationPlan.Create(_jobN, _c, _jobS, _maxThreads, _options);
-            _ = length;
 
             // Every geometry value fits an int for any input a span can hold (N, S ≤ int.MaxValue); the loops that
             // step through them use 64-bit counters so that they cannot wrap near int.MaxValue.
