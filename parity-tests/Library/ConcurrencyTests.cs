@@ -95,18 +95,7 @@ public sealed class ConcurrencyTests
 
         using var entered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        int blocked = 0;
-        module.ExecutionOptions = module.ExecutionOptions with
-        {
-            WorkItemHook = () =>
-            {
-                if (Interlocked.Exchange(ref blocked, 1) == 0)
-                {
-                    entered.Set();
-                    release.Wait(TimeSpan.FromMinutes(1));
-                }
-            },
-        };
+        BlockFirstWorkItem(module, entered, release);
         DenseTensor<double>? y = null;
         var trainer = new Thread(() => y = module.Forward(x));
         trainer.Start();
@@ -185,6 +174,25 @@ public sealed class ConcurrencyTests
         module.Forward(x);
         using var entered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
+        BlockFirstWorkItem(module, entered, release);
+        module.Eval();
+        module.SaveForBackward = false; // the saved context of the training forward stays; eval forwards now share
+        var backward = new Thread(() => module.Backward(x));
+        backward.Start();
+        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "Backward never started its work (path=Default threads=default)");
+        var e = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        Assert.Contains("BatchNorm1d<Single>(3)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Only eval-mode Forward calls with SaveForBackward = false may run concurrently", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Use one module per thread", e.Message, StringComparison.Ordinal);
+        release.Set();
+        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
+    }
+
+    /// <summary>Makes the module's first work item signal <paramref name="entered"/> and wait for
+    /// <paramref name="release"/>: the call that runs it stays inside the module while the test overlaps it.</summary>
+    private static void BlockFirstWorkItem<T>(BatchNorm<T> module, ManualResetEventSlim entered, ManualResetEventSlim release)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
         int blocked = 0;
         module.ExecutionOptions = module.ExecutionOptions with
         {
@@ -197,16 +205,5 @@ public sealed class ConcurrencyTests
                 }
             },
         };
-        module.Eval();
-        module.SaveForBackward = false; // the saved context of the training forward stays; eval forwards now share
-        var backward = new Thread(() => module.Backward(x));
-        backward.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "Backward never started its work (path=Default threads=default)");
-        var e = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
-        Assert.Contains("BatchNorm1d<Single>(3)", e.Message, StringComparison.Ordinal);
-        Assert.Contains("Only eval-mode Forward calls with SaveForBackward = false may run concurrently", e.Message, StringComparison.Ordinal);
-        Assert.Contains("Use one module per thread", e.Message, StringComparison.Ordinal);
-        release.Set();
-        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
     }
 }

@@ -283,11 +283,14 @@ public sealed class FloatKernelTests : KernelTests<float>
             {
                 for (int length = 0; length <= MaxLength; length++)
                 {
-                    FloatKernels.Normalize(px + offset, py + offset, length, m, aHi, aLo, shift);
-                    for (int i = offset; i < offset + length; i++)
+                    foreach (float lo in new[] { aLo, 0f })
                     {
-                        float d = x[i] - m;
-                        BitsEqual(MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, shift)), y[i], Where("FloatKernels.Normalize", length, offset), i - offset);
+                        FloatKernels.Normalize(px + offset, py + offset, length, m, aHi, lo, shift);
+                        for (int i = offset; i < offset + length; i++)
+                        {
+                            float d = x[i] - m;
+                            BitsEqual(MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, lo, shift)), y[i], Where($"FloatKernels.Normalize (α_lo {lo})", length, offset), i - offset);
+                        }
                     }
 
                     foreach (bool streaming in new[] { false, true })

@@ -36,6 +36,10 @@ public sealed record CaseOptions
     /// <summary>Whether a step may have N = 0 (an empty batch: empty output, buffers unchanged, count + 1).</summary>
     public bool AllowEmptyBatch { get; init; } = true;
 
+    /// <summary>Draws only extreme data (squares that overflow or underflow float, infinities, constant channels,
+    /// sampled spikes) and eps ∈ {0, 1e-5}.</summary>
+    public bool ExtremeData { get; init; }
+
     /// <summary>Upper bound on elements per step (keeps runs fast).</summary>
     public int MaxElements { get; init; } = 20_000;
 
@@ -65,7 +69,7 @@ public static class CaseGenerators
         from threeDimensional in Gen.Elements(false, true)
         from dtype in Gen.Elements(options.DTypes)
         from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)), (1, Gen.Choose(200, 600)))
-        from eps in Eps
+        from eps in options.ExtremeData ? Gen.Elements(0.0, 1e-5) : Eps
         from momentum in options.FixMomentum ? Gen.Constant(options.Momentum) : Momentum
         from affine in options.Affine is { } a ? Gen.Constant(a) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
         from track in options.Track is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
@@ -113,7 +117,7 @@ public static class CaseGenerators
             (2, Gen.Choose(1, 17)),
             (1, Gen.Elements(9, 11, 13, 15, 17))).ArrayOf(spatialRank)
         from single in Gen.Frequency((12, Gen.Constant(false)), (1, Gen.Constant(true)))
-        from data in Data
+        from data in options.ExtremeData ? ExtremeData : Data
         from gradient in Data
         select new StepSpec(
             training,
@@ -138,6 +142,16 @@ public static class CaseGenerators
                 from offset in Gen.Choose(0, 4000)
                 from scale in Gen.Choose(-3000, 0)
                 select new DataRecipe(DataKind.SampledSpikes, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))))
+        select recipe;
+
+    private static Gen<DataRecipe> ExtremeData =>
+        from seed in Gen.Choose(0, 999)
+        from recipe in Gen.Frequency(
+            (2, Gen.Choose(17, 37).Select(e => new DataRecipe(DataKind.Huge, seed, 0, Math.Pow(10, e)))),
+            (2, Gen.Choose(19, 44).Select(e => new DataRecipe(DataKind.Tiny, seed, 0, Math.Pow(10, -e)))),
+            (1, Gen.Constant(new DataRecipe(DataKind.WithInfinity, seed))),
+            (1, Gen.Constant(new DataRecipe(DataKind.ConstantChannel, seed))),
+            (1, Gen.Constant(new DataRecipe(DataKind.SampledSpikes, seed, 1e4, 1e-3))))
         select recipe;
 
     private static double RoundTo3(double value) => double.Parse(value.ToString("G3", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);

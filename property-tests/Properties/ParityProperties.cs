@@ -46,6 +46,14 @@ public sealed class ParityProperties
             }
         });
 
+    /// <summary>Extreme inputs — deviations whose squares overflow or underflow float, infinities, constant channels
+    /// with eps = 0 — give PyTorch's outputs and buffers on every path and thread count (the library and TorchSharp
+    /// agree with PyTorch 1.13 on the cases in the README).</summary>
+    [BnProperty]
+    public Property Extreme_inputs_match_TorchSharp_on_every_path() =>
+        Prop.ForAll(CaseGenerators.Cases(Any with { ExtremeData = true, MaxSteps = 3 }), spec =>
+            Runs.AssertClean(Runs.AgainstTorchSharp(spec, "extreme inputs"), "extreme inputs", "output", "running_mean", "running_var"));
+
     [BnProperty]
     public Property Float64_matches_TorchSharp_at_float64_tolerance() =>
         Prop.ForAll(CaseGenerators.Cases(Any with { DTypes = new[] { ElementType.Float64 } }), spec =>

@@ -509,7 +509,7 @@ public abstract unsafe partial class BatchNorm<T> where T : unmanaged, IFloating
                 for (int ch = 0; ch < c; ch++)
                 {
                     ex.Mean[ch] = Widening<T>.ToDouble(_runningMean![ch]);
-                    ex.Invstd[ch] = Execution.InvstdOf(Widening<T>.ToDouble(_runningVar![ch]), _eps);
+                    ex.Invstd[ch] = Execution.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![ch]), _eps);
                 }
             }
             else if (count == 0)

@@ -87,6 +87,12 @@ public static class Tolerance
     public static double RunningVarAccuracyScale(double factor, double unbiasedVariance, double old) =>
         Math.Abs(factor * unbiasedVariance) + Math.Abs((1 - factor) * old);
 
+    /// <summary>The spacing of T's subnormal numbers (2^-149 for float32, 2^-1074 for float64): below T's normal range
+    /// every rounding errs by up to this much absolutely, which no multiple of u·|value| bounds, so budgets of values
+    /// that can be subnormal add a multiple of it (a subnormal mean reaches the output times |α|).</summary>
+    public static double SubnormalSpacing(Cases.ElementType type) =>
+        type == Cases.ElementType.Float32 ? 1.401298464324817E-45 : double.Epsilon;
+
     public static double UnitRoundoff(Cases.ElementType type) =>
         type == Cases.ElementType.Float32 ? Float32UnitRoundoff : Float64UnitRoundoff;
 

@@ -48,6 +48,7 @@ public static class ToleranceBudgets
             double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n, spatial);
 
             // Output.
+            double spacing = Tolerance.SubnormalSpacing(config.DType);
             var output = new double[x.Data.Length];
             for (int i = 0; i < output.Length; i++)
             {
@@ -64,12 +65,20 @@ public static class ToleranceBudgets
                     double variance = norm.BatchVariance![c];
                     output[i] = k * u * scale + Math.Max(0, statisticRoundings - k) * u * magnitude * alpha
                         + centred * u * (statisticRoundings + k * magnitude * magnitude / (variance + config.Eps));
+                    if (variance + config.Eps > 0)
+                    {
+                        // Squares of deviations below T's normal range are summed with absolute errors of the
+                        // subnormal spacing (libtorch sums them in T): the variance is then off by up to k·spacing.
+                        output[i] += centred * k * spacing / (variance + config.Eps);
+                    }
                 }
                 else
                 {
                     double bufferVar = before.RunningVar![c];
                     output[i] = k * u * scale + alpha * meanBudget[c] + centred * varBudget[c] / (2 * Math.Abs(bufferVar + config.Eps));
                 }
+
+                output[i] += k * spacing * (alpha + 1);
             }
 
             // Buffers (only training steps with tracking move them).
@@ -88,7 +97,8 @@ public static class ToleranceBudgets
                         // result by u·|f|·|v − r|, which |(1 − f)·r| does not bound when f ≈ 1: hence the |f·r| terms.
                         meanBudget[c] = Math.Abs(1 - f) * meanBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * before.RunningMean[c]) + Math.Abs(f * mu))
-                            + Math.Abs(f) * statisticRoundings * u * magnitude;
+                            + Math.Abs(f) * statisticRoundings * u * magnitude
+                            + k * spacing;
                         // A mean off by δ ≤ statisticRoundings·u·m biases Σ(x − μ_T)²/n by δ²: for float32
                         // (statisticRoundings = k) this is the (k·u·m)² of the derivation; float64 sums in T
                         // grow with n (a constant channel's variance is δ², not 0, in libtorch).
@@ -96,7 +106,8 @@ public static class ToleranceBudgets
                         varBudget[c] = Math.Abs(1 - f) * varBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f * before.RunningVar[c]) + Math.Abs(f) * unbiased)
                             + Math.Abs(f) * meanShift * meanShift * n / (n - 1)
-                            + Math.Abs(f) * statisticRoundings * u * unbiased;
+                            + Math.Abs(f) * statisticRoundings * u * unbiased
+                            + k * spacing;
                     }
                 }
 

@@ -95,6 +95,22 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         double[] Mean, double[] InvStd, double[] Weight, double[] Bias, bool UsesBatchStatistics,
         double[]? BatchVariance, long ValuesPerChannel, double RunningFactor, double[] MeanMagnitude);
 
+    /// <summary>
+    /// PyTorch's invstd of batch statistics (PyTorch 1.13 and libtorch 2.10 agree): the biased variance is held in the
+    /// input's dtype — a float32 variance beyond float's range becomes +∞ (invstd 0) and one below it becomes 0 — and
+    /// <c>InvStd</c> returns 0 for var = 0 with eps = 0. Eval with running statistics has no such rule.
+    /// </summary>
+    public static double BatchInvStd(double variance, double eps, ElementType dtype)
+    {
+        if (dtype == ElementType.Float32)
+        {
+            float held = (float)variance;
+            variance = held == 0 ? 0 : float.IsPositiveInfinity(held) ? double.PositiveInfinity : variance;
+        }
+
+        return variance == 0 && eps == 0 ? 0 : 1.0 / Math.Sqrt(variance + eps);
+    }
+
     /// <summary>Runs a case on the reference and returns, with the trace, each step's <see cref="Normalization"/> (null for a step that raised).</summary>
     public static (CaseTrace Trace, IReadOnlyList<Normalization?> Normalizations) RunWithNormalizations(BatchNormCase batchNormCase)
     {
@@ -178,8 +194,14 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                     ? (new double[channels], new double[channels])
                     : BatchStatistics(input);
                 mean = batchMean;
+                if (_config.DType == ElementType.Float32)
+                {
+                    // PyTorch holds Σ(x − μ)² in float: beyond float's range it is ∞, below it 0.
+                    biasedVar = biasedVar.Select(v => (float)(v * n) is var held && float.IsPositiveInfinity(held) ? double.PositiveInfinity : held == 0 ? 0 : v).ToArray();
+                }
+
                 batchVariance = biasedVar;
-                invStd = biasedVar.Select(v => 1.0 / Math.Sqrt(v + _config.Eps)).ToArray();
+                invStd = biasedVar.Select(v => BatchInvStd(v, _config.Eps, _config.DType)).ToArray();
                 if (training && _config.TrackRunningStats)
                 {
                     _count += 1;

@@ -78,7 +78,7 @@ public abstract partial class BatchNorm<T>
                         varSum = FinishVarSum(varSum, mean, count);
                     }
 
-                    varSum = TrustedVarSum(ch, mean, varSum, count);
+                    varSum = HeldVarSum(TrustedVarSum(ch, mean, varSum, count));
                     double invstd = InvstdOf(varSum / count, _eps);
                     double scale = invstd * Weight[ch];
                     double bias = Bias(ch);

@@ -63,7 +63,7 @@ public abstract partial class BatchNorm<T>
                     RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
-                        double varSum = FoldRowParts(_partA, ch, blocks);
+                        double varSum = HeldVarSum(FoldRowParts(_partA, ch, blocks));
                         double invstd = InvstdOf(varSum / count, _eps);
                         VarSum[ch] = varSum;
                         Invstd[ch] = invstd;

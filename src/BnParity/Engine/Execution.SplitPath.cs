@@ -70,7 +70,7 @@ public abstract partial class BatchNorm<T>
 
                     for (int ch = 0; ch < c; ch++)
                     {
-                        double varSum = TrustedVarSum(ch, Mean[ch], VarSum[ch], count);
+                        double varSum = HeldVarSum(TrustedVarSum(ch, Mean[ch], VarSum[ch], count));
                         double invstd = InvstdOf(varSum / count, _eps);
                         VarSum[ch] = varSum;
                         Invstd[ch] = invstd;

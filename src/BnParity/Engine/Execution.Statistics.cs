@@ -113,25 +113,15 @@ public abstract partial class BatchNorm<T>
                 return mean;
             }
 
-            T* x = (T*)_pX;
-            long s = _jobS;
-            long stride = (long)_c * s;
-            double sum = 0;
-            for (long n = 0; n < _jobN; n++)
-            {
-                long o = ((long)ch * s) + (n * stride);
-                for (long b = 0; b < s; b += Block)
-                {
-                    sum += Kernels<T>.Sum(x + o + b, (int)Math.Min(Block, s - b));
-                }
-            }
-
-            return sum / (_jobN * s);
+            return DoubleChannelSum(ch, squares: false, 0) / ((long)_jobN * _jobS);
         }
 
-        /// <summary>Σ(x − mean)² of channel ch in double arithmetic (each element widened), in the canonical run/block
-        /// order: the same on every path.</summary>
-        private double DoubleSquares(int ch, double mean)
+        /// <summary>Σ(x − mean)² of channel ch in double arithmetic (each element widened).</summary>
+        private double DoubleSquares(int ch, double mean) => DoubleChannelSum(ch, squares: true, mean);
+
+        /// <summary>Channel ch in double arithmetic, in the canonical run/block order (the same on every path):
+        /// Σ(x − mean)² with <paramref name="squares"/>, else Σx.</summary>
+        private double DoubleChannelSum(int ch, bool squares, double mean)
         {
             T* x = (T*)_pX;
             long s = _jobS;
@@ -142,21 +132,51 @@ public abstract partial class BatchNorm<T>
                 long o = ((long)ch * s) + (n * stride);
                 for (long b = 0; b < s; b += Block)
                 {
-                    total += Kernels<T>.SumSquaredDeviations(x + o + b, (int)Math.Min(Block, s - b), mean);
+                    int length = (int)Math.Min(Block, s - b);
+                    total += squares ? Kernels<T>.SumSquaredDeviations(x + o + b, length, mean) : Kernels<T>.Sum(x + o + b, length);
                 }
             }
 
             return total;
         }
 
-        /// <summary>1/sqrt(var + eps), the one invstd formula. For float an invstd beyond float's range is +∞:
-        /// libtorch keeps invstd in a tensor of the input's dtype (save_invstd), so a variance + eps below ~3e-77
-        /// normalises with α = ∞ there, and here on every path.</summary>
+        /// <summary>
+        /// Σ(x − μ)² as PyTorch holds it (PyTorch 1.13 and libtorch 2.10 alike): in the input's dtype, so for float a
+        /// sum beyond float's range is +∞ — invstd 0 and running_var ∞, although the variance itself may fit (64 values
+        /// of ±3e18) — and one that rounds to 0 is 0. Otherwise the double value is kept, for accuracy.
+        /// </summary>
+        internal static double HeldVarSum(double varSum)
+        {
+            if (!IsFloat)
+            {
+                return varSum;
+            }
+
+            float held = (float)varSum;
+            return held == 0 ? 0 : float.IsPositiveInfinity(held) ? double.PositiveInfinity : varSum;
+        }
+
+        /// <summary>
+        /// 1/sqrt(var + eps) of the batch statistics, the one invstd formula of every path, with PyTorch's two rules
+        /// (checked against PyTorch 1.13 and libtorch 2.10): the biased variance is held in the input's dtype, so a
+        /// float variance beyond float's range is +∞ (invstd 0: the channel normalises to its bias) and one that rounds
+        /// to 0 is 0; and PyTorch's InvStd returns 0 when var = 0 and eps = 0 (a constant channel without eps normalises
+        /// to the bias, not to NaN). Otherwise the variance keeps its double value, for accuracy.
+        /// </summary>
         internal static double InvstdOf(double variance, double eps)
         {
-            double invstd = 1.0 / Math.Sqrt(variance + eps);
-            return IsFloat && invstd > float.MaxValue ? double.PositiveInfinity : invstd;
+            if (IsFloat)
+            {
+                float held = (float)variance;
+                variance = held == 0 ? 0 : float.IsPositiveInfinity(held) ? double.PositiveInfinity : variance;
+            }
+
+            return variance == 0 && eps == 0 ? 0 : 1.0 / Math.Sqrt(variance + eps);
         }
+
+        /// <summary>1/sqrt(running_var + eps) for eval with running statistics: no special cases (libtorch's eval
+        /// formula), so running_var + eps = 0 gives α = ∞ and libtorch's NaN/±∞ pattern.</summary>
+        internal static double RunningInvstdOf(double runningVar, double eps) => 1.0 / Math.Sqrt(runningVar + eps);
 
         /// <summary>Whether α = invstd·weight is not finite in T (libtorch computes α in the input's dtype): such a
         /// channel uses libtorch's folded x·α + (b − μ·α), whose evaluation order decides between NaN and ±∞ as in
@@ -250,13 +270,22 @@ public abstract partial class BatchNorm<T>
             {
                 float m = (float)mean;
                 double lo = mean - m;
-                float hi = (float)scale;
+                float hi = TowardZero(scale);
                 FloatKernels.Normalize((float*)x, (float*)y, length, m, hi, (float)(scale - hi), (float)(shift - (lo * scale)));
             }
             else
             {
                 Kernels<T>.Normalize(x, y, length, mean, scale, shift);
             }
+        }
+
+        /// <summary>α_hi of the output's α = α_hi + α_lo split: the float next to α toward zero, so that α_lo has α's sign
+        /// (or is 0). An infinite input then gives ∞·α_hi + ∞·α_lo = ±∞, as libtorch's x·α + β does; with α_lo of the
+        /// opposite sign (round to nearest) it gave ∞ − ∞ = NaN.</summary>
+        private static float TowardZero(double scale)
+        {
+            float hi = (float)scale;
+            return Math.Abs((double)hi) > Math.Abs(scale) ? MathF.BitDecrement(Math.Abs(hi)) * MathF.Sign(hi) : hi;
         }
 
         /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with

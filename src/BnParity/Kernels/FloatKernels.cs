@@ -328,6 +328,13 @@ internal static unsafe class FloatKernels
     /// <summary>y = fma(x − m, aHi, fma(x − m, aLo, shift)) element-wise. <paramref name="y"/> may equal <paramref name="x"/>.</summary>
     public static void Normalize(float* x, float* y, int length, float m, float aHi, float aLo, float shift)
     {
+        if (aLo == 0)
+        {
+            // α is a float: the same numbers for finite x (d·0 + b' = b'), and ±∞ rather than ∞·0 = NaN for infinite x.
+            NormalizeSingle(x, y, length, m, aHi, shift);
+            return;
+        }
+
         int i = 0;
         if (UseVectors && Vector512.IsHardwareAccelerated)
         {
@@ -370,6 +377,38 @@ internal static unsafe class FloatKernels
         {
             float d = x[i] - m;
             y[i] = MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, shift));
+        }
+    }
+
+    /// <summary>y = fma(x − m, a, shift) element-wise (<see cref="Normalize"/> when α_lo = 0).</summary>
+    private static void NormalizeSingle(float* x, float* y, int length, float m, float a, float shift)
+    {
+        int i = 0;
+        if (UseVectors && Vector512.IsHardwareAccelerated)
+        {
+            var mw = Vector512.Create(m);
+            var aw = Vector512.Create(a);
+            var bw = Vector512.Create(shift);
+            for (; i <= length - 16; i += 16)
+            {
+                Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - mw, aw, bw).Store(y + i);
+            }
+        }
+
+        if (UseVectors)
+        {
+            var mv = Vector256.Create(m);
+            var av = Vector256.Create(a);
+            var bv = Vector256.Create(shift);
+            for (; i <= length - 8; i += 8)
+            {
+                Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, av, bv).Store(y + i);
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            y[i] = MathF.FusedMultiplyAdd(x[i] - m, a, shift);
         }
     }
 
