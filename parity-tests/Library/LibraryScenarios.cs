@@ -36,6 +36,11 @@ public enum Scenario
     /// <summary>Training forward + backward on data whose 16 sampled elements per channel sit far above the rest, so
     /// the float statistics' shift lies many σ from the mean and the second statistics pass must run.</summary>
     SecondPass,
+
+    /// <summary>Training forwards on data whose float squares overflow (±5e37 and ±1e19) and underflow (1e-21 with
+    /// eps = 0), each followed by a backward: the double recomputation of the statistics and PyTorch's held-in-dtype
+    /// variance rules, on every path.</summary>
+    ExtremeMagnitudes,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -148,7 +153,9 @@ public static class LibraryScenarios
 
             case Scenario.SecondPass:
             {
-                var spiky = RandomTensor<T>(5, shape, mean: 1000, std: 0.01);
+                // Spikes 0.05 above a narrow channel (σ = 0.001): the sampled shift is ~2σ from the mean, and μ − μ_hi
+                // (up to 3e-5) is large enough that the n·μ_lo² correction of the second pass changes the result.
+                var spiky = RandomTensor<T>(5, shape, mean: 1000, std: 0.001);
                 long perChannel = spiky.Length / c;
                 long spatial = perChannel / shape[0];
                 for (int i = 0; i < spiky.Length; i++)
@@ -156,12 +163,27 @@ public static class LibraryScenarios
                     long p = ((i / (c * spatial)) * spatial) + (i % spatial);
                     if (perChannel >= 16 && (p * 16 % perChannel) < 16)
                     {
-                        spiky.Data[i] = T.CreateChecked(1100);
+                        spiky.Data[i] = T.CreateChecked(1000.05);
                     }
                 }
 
                 Add(results, "step 0 output", module.Forward(spiky));
                 AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            }
+
+            case Scenario.ExtremeMagnitudes:
+            {
+                int step = 0;
+                foreach (var (scale, eps) in new[] { (5e37, 1e-5), (1e19, 1e-5), (1e-21, 0.0) })
+                {
+                    module.Eps = eps;
+                    var extreme = RandomTensor<T>(6 + step, shape, mean: 0, std: scale);
+                    Add(results, $"step {step} output", module.Forward(extreme));
+                    AddGradients(results, $"step {step}", module.Backward(gradOutput));
+                    step++;
+                }
+
                 break;
             }
 

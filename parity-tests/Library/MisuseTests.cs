@@ -121,4 +121,48 @@ public sealed class MisuseTests
         Assert.Equal(new double[3], gradients.Weight);
         Assert.Equal(new double[3], gradients.Bias);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_scale_that_is_not_finite_in_float_takes_libtorchs_folded_form_on_every_path(bool training)
+    {
+        // weight +∞ (α = ∞ in double) and weight 3e38 with σ ≈ 1e-3 (α ≈ 3e41: finite in double, ∞ in float): both are
+        // α = +∞ as libtorch holds it, so y = x·∞ + (b − μ·∞) — the same NaN/±∞ pattern on every path.
+        foreach (float weight in new[] { float.PositiveInfinity, 3e38f })
+        {
+            float[]? reference = null;
+            foreach (var path in new[] { Harness.Implementations.LibraryPath.Channel, Harness.Implementations.LibraryPath.Split, Harness.Implementations.LibraryPath.Row })
+            {
+                var execution = new Harness.Implementations.LibraryExecution(path, 2);
+                var module = new BatchNorm1d<float>(2) { Training = training };
+                execution.ApplyTo(module);
+                module.Weight![0] = weight;
+                module.RunningMean![0] = 0.25f;
+                module.RunningVar![0] = 1e-6f;
+                var x = RandomTensor<float>(5, [6, 2, 3], mean: 0, std: 1e-3);
+                x.Data[0] = 0.25f;
+                var y = module.Forward(x);
+                for (int i = 0; i < y.Length; i++)
+                {
+                    if (i / 3 % 2 == 0)
+                    {
+                        Assert.True(!float.IsFinite(y.Data[i]), $"{execution} weight {weight} {(training ? "train" : "eval")}: output{LibraryScenarios.Index([6, 2, 3], i)} = {y.Data[i]} is finite");
+                    }
+                }
+
+                if (reference is null)
+                {
+                    reference = y.Data;
+                    continue;
+                }
+
+                for (int i = 0; i < y.Length; i++)
+                {
+                    Assert.True(reference[i].Equals(y.Data[i]) || (i / 3 % 2 == 1 && Math.Abs(reference[i] - y.Data[i]) <= 1e-5f),
+                        $"{execution} weight {weight} {(training ? "train" : "eval")}: output{LibraryScenarios.Index([6, 2, 3], i)} {y.Data[i]} vs path=Channel {reference[i]}");
+                }
+            }
+        }
+    }
 }

@@ -80,4 +80,14 @@ public sealed class SummationPlanTests
     [InlineData(1, 1, 1, 0)]
     public void Empty_shapes_are_not_planned(long batch, int channels, long spatial, int threads) =>
         Assert.Throws<ArgumentOutOfRangeException>(() => SummationPlan.Create(batch, channels, spatial, threads, ExecutionOptions.Default));
+
+    [Fact]
+    public void The_plan_takes_its_path_from_the_selection_of_the_whole_input() =>
+        Assert.Equal(
+            PathSelection.Choose(8L * 3 * 65536, 3, 65536, 2, ExecutionOptions.Default),
+            (SummationPlan.Create(8, 3, 65536, 2, ExecutionOptions.Default).Path, SummationPlan.Create(8, 3, 65536, 2, ExecutionOptions.Default).Threads));
+
+    [Fact]
+    public void Planning_without_options_is_an_argument_error() =>
+        Assert.Throws<ArgumentNullException>(() => SummationPlan.Create(1, 1, 1, 1, null!));
 }
