@@ -165,4 +165,74 @@ public sealed class MisuseTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(Harness.Implementations.LibraryPath.Channel)]
+    [InlineData(Harness.Implementations.LibraryPath.Split)]
+    [InlineData(Harness.Implementations.LibraryPath.Row)]
+    public void A_constant_channel_with_eps_0_normalises_to_the_bias_as_in_PyTorch(Harness.Implementations.LibraryPath path)
+    {
+        // PyTorch's InvStd is 0 for var = 0 and eps = 0 (PyTorch 1.13 and libtorch 2.10 give the bias, not NaN).
+        var execution = new Harness.Implementations.LibraryExecution(path, 2);
+        foreach (bool isFloat in new[] { true, false })
+        {
+            var x = new float[2 * 2 * 40];
+            Array.Fill(x, 3f);
+            for (int i = 40; i < 80; i++)
+            {
+                x[i] = i; // channel 1 varies
+            }
+
+            double[] y;
+            if (isFloat)
+            {
+                var module = new BatchNorm1d<float>(2, eps: 0);
+                execution.ApplyTo(module);
+                module.Bias![0] = 0.75f;
+                y = Array.ConvertAll(module.Forward(new DenseTensor<float>(x, 2, 2, 40)).Data, v => (double)v);
+            }
+            else
+            {
+                var module = new BatchNorm1d<double>(2, eps: 0);
+                execution.ApplyTo(module);
+                module.Bias![0] = 0.75;
+                y = module.Forward(new DenseTensor<double>(Array.ConvertAll(x, v => (double)v), 2, 2, 40)).Data;
+            }
+
+            for (int i = 0; i < y.Length; i++)
+            {
+                if (i / 40 % 2 == 0)
+                {
+                    Assert.True(y[i] == 0.75, $"{execution} {(isFloat ? "float" : "double")}: output{LibraryScenarios.Index([2, 2, 40], i)} = {y[i]}, expected the bias 0.75");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void A_scale_beyond_float_range_stays_finite_for_double_on_every_path()
+    {
+        foreach (var path in new[] { Harness.Implementations.LibraryPath.Channel, Harness.Implementations.LibraryPath.Split, Harness.Implementations.LibraryPath.Row })
+        {
+            var execution = new Harness.Implementations.LibraryExecution(path, 2);
+            var module = new BatchNorm1d<double>(2);
+            execution.ApplyTo(module);
+            module.Weight![0] = 3e38; // α ≈ 9e40: not a float, but a perfectly good double
+            module.RunningVar![0] = 1e-6;
+            module.RunningMean![0] = 0.3;
+            module.Eval();
+            var x = RandomTensor<double>(4, [6, 2, 3]);
+            var y = module.Forward(x);
+            double scale = 1.0 / Math.Sqrt(1e-6 + 1e-5) * 3e38;
+            for (int i = 0; i < y.Length; i++)
+            {
+                if (i / 3 % 2 == 0)
+                {
+                    // The ordinary (x − μ)·α + b, not libtorch's folded form (which only non-finite α takes).
+                    double expected = ((x.Data[i] - 0.3) * scale) + 0;
+                    Assert.True(expected.Equals(y.Data[i]), $"{execution} double: output{LibraryScenarios.Index([6, 2, 3], i)} {y.Data[i]:R}, expected {expected:R}");
+                }
+            }
+        }
+    }
 }
