@@ -144,10 +144,17 @@ public static class CaseGenerators
                 select new DataRecipe(DataKind.SampledSpikes, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))))
         select recipe;
 
+    /// <summary>
+    /// Extreme magnitudes. Huge stops at 1e33: at most 20,000 values per channel of |x| ≤ ~6·scale keep every partial
+    /// Σx inside float's range. Beyond that, libtorch's sum for [N, C] input (a float buffer per thread) can overflow
+    /// in one thread's chunk though the data's sum is finite, so PyTorch's answer depends on its thread count (NaN at
+    /// 2 threads, 0 at 1); BnParity sums in double and gives the 1-thread answer on every path (ledger row and
+    /// <c>Ledger/FloatAccumulatorOverflowTests</c>). Squares of deviations still overflow from 1e20 on.
+    /// </summary>
     private static Gen<DataRecipe> ExtremeData =>
         from seed in Gen.Choose(0, 999)
         from recipe in Gen.Frequency(
-            (2, Gen.Choose(17, 37).Select(e => new DataRecipe(DataKind.Huge, seed, 0, Math.Pow(10, e)))),
+            (2, Gen.Choose(17, 33).Select(e => new DataRecipe(DataKind.Huge, seed, 0, Math.Pow(10, e)))),
             (2, Gen.Choose(19, 44).Select(e => new DataRecipe(DataKind.Tiny, seed, 0, Math.Pow(10, -e)))),
             (1, Gen.Constant(new DataRecipe(DataKind.WithInfinity, seed))),
             (1, Gen.Constant(new DataRecipe(DataKind.ConstantChannel, seed))),

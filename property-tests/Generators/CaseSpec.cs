@@ -30,7 +30,7 @@ public enum DataKind
     /// those positions (the library's), which then lies many σ from the mean and must take the second pass.</summary>
     SampledSpikes,
 
-    /// <summary>scale·normal with scale in [1e19, 1e37]: float32 squares of deviations overflow.</summary>
+    /// <summary>scale·normal with scale in [1e17, 1e33]: float32 squares of deviations overflow from ~1e20.</summary>
     Huge,
 
     /// <summary>scale·normal with scale in [1e-44, 1e-39]: float32 subnormals, whose squares underflow.</summary>

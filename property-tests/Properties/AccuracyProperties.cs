@@ -20,31 +20,34 @@ public sealed class AccuracyProperties
 {
     [BnProperty]
     public Property Not_less_accurate_than_TorchSharp_against_float64_truth() =>
-        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), spec =>
-        {
-            var batchNormCase = spec.ToCase("float64 truth");
-            var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
-            var budgets = ToleranceBudgets.For(batchNormCase, truth, normalizations);
-            var torch = CaseRunner.Run(Runs.Torch, batchNormCase);
-            var actual = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
-            var failures = new List<string>();
-            for (int i = 0; i < truth.Steps.Count && i < torch.Steps.Count && i < actual.Steps.Count; i++)
-            {
-                var (t, o, a) = (truth.Steps[i], torch.Steps[i], actual.Steps[i]);
-                if (t.Error is not null || o.Error is not null || a.Error is not null)
-                {
-                    break;
-                }
+        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), AssertNotLessAccurateThanTorchSharp);
 
-                Compare(failures, i + 1, "output", t.Output?.Data, o.Output?.Data, a.Output?.Data, budgets[i].Output, t.Output);
-                Compare(failures, i + 1, "running_mean", t.RunningMean, o.RunningMean, a.RunningMean, budgets[i].RunningMean, null);
-                Compare(failures, i + 1, "running_var", t.RunningVar, o.RunningVar, a.RunningVar, budgets[i].RunningVar, null);
+    /// <summary>The float64-truth check of one case (also run by the shrunk counterexamples in Regressions).</summary>
+    public static void AssertNotLessAccurateThanTorchSharp(CaseSpec spec)
+    {
+        var batchNormCase = spec.ToCase("float64 truth");
+        var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
+        var budgets = ToleranceBudgets.For(batchNormCase, truth, normalizations);
+        var torch = CaseRunner.Run(Runs.Torch, batchNormCase);
+        var actual = CaseRunner.Run(Runs.UnderTestFor(spec), batchNormCase);
+        var failures = new List<string>();
+        for (int i = 0; i < truth.Steps.Count && i < torch.Steps.Count && i < actual.Steps.Count; i++)
+        {
+            var (t, o, a) = (truth.Steps[i], torch.Steps[i], actual.Steps[i]);
+            if (t.Error is not null || o.Error is not null || a.Error is not null)
+            {
+                break;
             }
 
-            Assert.True(failures.Count == 0,
-                $"[float64 truth] {failures.Count} element(s) where {actual.Implementation} is less accurate than {torch.Implementation} (ratio {Tolerance.TruthErrorRatio}, floor {Tolerance.TruthErrorFloorFraction}×budget); first 5:\n  "
-                + string.Join("\n  ", failures.Take(5)) + $"\ncase {batchNormCase}\n{Harness.Comparison.ComparisonReport.EnvironmentLine}");
-        });
+            Compare(failures, i + 1, "output", t.Output?.Data, o.Output?.Data, a.Output?.Data, budgets[i].Output, t.Output);
+            Compare(failures, i + 1, "running_mean", t.RunningMean, o.RunningMean, a.RunningMean, budgets[i].RunningMean, null);
+            Compare(failures, i + 1, "running_var", t.RunningVar, o.RunningVar, a.RunningVar, budgets[i].RunningVar, null);
+        }
+
+        Assert.True(failures.Count == 0,
+            $"[float64 truth] {failures.Count} element(s) where {actual.Implementation} is less accurate than {torch.Implementation} (ratio {Tolerance.TruthErrorRatio}, floor {Tolerance.TruthErrorFloorFraction}×budget); first 5:\n  "
+            + string.Join("\n  ", failures.Take(5)) + $"\ncase {batchNormCase}\n{Harness.Comparison.ComparisonReport.EnvironmentLine}");
+    }
 
     /// <summary>
     /// The library's accuracy claim, asserted (not only parity): float32 outputs and running statistics within

@@ -64,7 +64,7 @@ public static class ToleranceBudgets
                     // (a constant channel), so the m·|α| term takes that factor, not k.
                     double variance = norm.BatchVariance![c];
                     output[i] = k * u * scale + Math.Max(0, statisticRoundings - k) * u * magnitude * alpha
-                        + centred * u * (statisticRoundings + k * magnitude * magnitude / (variance + config.Eps));
+                        + centred * BatchInvStdRelative(u, k, statisticRoundings, magnitude, variance, config.Eps);
                     if (variance + config.Eps > 0)
                     {
                         // Squares of deviations below T's normal range are summed with absolute errors of the
@@ -127,6 +127,15 @@ public static class ToleranceBudgets
         return result;
     }
 
+    /// <summary>
+    /// Relative error of a batch invstd = 1/√(var + eps), the one formula the output and gradient budgets share:
+    /// Σ(x − μ)² of <paramref name="statisticRoundings"/>·u (sums in T grow with n: float64, and float32 on libtorch's
+    /// channels-last path; a sum of squares has no cancellation, so the worst case is (n − 1)·u), plus the bias of
+    /// squaring about a mean rounded to T, k·u·m²/(var + eps).
+    /// </summary>
+    private static double BatchInvStdRelative(double u, double k, double statisticRoundings, double magnitude, double variance, double eps) =>
+        u * (statisticRoundings + (k * magnitude * magnitude / (variance + eps)));
+
     private static (double[] Input, double[]? Weight, double[]? Bias) GradientBudgets(
         ModuleConfig config, CaseTensor x, double[] g, ReferenceBatchNorm.Normalization norm, ModuleState before,
         double[] meanBudget, double[] varBudget, double u, double k)
@@ -150,16 +159,21 @@ public static class ToleranceBudgets
 
         var weight = new double[channels];
         var bias = new double[channels];
+        var meanShifts = new double[channels];
+        var invStdRelatives = new double[channels];
         for (int c = 0; c < channels; c++)
         {
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
             // Float64 means are sums in T: their error grows with n (as for the statistics above).
-            double meanGrowth = norm.UsesBatchStatistics ? Tolerance.StatisticRoundings(config.DType, n, spatial) / k : 1;
+            double statistics = Tolerance.StatisticRoundings(config.DType, n, spatial);
+            double meanGrowth = norm.UsesBatchStatistics ? statistics / k : 1;
             double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
-                ? k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps))
+                ? k * u + BatchInvStdRelative(u, k, statistics, norm.MeanMagnitude[c], norm.BatchVariance![c], config.Eps)
                 : k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));
+            meanShifts[c] = meanShift;
+            invStdRelatives[c] = invStdRelative;
             bias[c] = reduction * u * sumAbsGrad[c];
             weight[c] = (reduction * u * sumAbsCentredGrad[c] + k * meanShift * sumAbsGrad[c]) * invStd
                 + Math.Abs(sumCentredGrad[c] * invStd) * invStdRelative;
@@ -176,9 +190,14 @@ public static class ToleranceBudgets
                 double centred = Math.Abs(x.Data[i] - norm.Mean[c]);
                 double kc = Math.Abs(sumCentredGrad[c]) * invStd * invStd / n;
                 double kcBudget = weight[c] * invStd / n;
-                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + (centred + u * norm.MeanMagnitude[c]) * kc;
-                input[i] = (k * u * terms + bias[c] / n + centred * kcBudget) * scaleFactor
-                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * k * u * (1 + norm.MeanMagnitude[c] * norm.MeanMagnitude[c] / (norm.BatchVariance![c] + config.Eps));
+                // An implementation's centred value is x − μ − δ with δ its mean's error (meanShift): where x − μ = 0
+                // (a constant channel) its k is δ·Σg·invstd²/n, not 0, and reaches dx as (δ)·k — quadratic in δ,
+                // large when invstd = 1/√eps (observed: float32 [83, 1] constant channel at eps 1e-10, libtorch
+                // off by 1.9e5 through this term alone). kcBudget holds the δ·Σ|g| part, so it takes centred + δ.
+                double shifted = centred + meanShifts[c];
+                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + shifted * kc;
+                input[i] = (k * u * terms + bias[c] / n + shifted * kcBudget) * scaleFactor
+                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * invStdRelatives[c];
             }
             else
             {

@@ -64,18 +64,20 @@ public abstract partial class BatchNorm<T>
                     double mean = TrustedMean(ch, shift + (sum / count));
                     if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
                     {
-                        varSum = 0;
+                        double sum2 = 0, squares2 = 0;
                         for (long g0 = 0; g0 < nBatch; g0 += group)
                         {
                             int runs = (int)Math.Min(group, nBatch - g0);
                             long o = first + (g0 * stride);
                             for (long b = 0; b < s; b += Block)
                             {
-                                varSum += BlockSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean);
+                                BlockSecondPass(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double bs, out double bq);
+                                sum2 += bs;
+                                squares2 += bq;
                             }
                         }
 
-                        varSum = FinishVarSum(varSum, mean, count);
+                        (mean, varSum) = FinishSecondPass(sum2, squares2, mean, count);
                     }
 
                     varSum = HeldVarSum(TrustedVarSum(ch, mean, varSum, count));

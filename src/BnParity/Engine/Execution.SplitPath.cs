@@ -63,7 +63,7 @@ public abstract partial class BatchNorm<T>
                         {
                             if (_refine[ch])
                             {
-                                VarSum[ch] = FinishVarSum(FoldParts(_partA, ch), Mean[ch], count);
+                                (Mean[ch], VarSum[ch]) = FinishSecondPass(FoldParts(_partB, ch), FoldParts(_partA, ch), Mean[ch], count);
                             }
                         }
                     }
@@ -165,7 +165,9 @@ public abstract partial class BatchNorm<T>
                     _partB[u] = bq;
                     break;
                 case JobKind.SplitSquares:
-                    _partA[u] = BlockSquares(x + o, len, runs, stride, Mean[ch]);
+                    BlockSecondPass(x + o, len, runs, stride, Mean[ch], out double ss, out double sq);
+                    _partA[u] = sq;
+                    _partB[u] = ss;
                     break;
                 case JobKind.SplitSumDot:
                     BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, Mean[ch], out double sd, out double dd);

@@ -187,33 +187,51 @@ public abstract partial class BatchNorm<T>
         /// <summary>α as libtorch holds it: rounded to T.</summary>
         internal static double ScaleInT(double scale) => IsFloat ? (float)scale : scale;
 
-        private static double BlockSquares(T* x, int length, int runs, long stride, double mean)
+        /// <summary>Second statistics pass over a block: Σ(x − c) and Σ(x − c)² about c = μ_hi, the float nearest the
+        /// first-pass mean (float, one kernel with the first pass's order); double: Σ(x − μ)² about the double mean, and
+        /// no sum (the double mean is not refined).</summary>
+        private static void BlockSecondPass(T* x, int length, int runs, long stride, double mean, out double sum, out double squares)
         {
             if (IsFloat)
             {
-                return FloatKernels.SumSquaresAbout((float*)x, length, runs, stride, (float)mean);
+                FloatKernels.SumAndSquaresShifted((float*)x, length, runs, stride, (float)mean, out sum, out squares);
+                return;
             }
 
-            double total = 0;
+            sum = 0;
+            squares = 0;
             for (int r = 0; r < runs; r++)
             {
-                total += Kernels<T>.SumSquaredDeviations(x + (r * stride), length, mean);
+                squares += Kernels<T>.SumSquaredDeviations(x + (r * stride), length, mean);
             }
-
-            return total;
         }
 
-        /// <summary>float: Σ(x − μ)² = Σ(x − μ_hi)² − n·μ_lo² (exact identity; μ_hi is the float nearest μ, so the
-        /// correction is at most about half the raw sum), clamped at 0.</summary>
-        private static double FinishVarSum(double raw, double mean, long count)
+        /// <summary>
+        /// The second pass's mean and Σ(x − μ)², from its totals about c = μ_hi (see <see cref="BlockSecondPass"/>).
+        /// float: the mean is refined to μ' = c + Σ(x − c)/n. The first pass's mean carries the rounding of x − shift
+        /// when the shift lies far from the data (the reason the second pass runs): with a sampled shift on a spike
+        /// 15σ away its float partials put the mean ~8u off, 100× libtorch's error. About c (within a rounding of μ)
+        /// the deviations are of size σ and nearly exact. Then Σ(x − μ')² = Σ(x − c)² − n·(μ' − c)², an exact
+        /// identity whose correction is tiny, clamped at 0. A refinement that is not finite (deviations beyond float's
+        /// range; non-finite data) keeps the first mean, and Σ(x − μ)² is then recomputed in double if needed
+        /// (<see cref="TrustedVarSum"/>). double: the mean is kept and the raw sum is Σ(x − μ)².
+        /// </summary>
+        private static (double Mean, double VarSum) FinishSecondPass(double sum, double squares, double mean, long count)
         {
             if (!IsFloat)
             {
-                return raw;
+                return (mean, squares);
             }
 
-            double lo = mean - (float)mean;
-            return Math.Max(raw - (count * lo * lo), 0.0);
+            double c = (float)mean;
+            double refined = c + (sum / count);
+            if (!double.IsFinite(refined) || !double.IsFinite(mean))
+            {
+                refined = mean;
+            }
+
+            double d = refined - c;
+            return (refined, Math.Max(squares - (count * d * d), 0.0));
         }
 
         private static void BlockSumDot(T* x, T* dy, int length, int runs, long stride, double mean, out double sumDy, out double dot)
@@ -256,11 +274,13 @@ public abstract partial class BatchNorm<T>
         /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
         private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
         {
-            if (ScaleNotFiniteInT(scale))
+            if (ScaleNotFiniteInT(scale) || scale == 0)
             {
                 // α = invstd·weight is ±∞ or NaN in T (var + eps = 0 or tiny, e.g. a negative running_var from
                 // momentum outside [0, 1], or a non-finite or huge weight). Which non-finite value comes out (NaN or
                 // ±∞) depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
+                // α = 0 (a zero weight, or Σ(x − μ)² held as ∞ so invstd = 0) too: x − μ can overflow for data near
+                // float's range (−3e38 − 7.5e37), and (x − μ)·0 would be NaN where libtorch's x·0 + b is b.
                 double alpha = ScaleInT(scale);
                 Kernels<T>.Normalize(x, y, length, 0, alpha, shift - (mean * alpha));
                 return;

@@ -204,61 +204,6 @@ internal static unsafe class FloatKernels
         return i;
     }
 
-    /// <summary>Σ (x − m)² over runs as in <see cref="SumAndSquaresShifted"/> (m a float), float FMA partials flushed into double.</summary>
-    public static double SumSquaresAbout(float* x, int length, int runs, long stride, float m)
-    {
-        double tail = 0;
-        var mv = Vector256.Create(m);
-        Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
-        bool vec = UseVectors && length >= 8;
-        for (int run = 0; run < runs; run++, x += stride)
-        {
-            int i = 0;
-            if (vec)
-            {
-                int full = length - Step;
-                while (i <= full)
-                {
-                    Vector256<float> f0 = default, f1 = default, f2 = default, f3 = default;
-                    int end = Math.Min(full, i + ((FlushSteps - 1) * Step));
-                    for (; i <= end; i += Step)
-                    {
-                        var d0 = Vector256.Load(x + i) - mv;
-                        var d1 = Vector256.Load(x + i + 8) - mv;
-                        var d2 = Vector256.Load(x + i + 16) - mv;
-                        var d3 = Vector256.Load(x + i + 24) - mv;
-                        f0 = Vector256.FusedMultiplyAdd(d0, d0, f0);
-                        f1 = Vector256.FusedMultiplyAdd(d1, d1, f1);
-                        f2 = Vector256.FusedMultiplyAdd(d2, d2, f2);
-                        f3 = Vector256.FusedMultiplyAdd(d3, d3, f3);
-                    }
-
-                    Flush(f0, f1, f2, f3, ref a0, ref a1, ref a2, ref a3);
-                }
-
-                if (i <= length - 8)
-                {
-                    Vector256<float> r = default;
-                    for (; i <= length - 8; i += 8)
-                    {
-                        var d0 = Vector256.Load(x + i) - mv;
-                        r = Vector256.FusedMultiplyAdd(d0, d0, r);
-                    }
-
-                    Flush1(r, ref a0);
-                }
-            }
-
-            for (; i < length; i++)
-            {
-                double d = (double)x[i] - m;
-                tail += d * d;
-            }
-        }
-
-        return vec ? Combine(a0, a1, a2, a3) + tail : tail;
-    }
-
     /// <summary>Σ dy and Σ (x − m)·dy over runs as in <see cref="SumAndSquaresShifted"/> (m a float), float partials flushed into double.</summary>
     public static void SumAndDotAbout(float* x, float* dy, int length, int runs, long stride, float m, out double sumDy, out double dot)
     {
