@@ -21,6 +21,8 @@ public sealed class ToleranceWithinTests
     [InlineData(1.0, 1.0 + 2e-9, 1e-9, false)]
     [InlineData(-1.0, 1.0, 1.0, false)]
     [InlineData(1.0, 1e300, double.PositiveInfinity, true)]
+    [InlineData(-5.9e15, double.NegativeInfinity, Tolerance.IllPosed, true)]
+    [InlineData(0.0, double.NaN, Tolerance.IllPosed, true)]
     public void Within_handles_nan_infinities_and_signed_zeros(double expected, double actual, double budget, bool within) =>
         Assert.Equal(within, Tolerance.Within(expected, actual, budget));
 

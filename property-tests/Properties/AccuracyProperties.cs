@@ -133,9 +133,9 @@ public sealed class AccuracyProperties
 
         for (int j = 0; j < truth.Length; j++)
         {
-            if (!double.IsFinite(truth[j]) || !double.IsFinite(actual[j]) || !double.IsFinite(torch[j]))
+            if (!double.IsFinite(truth[j]) || !double.IsFinite(actual[j]) || !double.IsFinite(torch[j]) || double.IsNaN(budget[j]))
             {
-                continue; // non-finite values are parity's business
+                continue; // non-finite values and ill-posed elements (Tolerance.IllPosed) are parity's business
             }
 
             double ours = Math.Abs(actual[j] - truth[j]);

@@ -12,7 +12,7 @@ public sealed class ToleranceDerivationRegressions
 {
     private static StepSpec Train(int batch, int[] spatial, DataRecipe data, DataRecipe? gradient = null) => new(true, batch, spatial, data, gradient);
 
-    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight", "float64 constant channel of 5100 values", "running_var + eps = 0 in eval", "float64 gradients over ties and zeros", "float32 constant channel gradients at eps 1e-10", "float64 gradients with spiked dy" };
+    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight", "float64 constant channel of 5100 values", "running_var + eps = 0 in eval", "float64 gradients over ties and zeros", "float32 constant channel gradients at eps 1e-10", "float64 gradients with spiked dy", "eval with running_var + eps = 0 after a float64 constant channel" };
 
     private static CaseSpec Spec(string name) => name switch
     {
@@ -50,6 +50,10 @@ public sealed class ToleranceDerivationRegressions
         // invstd error (BatchInvStdRelative).
         "float64 gradients with spiked dy" => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float64, 3, 1e-5, 0.1, false, true, null,
             new[] { Train(141, new[] { 3, 4 }, new DataRecipe(DataKind.ZerosAndTies, 72), new DataRecipe(DataKind.SampledSpikes, 0, -2, 1)) }),
+        // eps = 0 after a constant float64 channel: the library's running_var is exactly 0 (eval output ±∞), libtorch's
+        // is δ² from its inexact mean (eval output ≈ −5.9e15): ill-posed, accepted either way (Tolerance.IllPosed).
+        "eval with running_var + eps = 0 after a float64 constant channel" => new CaseSpec(ModuleKind.BatchNorm1d, ElementType.Float64, 1, 0, null, true, true, null,
+            new[] { Train(2, new[] { 5 }, new DataRecipe(DataKind.ConstantChannel, 389)), new StepSpec(false, 2, new[] { 1 }, new DataRecipe(DataKind.Normal, 0), null) }),
         _ => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float64, 1, 1e-5, 0.1, true, true, null,
             new[] { Train(2, new[] { 3, 13 }, new DataRecipe(DataKind.ConstantChannel, 0), new DataRecipe(DataKind.OffsetScale, 0, 1.68, 0.0135)) }),
     };

@@ -126,13 +126,26 @@ public static class Tolerance
             : ElementwiseRoundings + Math.Max(terms - 1, 0);
 
     /// <summary>
+    /// The budget of an element no rounding analysis bounds: an eval output whose running_var + eps is exactly 0, so that
+    /// the truth's α is infinite and an implementation's α is infinite or huge depending on one rounding of noise in its
+    /// running_var. <see cref="Within"/> accepts any pair there (including NaN and ±∞); every other budget that ∞·0 made
+    /// NaN is replaced by +∞ in <see cref="ToleranceBudgets"/>, so this value is never produced by accident.
+    /// </summary>
+    public const double IllPosed = double.NaN;
+
+    /// <summary>
     /// Whether <paramref name="actual"/> is within <paramref name="budget"/> of <paramref name="expected"/>.
     /// NaN matches only NaN; ±Infinity only the same infinity; +0 and −0 are equal (the sign of a
     /// zero output depends on whether x·α + β or (x − μ)·α + b was evaluated, which PyTorch does not fix).
-    /// A non-finite budget (an infinite input made the scale infinite) accepts any finite pair.
+    /// An infinite budget (an infinite input made the scale infinite) accepts any finite pair; <see cref="IllPosed"/> any pair.
     /// </summary>
     public static bool Within(double expected, double actual, double budget)
     {
+        if (double.IsNaN(budget))
+        {
+            return true; // IllPosed: rounding noise in an exactly singular denominator decides the value
+        }
+
         if (double.IsNaN(expected) || double.IsNaN(actual))
         {
             return double.IsNaN(expected) && double.IsNaN(actual);

@@ -75,10 +75,23 @@ public static class ToleranceBudgets
                 else
                 {
                     double bufferVar = before.RunningVar![c];
+                    if (bufferVar + config.Eps == 0)
+                    {
+                        // running_var + eps = 0 exactly (eps = 0 after a constant channel): the truth's α is infinite,
+                        // and an implementation whose running_var carries one rounding of noise (libtorch's inexact
+                        // float64 mean of a constant channel gives var = δ²) has a huge finite α instead.
+                        output[i] = Tolerance.IllPosed;
+                        continue;
+                    }
+
                     output[i] = k * u * scale + alpha * meanBudget[c] + centred * varBudget[c] / (2 * Math.Abs(bufferVar + config.Eps));
                 }
 
                 output[i] += k * spacing * (alpha + 1);
+                if (double.IsNaN(output[i]))
+                {
+                    output[i] = double.PositiveInfinity; // ∞·0 of an infinite input: unbounded, but not ill-posed
+                }
             }
 
             // Buffers (only training steps with tracking move them).
@@ -121,10 +134,27 @@ public static class ToleranceBudgets
                 (gradInput, gradWeight, gradBias) = GradientBudgets(config, x, gradOutput.Data, norm, before, meanBudget, varBudget, u, k);
             }
 
-            result.Add(new StepBudgets(output, runningMean, runningVar, gradInput, gradWeight, gradBias));
+            result.Add(new StepBudgets(output, NotIllPosed(runningMean), NotIllPosed(runningVar), NotIllPosed(gradInput), NotIllPosed(gradWeight), NotIllPosed(gradBias)));
         }
 
         return result;
+    }
+
+    /// <summary>A NaN from ∞·0 in a budget means unbounded (∞), never <see cref="Tolerance.IllPosed"/>.</summary>
+    private static double[]? NotIllPosed(double[]? budgets)
+    {
+        if (budgets is not null)
+        {
+            for (int i = 0; i < budgets.Length; i++)
+            {
+                if (double.IsNaN(budgets[i]))
+                {
+                    budgets[i] = double.PositiveInfinity;
+                }
+            }
+        }
+
+        return budgets;
     }
 
     /// <summary>
