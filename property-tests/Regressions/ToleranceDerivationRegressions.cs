@@ -65,6 +65,13 @@ public sealed class ToleranceDerivationRegressions
         Properties.AccuracyProperties.AssertNotLessAccurateThanTorchSharp(new CaseSpec(ModuleKind.BatchNorm3d, ElementType.Float32, 3, 1e-5, 0.1, true, true, null,
             new[] { Train(4, new[] { 15, 9, 7 }, new DataRecipe(DataKind.SampledSpikes, 82, 3.37, 0.589)) }));
 
+    /// <summary>The finite-difference property's shrunk counterexample: two float64 values per channel at 4130 ± 2e-5 with
+    /// eps 1e-10; the loss's rounding through x − μ (u·|x|·|w|/σ per output) was missing from the allowance.</summary>
+    [Fact]
+    public void Finite_differences_of_two_values_far_from_zero() =>
+        Properties.FiniteDifferenceProperties.AssertGradientsMatchFiniteDifferences(new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float64, 145, 1e-10, 0.1, true, true, null,
+            new[] { Train(2, new[] { 1, 1 }, new DataRecipe(DataKind.SampledSpikes, 446, 4130, 0.00212), new DataRecipe(DataKind.Uniform, 8415)) }));
+
     [Theory]
     [MemberData(nameof(Names))]
     public void Shrunk_counterexample_passes_against_TorchSharp(string name) =>
