@@ -6,6 +6,8 @@
 #   tools/mutation/run.sh                      # the engine: src/BnParity/Engine/*.cs (~690 mutants, ~45 min on 2 cores)
 #   tools/mutation/run.sh 'src/BnParity/Kernels/*.cs'   # other files (globs under the repo)
 #   MUTATION_SINCE=main tools/mutation/run.sh  # only files changed since a commit
+#   MUTATION_FILTER='FullyQualifiedName~…' tools/mutation/run.sh …   # another test filter (default: parity-tests/Library;
+#       the module surface also needs Rules.ModuleRuleTests, Rules.ValidationRuleTests and Rules.StateDictRuleTests)
 #
 # Budget: about 4 s per mutant with 2 test sessions on this 2-core machine (coverage analysis is off, so every mutant
 # runs the whole Library suite), plus ~1 min to build. A whole-library run (~2 200 mutants) takes about 2.5 hours, so
@@ -31,6 +33,6 @@ fi
 output="${MUTATION_OUTPUT:-$PWD/StrykerOutput}"
 cd tools/mutation
 dotnet stryker -f stryker-config.json "${args[@]}" \
-  --test-case-filter "FullyQualifiedName~BnParity.ParityTests.Library" \
+  --test-case-filter "${MUTATION_FILTER:-FullyQualifiedName~BnParity.ParityTests.Library}" \
   --output "$output" --skip-version-check
 echo "report: $output/reports/mutation-report.html (json beside it)"
