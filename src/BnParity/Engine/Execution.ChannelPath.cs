@@ -33,11 +33,11 @@ public abstract partial class BatchNorm<T>
             long count = (long)nBatch * s;
             int group = _runsPerGroup;
             T* x = (T*)_pX;
-            switch (_job)
+            switch (_call)
             {
-                case JobKind.ForwardBatch:
+                case CallKind.ForwardBatch:
                 {
-                    T* y = (T*)_pY;
+                    T* y = (T*)_pOut;
                     T* save = (T*)_pSave;
                     double shift = ChannelShift(ch);
                     double sum = 0, shiftedSquares = 0;
@@ -96,9 +96,9 @@ public abstract partial class BatchNorm<T>
                     break;
                 }
 
-                case JobKind.ForwardFixed:
+                case CallKind.ForwardFixed:
                 {
-                    T* y = (T*)_pY;
+                    T* y = (T*)_pOut;
                     T* save = (T*)_pSave;
                     double mean = Mean[ch];
                     double scale = Invstd[ch] * Weight[ch];
@@ -117,11 +117,11 @@ public abstract partial class BatchNorm<T>
                     break;
                 }
 
-                case JobKind.BackwardBatch:
-                case JobKind.BackwardFixed:
+                case CallKind.BackwardBatch:
+                case CallKind.BackwardFixed:
                 {
                     T* dy = (T*)_pDy;
-                    T* dx = (T*)_pY;
+                    T* dx = (T*)_pOut;
                     double mean = Mean[ch];
                     double invstd = Invstd[ch];
                     double scale = invstd * Weight[ch];
@@ -139,7 +139,7 @@ public abstract partial class BatchNorm<T>
                     }
 
                     var terms = ChannelBackward.From(FinishDot(dot, sumDy, mean), sumDy, invstd, count);
-                    if (_job == JobKind.BackwardBatch)
+                    if (_call == CallKind.BackwardBatch)
                     {
                         for (int i = 0; i < nBatch; i++)
                         {

@@ -47,10 +47,10 @@ public abstract partial class BatchNorm<T>
 
             int workers = Math.Min(threads, blocks);
             long count = (long)n * s;
-            switch (_job)
+            switch (_call)
             {
-                case JobKind.ForwardBatch:
-                    _job = JobKind.RowSum;
+                case CallKind.ForwardBatch:
+                    _phase = Phase.RowSum;
                     RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
@@ -59,7 +59,7 @@ public abstract partial class BatchNorm<T>
                         _colMean.AsSpan(ch * s, s).Fill(m);
                     }
 
-                    _job = JobKind.RowSquares;
+                    _phase = Phase.RowSquares;
                     RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
@@ -73,11 +73,11 @@ public abstract partial class BatchNorm<T>
 
                     FoldNonFiniteScaleColumns(c, s);
                     _splitCopy = false;
-                    _job = JobKind.RowNormalize;
+                    _phase = Phase.RowNormalize;
                     RunPhase(workers);
                     break;
 
-                case JobKind.ForwardFixed:
+                case CallKind.ForwardFixed:
                     for (int ch = 0; ch < c; ch++)
                     {
                         _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
@@ -87,19 +87,18 @@ public abstract partial class BatchNorm<T>
 
                     FoldNonFiniteScaleColumns(c, s);
                     _splitCopy = true;
-                    _job = JobKind.RowNormalize;
+                    _phase = Phase.RowNormalize;
                     RunPhase(workers);
                     break;
 
                 default:
-                    _splitBatch = _job == JobKind.BackwardBatch;
                     for (int ch = 0; ch < c; ch++)
                     {
                         _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
                         _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
                     }
 
-                    _job = JobKind.RowSumDot;
+                    _phase = Phase.RowSumDot;
                     RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
@@ -111,7 +110,7 @@ public abstract partial class BatchNorm<T>
                         _colGradMean.AsSpan(ch * s, s).Fill(terms.GradMean);
                     }
 
-                    _job = JobKind.RowBackward;
+                    _phase = Phase.RowBackward;
                     RunPhase(workers);
                     break;
             }
@@ -175,9 +174,9 @@ public abstract partial class BatchNorm<T>
             {
                 double* acc = pa + ((long)block * columns);
                 double* acc2 = pb + ((long)block * columns);
-                switch (_job)
+                switch (_phase)
                 {
-                    case JobKind.RowSum:
+                    case Phase.RowSum:
                         new Span<double>(acc, columns).Clear();
                         for (long i = r0; i < r1; i++)
                         {
@@ -192,7 +191,7 @@ public abstract partial class BatchNorm<T>
 
                         break;
 
-                    case JobKind.RowSquares:
+                    case Phase.RowSquares:
                         new Span<double>(acc, columns).Clear();
                         for (long i = r0; i < r1; i++)
                         {
@@ -201,7 +200,7 @@ public abstract partial class BatchNorm<T>
 
                         break;
 
-                    case JobKind.RowNormalize:
+                    case Phase.RowNormalize:
                         for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
@@ -210,12 +209,12 @@ public abstract partial class BatchNorm<T>
                                 SaveRun(x, (T*)_pSave, o, columns);
                             }
 
-                            Kernels<T>.NormalizeColumns(x + o, (T*)_pY + o, mean, scale, shift, columns);
+                            Kernels<T>.NormalizeColumns(x + o, (T*)_pOut + o, mean, scale, shift, columns);
                         }
 
                         break;
 
-                    case JobKind.RowSumDot:
+                    case Phase.RowSumDot:
                         new Span<double>(acc, columns).Clear();
                         new Span<double>(acc2, columns).Clear();
                         for (long i = r0; i < r1; i++)
@@ -226,17 +225,17 @@ public abstract partial class BatchNorm<T>
 
                         break;
 
-                    default:
+                    case Phase.RowBackward:
                         for (long i = r0; i < r1; i++)
                         {
                             long o = (long)i * columns;
-                            if (_splitBatch)
+                            if (_call == CallKind.BackwardBatch)
                             {
-                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pY + o, mean, k, gradMean, scale, columns);
+                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pOut + o, mean, k, gradMean, scale, columns);
                             }
                             else
                             {
-                                Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pY + o, scale, columns);
+                                Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pOut + o, scale, columns);
                             }
                         }
 

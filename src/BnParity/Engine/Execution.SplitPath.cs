@@ -13,7 +13,6 @@ public abstract partial class BatchNorm<T>
         private int _groups;
         private long _units;
         private bool _splitCopy;
-        private bool _splitBatch;
         private readonly double[] _chScale;
         private readonly double[] _chShift;
         private readonly double[] _chK;
@@ -40,10 +39,10 @@ public abstract partial class BatchNorm<T>
 
             workers = (int)Math.Min(workers, _units);
             long count = (long)n * s;
-            switch (_job)
+            switch (_call)
             {
-                case JobKind.ForwardBatch:
-                    _job = JobKind.SplitSum;
+                case CallKind.ForwardBatch:
+                    _phase = Phase.SplitSum;
                     ForkJoin(workers);
                     bool anyRefine = false;
                     for (int ch = 0; ch < c; ch++)
@@ -57,7 +56,7 @@ public abstract partial class BatchNorm<T>
 
                     if (anyRefine)
                     {
-                        _job = JobKind.SplitSquares;
+                        _phase = Phase.SplitSquares;
                         ForkJoin(workers);
                         for (int ch = 0; ch < c; ch++)
                         {
@@ -79,11 +78,11 @@ public abstract partial class BatchNorm<T>
                     }
 
                     _splitCopy = false;
-                    _job = JobKind.SplitNormalize;
+                    _phase = Phase.SplitNormalize;
                     ForkJoin(workers);
                     break;
 
-                case JobKind.ForwardFixed:
+                case CallKind.ForwardFixed:
                     for (int ch = 0; ch < c; ch++)
                     {
                         _chScale[ch] = Invstd[ch] * Weight[ch];
@@ -91,13 +90,12 @@ public abstract partial class BatchNorm<T>
                     }
 
                     _splitCopy = true;
-                    _job = JobKind.SplitNormalize;
+                    _phase = Phase.SplitNormalize;
                     ForkJoin(workers);
                     break;
 
                 default:
-                    _splitBatch = _job == JobKind.BackwardBatch;
-                    _job = JobKind.SplitSumDot;
+                    _phase = Phase.SplitSumDot;
                     ForkJoin(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
@@ -110,7 +108,7 @@ public abstract partial class BatchNorm<T>
                         _chScale[ch] = Invstd[ch] * Weight[ch];
                     }
 
-                    _job = JobKind.SplitBackward;
+                    _phase = Phase.SplitBackward;
                     ForkJoin(workers);
                     break;
             }
@@ -149,9 +147,9 @@ public abstract partial class BatchNorm<T>
             long o = (((n0 * c) + ch) * s) + b;
             int len = Math.Min(Block, s - b);
             T* x = (T*)_pX;
-            switch (_job)
+            switch (_phase)
             {
-                case JobKind.SplitSum:
+                case Phase.SplitSum:
                     if (_pSave != 0)
                     {
                         for (int r = 0; r < runs; r++)
@@ -164,36 +162,37 @@ public abstract partial class BatchNorm<T>
                     _partA[u] = bs;
                     _partB[u] = bq;
                     break;
-                case JobKind.SplitSquares:
+                case Phase.SplitSquares:
                     BlockSecondPass(x + o, len, runs, stride, Mean[ch], out double ss, out double sq);
                     _partA[u] = sq;
                     _partB[u] = ss;
                     break;
-                case JobKind.SplitSumDot:
+                case Phase.SplitSumDot:
                     BlockSumDot(x + o, (T*)_pDy + o, len, runs, stride, Mean[ch], out double sd, out double dd);
                     _partA[u] = sd;
                     _partB[u] = dd;
                     break;
-                default:
+                case Phase.SplitNormalize:
+                case Phase.SplitBackward:
                     for (int r = 0; r < runs; r++)
                     {
                         long q = o + (r * stride);
-                        if (_job == JobKind.SplitNormalize)
+                        if (_phase == Phase.SplitNormalize)
                         {
                             if (_splitCopy && _pSave != 0)
                             {
                                 SaveRun(x, (T*)_pSave, q, len);
                             }
 
-                            RunNormalize(x + q, (T*)_pY + q, len, Mean[ch], _chScale[ch], _chShift[ch]);
+                            RunNormalize(x + q, (T*)_pOut + q, len, Mean[ch], _chScale[ch], _chShift[ch]);
                         }
-                        else if (_splitBatch)
+                        else if (_call == CallKind.BackwardBatch)
                         {
-                            RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pY + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                            RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pOut + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
                         }
                         else
                         {
-                            Kernels<T>.Scale((T*)_pDy + q, (T*)_pY + q, len, _chScale[ch]);
+                            Kernels<T>.Scale((T*)_pDy + q, (T*)_pOut + q, len, _chScale[ch]);
                         }
                     }
 

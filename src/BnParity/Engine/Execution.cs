@@ -11,7 +11,7 @@ public abstract partial class BatchNorm<T>
     /// is what makes a failure inside a worker atomic.
     /// </summary>
     /// <remarks>
-    /// Raw pointers: <see cref="_pX"/>, <see cref="_pY"/>, <see cref="_pDy"/> and <see cref="_pSave"/> point into
+    /// Raw pointers: <see cref="_pX"/>, <see cref="_pOut"/>, <see cref="_pDy"/> and <see cref="_pSave"/> point into
     /// buffers the calling thread has pinned with <c>fixed</c> for the whole of <see cref="RunForward"/> /
     /// <see cref="RunBackward"/>; workers only dereference them between the fork and the join of a phase, which both
     /// happen inside that pinned region, and the pointers are cleared before the call returns.
@@ -52,9 +52,11 @@ public abstract partial class BatchNorm<T>
         private ExecutionOptions _options = ExecutionOptions.Default;
 
         // The job the workers execute (set before dispatch).
-        private JobKind _job;
+        private CallKind _call;
+        private Phase _phase;
         private nint _pX;
-        private nint _pY;
+        /// <summary>The tensor the call writes: y in a forward, dx in a backward.</summary>
+        private nint _pOut;
         private nint _pDy;
         private nint _pSave;
         private int _jobN;
@@ -83,14 +85,21 @@ public abstract partial class BatchNorm<T>
             _worker = new ChunkWorker(this);
         }
 
-        /// <summary>What the workers do. The path methods translate the call kinds (the first four) into their own
-        /// phases; a phase is dispatched by an explicit switch, so the member order carries no meaning.</summary>
-        private enum JobKind
+        /// <summary>What the caller asked for: set once per call, read by the paths to choose their phases.</summary>
+        private enum CallKind
         {
             ForwardBatch,
             ForwardFixed,
             BackwardBatch,
             BackwardFixed,
+        }
+
+        /// <summary>What the workers run now: one phase of a path, dispatched by <see cref="RunChunk"/> with an explicit
+        /// switch (the member order carries no meaning). <see cref="Phase.Channel"/> is the channel path's one phase,
+        /// which does the whole call per channel.</summary>
+        private enum Phase
+        {
+            Channel,
             SplitSum,
             SplitSquares,
             SplitNormalize,
@@ -118,9 +127,10 @@ public abstract partial class BatchNorm<T>
         /// <paramref name="save"/> (may be null) receives a copy of the input.</summary>
         public void RunForward(T* x, T* y, T* save, int n, int s, bool batch)
         {
-            _job = batch ? JobKind.ForwardBatch : JobKind.ForwardFixed;
+            _call = batch ? CallKind.ForwardBatch : CallKind.ForwardFixed;
+            _phase = Phase.Channel;
             _pX = (nint)x;
-            _pY = (nint)y;
+            _pOut = (nint)y;
             _pSave = (nint)save;
             _jobN = n;
             _jobS = s;
@@ -130,7 +140,7 @@ public abstract partial class BatchNorm<T>
             }
             finally
             {
-                _pX = _pY = _pSave = 0;
+                _pX = _pOut = _pSave = 0;
             }
         }
 
@@ -138,10 +148,11 @@ public abstract partial class BatchNorm<T>
         /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="Weight"/> hold the saved forward context.</summary>
         public void RunBackward(T* x, T* dy, T* dx, int n, int s, bool batch)
         {
-            _job = batch ? JobKind.BackwardBatch : JobKind.BackwardFixed;
+            _call = batch ? CallKind.BackwardBatch : CallKind.BackwardFixed;
+            _phase = Phase.Channel;
             _pX = (nint)x;
             _pDy = (nint)dy;
-            _pY = (nint)dx;
+            _pOut = (nint)dx;
             _jobN = n;
             _jobS = s;
             long length = (long)n * _c * s;
@@ -152,7 +163,7 @@ public abstract partial class BatchNorm<T>
             }
             finally
             {
-                _pX = _pY = _pDy = 0;
+                _pX = _pOut = _pDy = 0;
             }
         }
 
@@ -280,13 +291,13 @@ public abstract partial class BatchNorm<T>
         /// <summary>Chunk <paramref name="chunk"/> of <see cref="_chunks"/>: a contiguous range of the phase's units.</summary>
         private void RunChunk(int chunk)
         {
-            switch (_job)
+            switch (_phase)
             {
-                case JobKind.RowSum:
-                case JobKind.RowSquares:
-                case JobKind.RowNormalize:
-                case JobKind.RowSumDot:
-                case JobKind.RowBackward:
+                case Phase.RowSum:
+                case Phase.RowSquares:
+                case Phase.RowNormalize:
+                case Phase.RowSumDot:
+                case Phase.RowBackward:
                     for (long b = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; b < end; b++)
                     {
                         RunRowBlock((int)b);
@@ -294,11 +305,11 @@ public abstract partial class BatchNorm<T>
 
                     break;
 
-                case JobKind.SplitSum:
-                case JobKind.SplitSquares:
-                case JobKind.SplitNormalize:
-                case JobKind.SplitSumDot:
-                case JobKind.SplitBackward:
+                case Phase.SplitSum:
+                case Phase.SplitSquares:
+                case Phase.SplitNormalize:
+                case Phase.SplitSumDot:
+                case Phase.SplitBackward:
                     for (long u = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; u < end; u++)
                     {
                         RunUnit(u);
@@ -306,7 +317,7 @@ public abstract partial class BatchNorm<T>
 
                     break;
 
-                default:
+                case Phase.Channel:
                     for (int ch = (int)((long)chunk * _c / _chunks), end = (int)((long)(chunk + 1) * _c / _chunks); ch < end; ch++)
                     {
                         RunChannel(ch);
