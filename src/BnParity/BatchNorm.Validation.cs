@@ -1,0 +1,127 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <content>
+/// Validation of every public call's arguments. Each rule throws before anything is written (the module, the
+/// destination and the saved context stay exactly as they were) and names the argument and the rule.
+/// </content>
+public abstract partial class BatchNorm<T>
+{
+    private void ValidateForward(ReadOnlySpan<int> shape, int inputLength, string shapeParam)
+    {
+        ValidateRank(shape.Length);
+        if (shape.Length < 2)
+        {
+            throw BatchNormErrors.Argument($"expected at least 2D input (got {shape.Length}D input)", "input");
+        }
+
+        long length = DenseTensor<T>.CheckedLength(shape, shapeParam);
+        if (shape[1] != NumFeatures)
+        {
+            throw BatchNormErrors.Argument(BatchNormErrors.WrongChannels(NumFeatures, shape[1]), "input");
+        }
+
+        if (length != inputLength)
+        {
+            throw new ArgumentException(
+                $"shape {DenseTensor<T>.FormatShape(shape)} needs {length} elements; input has {inputLength}.", shapeParam);
+        }
+
+        if (UsesBatchStats && SpatialCount(shape) * shape[0] == 1)
+        {
+            throw BatchNormErrors.Argument(BatchNormErrors.MoreThanOneValuePerChannel(shape), "input");
+        }
+
+        if (_training && TrackRunningStats && _numBatchesTracked == long.MaxValue)
+        {
+            // libtorch's int64 counter would wrap to a negative count, which no state dict accepts back.
+            throw new InvalidOperationException(
+                $"num_batches_tracked is {long.MaxValue} and cannot count another training batch; reset it (ResetRunningStats or NumBatchesTracked) first.");
+        }
+    }
+
+    /// <summary>Product of the dims after the channel dim (saturated; it only matters when the input is non-empty,
+    /// where it cannot overflow).</summary>
+    private static int SpatialCount(ReadOnlySpan<int> shape)
+    {
+        long s = 1;
+        for (int i = 2; i < shape.Length; i++)
+        {
+            s = Math.Min(s * shape[i], int.MaxValue);
+        }
+
+        return (int)s;
+    }
+
+    private void ValidateSpanBackward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    {
+        ValidateBackward(shape, nameof(shape));
+        int length = SavedLength;
+        if (gradOutput.Length != length)
+        {
+            throw new ArgumentException($"gradOutput has {gradOutput.Length} elements; expected {length}.", nameof(gradOutput));
+        }
+
+        if (gradInput.Length != length)
+        {
+            throw new ArgumentException($"gradInput has {gradInput.Length} elements; expected {length}.", nameof(gradInput));
+        }
+
+        if (gradOutput.Overlaps(gradInput, out int offset) && offset != 0)
+        {
+            throw new ArgumentException("gradInput partially overlaps gradOutput; use the same buffer or a disjoint one.", nameof(gradInput));
+        }
+
+        if (Affine)
+        {
+            if (gradWeight.Length != NumFeatures)
+            {
+                throw new ArgumentException($"gradWeight has {gradWeight.Length} elements; expected {NumFeatures}.", nameof(gradWeight));
+            }
+
+            if (gradBias.Length != NumFeatures)
+            {
+                throw new ArgumentException($"gradBias has {gradBias.Length} elements; expected {NumFeatures}.", nameof(gradBias));
+            }
+        }
+
+        if (length > 0 && gradInput.Overlaps((_savedRef ?? _savedInput).AsSpan(0, length)))
+        {
+            // Backward reads the saved input while it writes dx, and a later Backward of the same forward would
+            // differentiate the overwritten values.
+            throw new ArgumentException(
+                "gradInput overlaps the input saved by the last Forward; write the gradient to another buffer.", nameof(gradInput));
+        }
+    }
+
+    private int SavedLength
+    {
+        get
+        {
+            long l = 1;
+            foreach (int d in _savedShape!)
+            {
+                l *= d;
+            }
+
+            return (int)l;
+        }
+    }
+
+    private void ValidateBackward(ReadOnlySpan<int> shape, string paramName)
+    {
+        if (_savedShape is null)
+        {
+            throw new InvalidOperationException(
+                "Backward requires a preceding successful Forward call with SaveForBackward = true (and no ReleaseBackwardContext since).");
+        }
+
+        if (!shape.SequenceEqual(_savedShape))
+        {
+            throw new ArgumentException(
+                $"gradient shape {DenseTensor<T>.FormatShape(shape)} differs from the last forward input shape {DenseTensor<T>.FormatShape(_savedShape)}.",
+                paramName);
+        }
+    }
+}
