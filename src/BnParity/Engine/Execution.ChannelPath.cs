@@ -19,7 +19,7 @@ public abstract partial class BatchNorm<T>
                 return;
             }
 
-            ForkJoin(workers);
+            RunPhase(workers);
         }
 
         /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>

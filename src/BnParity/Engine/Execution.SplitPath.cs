@@ -43,7 +43,7 @@ public abstract partial class BatchNorm<T>
             {
                 case CallKind.ForwardBatch:
                     _phase = Phase.SplitSum;
-                    ForkJoin(workers);
+                    RunPhase(workers);
                     bool anyRefine = false;
                     for (int ch = 0; ch < c; ch++)
                     {
@@ -57,7 +57,7 @@ public abstract partial class BatchNorm<T>
                     if (anyRefine)
                     {
                         _phase = Phase.SplitSquares;
-                        ForkJoin(workers);
+                        RunPhase(workers);
                         for (int ch = 0; ch < c; ch++)
                         {
                             if (_refine[ch])
@@ -79,7 +79,7 @@ public abstract partial class BatchNorm<T>
 
                     _splitCopy = false;
                     _phase = Phase.SplitNormalize;
-                    ForkJoin(workers);
+                    RunPhase(workers);
                     break;
 
                 case CallKind.ForwardFixed:
@@ -91,12 +91,12 @@ public abstract partial class BatchNorm<T>
 
                     _splitCopy = true;
                     _phase = Phase.SplitNormalize;
-                    ForkJoin(workers);
+                    RunPhase(workers);
                     break;
 
                 default:
                     _phase = Phase.SplitSumDot;
-                    ForkJoin(workers);
+                    RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
                         double sumDy = FoldParts(_partA, ch);
@@ -109,7 +109,7 @@ public abstract partial class BatchNorm<T>
                     }
 
                     _phase = Phase.SplitBackward;
-                    ForkJoin(workers);
+                    RunPhase(workers);
                     break;
             }
         }

@@ -16,7 +16,7 @@ public abstract partial class BatchNorm<T>
     /// <see cref="RunBackward"/>; workers only dereference them between the fork and the join of a phase, which both
     /// happen inside that pinned region, and the pointers are cleared before the call returns.
     /// </remarks>
-    private sealed unsafe partial class Execution
+    private sealed unsafe partial class Execution : IChunkOperation
     {
         private readonly BatchNorm<T> _module;
         private readonly int _c;
@@ -40,11 +40,7 @@ public abstract partial class BatchNorm<T>
         /// <summary>Per-channel dL/dbias in double (backward).</summary>
         public readonly double[] GradBias;
 
-        private readonly ChunkWorker _worker;
-        private readonly object _gate = new();
-        private long _claimState;
-        private int _completedChunks;
-        private Exception? _workerError;
+        private readonly ForkJoinScheduler _scheduler;
 
         // Settings snapshot of the call.
         private double _eps;
@@ -61,7 +57,6 @@ public abstract partial class BatchNorm<T>
         private nint _pSave;
         private int _jobN;
         private int _jobS;
-        private int _chunks;
         private bool _streamGradInput;
 
         /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
@@ -82,7 +77,7 @@ public abstract partial class BatchNorm<T>
             _chK = new double[_c];
             _chGradMean = new double[_c];
             _refine = new bool[_c];
-            _worker = new ChunkWorker(this);
+            _scheduler = new ForkJoinScheduler(this);
         }
 
         /// <summary>What the caller asked for: set once per call, read by the paths to choose their phases.</summary>
@@ -196,100 +191,14 @@ public abstract partial class BatchNorm<T>
 
         // ------------------------------------------------------------------ Scheduler
 
-        /// <summary>Runs a phase on the caller (one worker) or fork/join.</summary>
-        private void RunPhase(int workers)
-        {
-            if (workers <= 1)
-            {
-                _chunks = 1;
-                RunChunk(0);
-                return;
-            }
+        /// <summary>Runs the current phase in <paramref name="workers"/> chunks (on the caller when one). The
+        /// pointers the chunks dereference stay pinned: <see cref="ForkJoinScheduler.Run"/> returns only after every
+        /// chunk finished, and it is called inside <see cref="RunForward"/>'s / <see cref="RunBackward"/>'s pinned
+        /// region.</summary>
+        private void RunPhase(int workers) => _scheduler.Run(workers);
 
-            ForkJoin(workers);
-        }
-
-        private void ForkJoin(int workers)
-        {
-            // Allocation-free fork/join. The caller and (workers − 1) queued thread-pool items (one cached object)
-            // claim chunks by CAS on _claimState = (generation << 32) | next index. A new phase first locks the state
-            // (index = int.MaxValue), then sets up the job and publishes (generation + 1, 0); a CAS from an older
-            // generation therefore fails, so an item that starts late either helps the current phase legitimately or
-            // finds nothing and returns. The caller never waits for an item that has not started: it claims any
-            // unclaimed chunk itself and waits only for chunks in progress. Chunk boundaries vary with the worker
-            // count, but the summation order does not (see the class remarks), so results do not either.
-            long generation = (Volatile.Read(ref _claimState) >> 32) + 1;
-            Interlocked.Exchange(ref _claimState, (generation << 32) | int.MaxValue);
-            _chunks = workers;
-            _workerError = null;
-            _completedChunks = 0;
-            Interlocked.Exchange(ref _claimState, generation << 32);
-            for (int i = 1; i < workers; i++)
-            {
-                ThreadPool.UnsafeQueueUserWorkItem(_worker, preferLocal: false);
-            }
-
-            ClaimChunks();
-            if (Volatile.Read(ref _completedChunks) < workers)
-            {
-                lock (_gate)
-                {
-                    while (Volatile.Read(ref _completedChunks) < workers)
-                    {
-                        Monitor.Wait(_gate);
-                    }
-                }
-            }
-
-            if (_workerError is Exception error)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-            }
-        }
-
-        private void ClaimChunks()
-        {
-            while (true)
-            {
-                long state = Volatile.Read(ref _claimState);
-                int chunk = (int)(state & int.MaxValue);
-                int chunks = Volatile.Read(ref _chunks);
-                if (chunk >= chunks)
-                {
-                    return;
-                }
-
-                if (Interlocked.CompareExchange(ref _claimState, state + 1, state) != state)
-                {
-                    continue;
-                }
-
-                try
-                {
-                    RunChunk(chunk);
-                }
-                catch (Exception e)
-                {
-                    _workerError = e;
-                }
-
-                if (Interlocked.Increment(ref _completedChunks) == chunks)
-                {
-                    lock (_gate)
-                    {
-                        Monitor.PulseAll(_gate);
-                    }
-                }
-            }
-        }
-
-        private sealed class ChunkWorker(Execution owner) : IThreadPoolWorkItem
-        {
-            public void Execute() => owner.ClaimChunks();
-        }
-
-        /// <summary>Chunk <paramref name="chunk"/> of <see cref="_chunks"/>: a contiguous range of the phase's units.</summary>
-        private void RunChunk(int chunk)
+        /// <summary>Chunk <paramref name="chunk"/> of <paramref name="chunks"/>: a contiguous range of the phase's units.</summary>
+        void IChunkOperation.RunChunk(int chunk, int chunks)
         {
             switch (_phase)
             {
@@ -298,7 +207,7 @@ public abstract partial class BatchNorm<T>
                 case Phase.RowNormalize:
                 case Phase.RowSumDot:
                 case Phase.RowBackward:
-                    for (long b = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; b < end; b++)
+                    for (long b = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; b < end; b++)
                     {
                         RunRowBlock((int)b);
                     }
@@ -310,7 +219,7 @@ public abstract partial class BatchNorm<T>
                 case Phase.SplitNormalize:
                 case Phase.SplitSumDot:
                 case Phase.SplitBackward:
-                    for (long u = _units * chunk / _chunks, end = _units * (chunk + 1) / _chunks; u < end; u++)
+                    for (long u = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; u < end; u++)
                     {
                         RunUnit(u);
                     }
@@ -318,7 +227,7 @@ public abstract partial class BatchNorm<T>
                     break;
 
                 case Phase.Channel:
-                    for (int ch = (int)((long)chunk * _c / _chunks), end = (int)((long)(chunk + 1) * _c / _chunks); ch < end; ch++)
+                    for (int ch = (int)((long)chunk * _c / chunks), end = (int)((long)(chunk + 1) * _c / chunks); ch < end; ch++)
                     {
                         RunChannel(ch);
                     }
