@@ -188,6 +188,44 @@ public sealed class ConcurrencyTests
         Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
     }
 
+    [Fact]
+    public void An_eval_forward_that_saves_for_backward_is_exclusive()
+    {
+        var module = new BatchNorm1d<float>(3);
+        module.Eval(); // SaveForBackward stays true: this forward writes the saved context
+        var x = RandomTensor<float>(2, [16, 3, 40]);
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        BlockFirstWorkItem(module, entered, release);
+        var saving = new Thread(() => module.Forward(x));
+        saving.Start();
+        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "the saving eval forward never started its work (path=Default threads=default)");
+        Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        release.Set();
+        Assert.True(saving.Join(TimeSpan.FromMinutes(1)));
+        module.Backward(x); // its context was saved
+    }
+
+    [Fact]
+    public void An_eval_forward_throws_while_another_thread_is_inside_the_span_Backward()
+    {
+        var module = new BatchNorm1d<float>(3);
+        var x = RandomTensor<float>(3, [16, 3, 40]);
+        module.Forward(x);
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        BlockFirstWorkItem(module, entered, release);
+        module.Eval();
+        module.SaveForBackward = false;
+        var dx = new float[x.Length];
+        var backward = new Thread(() => module.Backward(x.Data, x.Shape, dx, new float[3], new float[3]));
+        backward.Start();
+        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "the span Backward never started its work (path=Default threads=default)");
+        Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        release.Set();
+        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
+    }
+
     /// <summary>Makes the module's first work item signal <paramref name="entered"/> and wait for
     /// <paramref name="release"/>: the call that runs it stays inside the module while the test overlaps it.</summary>
     private static void BlockFirstWorkItem<T>(BatchNorm<T> module, ManualResetEventSlim entered, ManualResetEventSlim release)

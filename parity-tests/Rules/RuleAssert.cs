@@ -117,4 +117,13 @@ internal static class RuleAssert
 
         return i / spatial % x.ShapeSpan[1];
     }
+
+    /// <summary>dx, dweight and dbias bit for bit (null gradients must be null on both sides).</summary>
+    public static void AssertSameGradients<T>(BatchNormGradients<T> expected, BatchNormGradients<T> actual, string what)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        BitEqual(expected.Input.Data, actual.Input.Data, what + " grad_input");
+        BitEqual(expected.Weight, actual.Weight, what + " grad_weight");
+        BitEqual(expected.Bias, actual.Bias, what + " grad_bias");
+    }
 }
