@@ -43,6 +43,10 @@ public abstract unsafe partial class BatchNorm<T>
 
     private void ReturnExecution(Execution execution) => Volatile.Write(ref _idleExecution, execution);
 
+    /// <summary>Runs a validated forward and commits its results.</summary>
+    /// <param name="input">The input values.</param>
+    /// <param name="shape">The input's shape.</param>
+    /// <param name="destination">Receives the output (may be the input's own buffer).</param>
     /// <param name="inputArray">The input's own array when it may be saved by reference (DenseTensor overloads,
     /// not in place); null to copy.</param>
     private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray)

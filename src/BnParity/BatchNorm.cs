@@ -14,29 +14,11 @@ namespace BnParity;
 /// running_mean = f·mean + (1 − f)·running_mean and running_var = f·var·n/(n − 1) + (1 − f)·running_var
 /// (unbiased), blended in double and rounded once to T.</para>
 /// <para><b>Eval</b> with tracking: normalises with the running statistics and changes nothing.</para>
-/// <para><b>Numerics</b>: statistics never use E[x²] − E[x]² about zero, so ill-conditioned data (|mean| ≫ std) keeps
-/// full accuracy. double data, and the row path (S &lt; 16 and C·S ≤ 16384), are two-pass (Σx, then Σ(x − mean)²)
-/// in double and compute the output per element in double as (x − mean)·(invstd·weight) + bias, rounded once to T.
-/// float data on the per-channel path uses <see cref="FloatKernels"/>: float partials of ≤ 8 terms per lane flushed
-/// into double, taken about a shift c near the mean (the float mean of 16 evenly sampled elements) so that only
-/// deviations are added in float; one pass gives Σ(x − c) and Σ(x − c)², and Σ(x − μ)² = Σ(x − c)² − n·(μ − c)² is
-/// used when |μ − c| ≤ √3·σ (cancelling at most 3/4), otherwise a second pass takes Σ(x − μ_hi)² − n·μ_lo². The
-/// output is fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, b − μ_lo·α)) in float, with μ = μ_hi + μ_lo and α = α_hi + α_lo
-/// split from double: error ≤ u·(|x − μ_hi|·|α| (only when x − μ_hi is inexact, i.e. x not within 2× of μ_hi) + |b −
-/// μ_lo·α| + |y|), which is no more than libtorch's x·α + β in float; libtorch folds α = invstd·weight,
-/// β = bias − mean·α and loses up to |x·α|/|y| ulps when |x·α| ≫ |y| (large mean, small std), while x − μ_hi is
-/// exact there.</para>
-/// <para><b>Summation order</b> (fixed, a function of the shape only, so results are bit-identical for every
-/// <see cref="MaxDegreeOfParallelism"/>): channel c of an (N, C, S) input is N runs of S contiguous elements.
-/// When S ≥ 16 (or C·S &gt; 16384) runs shorter than 4096 are taken in groups of G = ⌊4096/S⌋ consecutive runs (G = 1
-/// otherwise) and a channel's total is the left fold, over the groups and then over blocks of 4096 elements, of each
-/// group-block's kernel sum (<see cref="Kernels{T}"/> / <see cref="FloatKernels"/>: vector accumulators combined in
-/// a fixed tree, then scalar tails). Threads take whole channels, or, when channels are too few for the threads,
-/// whole group-blocks whose partials the caller folds in that same order. When S &lt; 16 and C·S ≤ 16384 the input is an
-/// (N, C·S) matrix swept in blocks of R = max(32, ⌈N/32⌉) rows: each block's column partial is a left fold over its
-/// rows, each column folds the block partials in block order, then a channel sums its S columns left to right;
-/// threads take whole row blocks. Without AVX hardware acceleration the kernels run scalar, and with AVX-512 the float
-/// main loops use 512-bit vectors (same results on a given machine, possibly different last bits across machines).</para>
+/// <para><b>Accuracy</b>: statistics never use E[x²] − E[x]², and outputs are computed about the mean, so
+/// ill-conditioned data (|mean| ≫ std) keeps full accuracy: float32 outputs and running statistics are within a few
+/// units in the last place of the float64 truth, never less accurate than libtorch's (the test suite asserts both).</para>
+/// <para><b>Determinism</b>: results are bit-identical for every <see cref="MaxDegreeOfParallelism"/> on a given
+/// machine; the last bits may differ between machines with different vector hardware (AVX-512, AVX2, none).</para>
 /// <para><b>Parameters are not range-checked</b>: <see cref="Eps"/> and <see cref="Momentum"/> accept any value
 /// (PyTorch's own samples use momentum −1.2), and NaN/Infinity in inputs, weights or buffers propagate
 /// through the arithmetic like in PyTorch.</para>
@@ -51,8 +33,11 @@ namespace BnParity;
 /// weight as they were at forward time; <see cref="Backward(DenseTensor{T})"/> differentiates that last successful
 /// forward. Gradients are returned per call, never accumulated (unlike PyTorch's <c>.grad</c>). A forward that
 /// throws keeps the previous context.</para>
-/// <para>Instances are not thread-safe (like PyTorch modules, calls mutate state); internal parallelism is
-/// across channels.</para>
+/// <para><b>Threads</b>: eval-mode forwards with <see cref="SaveForBackward"/> = false write nothing of the module and
+/// may run concurrently on one instance (an inference server's pattern). Every other call writes the module (a
+/// training forward, a saving forward, <c>Backward</c>, setters, resets, loading state) and throws
+/// <see cref="InvalidOperationException"/> if it overlaps any other call: use one module per thread for training.
+/// Each call may itself use up to <see cref="MaxDegreeOfParallelism"/> threads.</para>
 /// </remarks>
 /// <typeparam name="T">float or double.</typeparam>
 public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIeee754<T>

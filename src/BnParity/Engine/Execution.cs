@@ -89,7 +89,7 @@ public abstract partial class BatchNorm<T>
             BackwardFixed,
         }
 
-        /// <summary>What the workers run now: one phase of a path, dispatched by <see cref="RunChunk"/> with an explicit
+        /// <summary>What the workers run now: one phase of a path, dispatched by <see cref="IChunkOperation.RunChunk"/> with an explicit
         /// switch (the member order carries no meaning). <see cref="Phase.Channel"/> is the channel path's one phase,
         /// which does the whole call per channel.</summary>
         private enum Phase
