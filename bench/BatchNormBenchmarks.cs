@@ -35,7 +35,8 @@ public class BatchNormBenchmarks
     private CSharpSide? _cs;
     private CopySide? _copy;
 
-    /// <summary>The input shapes (float32, plus 8×256×14×14 in float64).</summary>
+    /// <summary>The input shapes (float32, plus 8×256×14×14 in float64): BatchNorm2d on 4-D shapes, BatchNorm1d on
+    /// 256×256 (the row path), 8×2×256×256 the few-channel large shape (the split path).</summary>
     public static IEnumerable<BenchCase> Cases() =>
     [
         new(0, [2, 4, 3, 3], ElementType.Float32),
@@ -45,6 +46,8 @@ public class BatchNormBenchmarks
         new(4, [8, 256, 14, 14], ElementType.Float64),
         new(5, [32, 64, 56, 56], ElementType.Float32),
         new(6, [64, 64, 56, 56], ElementType.Float32),
+        new(7, [8, 2, 256, 256], ElementType.Float32),
+        new(8, [256, 256], ElementType.Float32),
     ];
 
     [ParamsSource(nameof(Cases))]
@@ -92,7 +95,7 @@ public class BatchNormBenchmarks
         GC.WaitForPendingFinalizers();
     }
 
-    private ModuleConfig Config => new(ModuleKind.BatchNorm2d, Case.Shape[1], DType: Case.DType);
+    private ModuleConfig Config => new(Case.Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Case.Shape[1], DType: Case.DType);
 
     private void SetupTorch(bool training)
     {

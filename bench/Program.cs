@@ -93,6 +93,12 @@ if (failures.Count > 0)
 }
 
 Console.WriteLine($"All {summaries.Sum(s => s.Reports.Length)} benchmarks produced results.");
+string summaryText = RatioSummary.Build(summaries);
+Console.WriteLine(summaryText);
+string summaryPath = Path.Combine("BenchmarkDotNet.Artifacts", "results", "BnParity-summary.md");
+Directory.CreateDirectory(Path.GetDirectoryName(summaryPath)!);
+File.WriteAllText(summaryPath, summaryText);
+Console.WriteLine($"summary written to {summaryPath}");
 return 0;
 
 // The full job: BenchmarkDotNet's defaults (up to 100 iterations of 500 ms per case, with overhead
@@ -130,5 +136,49 @@ internal static class MachineInfo
         string simd = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2" : Vector128.IsHardwareAccelerated ? "128-bit SIMD" : "no SIMD";
         return $"Machine: {cpu}, {Environment.ProcessorCount} logical cores, {simd} (Vector<T> {System.Numerics.Vector<byte>.Count * 8}-bit); "
             + $"{RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}; TorchSharp {TorchSharpOracle.Version} (TorchSharp-cpu 0.107.0, libtorch 2.10)";
+    }
+}
+
+/// <summary>
+/// One line per (operation, shape, threads): speedup over TorchSharp (TS time / C# time) and the C# cost in
+/// copy-equivalents (C# time / time of one managed copy of the input in the same run, same thread count; forward +
+/// backward uses the training-forward category's copy row).
+/// </summary>
+internal static class RatioSummary
+{
+    public static string Build(IEnumerable<Summary> summaries)
+    {
+        var means = new Dictionary<(string Method, string Case, string Threads), double>();
+        foreach (var report in summaries.SelectMany(s => s.Reports))
+        {
+            if (report.ResultStatistics is { } statistics)
+            {
+                var b = report.BenchmarkCase;
+                means[(b.Descriptor.WorkloadMethod.Name, b.Parameters["Case"].ToString()!, b.Parameters["Threads"].ToString()!)] = statistics.Mean;
+            }
+        }
+
+        var lines = new List<string>
+        {
+            $"# BnParity benchmark summary ({DateTime.UtcNow:yyyy-MM-dd})",
+            string.Empty,
+            MachineInfo.Line(),
+            string.Empty,
+            "| operation | shape | threads | speedup over TorchSharp | C# cost (CE) | TorchSharp cost (CE) |",
+            "|---|---|---|---|---|---|",
+        };
+        foreach (var key in means.Keys.Where(k => k.Method.EndsWith("_CSharp", StringComparison.Ordinal)).OrderBy(k => k.Method).ThenBy(k => k.Case).ThenBy(k => k.Threads))
+        {
+            string operation = key.Method[..key.Method.IndexOf('_', StringComparison.Ordinal)];
+            double cs = means[key];
+            string speedup = means.TryGetValue((operation + "_TorchSharp", key.Case, key.Threads), out double ts) ? $"{ts / cs:F2}×" : "–";
+            string copyMethod = (operation == "FwdBwd" ? "TrainFwd" : operation) + "_Copy";
+            bool hasCopy = means.TryGetValue((copyMethod, key.Case, key.Threads), out double copy);
+            string ce = hasCopy ? $"{cs / copy:F2}" : "–";
+            string tsCe = hasCopy && ts > 0 ? $"{ts / copy:F2}" : "–";
+            lines.Add($"| {operation} | {key.Case} | {key.Threads} | {speedup} | {ce} | {tsCe} |");
+        }
+
+        return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }
 }
