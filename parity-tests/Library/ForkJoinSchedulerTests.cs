@@ -100,14 +100,14 @@ public sealed class ForkJoinSchedulerTests
     [Fact]
     public async Task Caller_finishes_every_chunk_itself_when_the_thread_pool_is_starved()
     {
-        // Occupy every thread-pool thread; the caller must not wait for items that cannot start.
+        // Occupy every thread-pool thread; the caller must not wait for items that cannot start. The gate is never
+        // disposed: blockers that start after the test ended still wait on it (then pass straight through).
         ThreadPool.GetMinThreads(out int workers, out _);
-        using var release = new ManualResetEventSlim(false);
+        var release = new ManualResetEventSlim(false);
         int blockers = Math.Max(workers, Environment.ProcessorCount) * 2;
-        var blocked = new CountdownEvent(blockers);
         for (int i = 0; i < blockers; i++)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(_ => { blocked.Signal(); release.Wait(); }, null);
+            ThreadPool.UnsafeQueueUserWorkItem(gate => gate.Wait(), release, preferLocal: false);
         }
 
         try
