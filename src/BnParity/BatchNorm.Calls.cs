@@ -148,14 +148,12 @@ public abstract unsafe partial class BatchNorm<T>
         }
 
         double f = _momentum ?? 1.0 / _numBatchesTracked;
-        double g = 1.0 - f;
-        double unbias = 1.0 / (count - 1);
         for (int ch = 0; ch < NumFeatures; ch++)
         {
             double rm = Widening<T>.ToDouble(_runningMean![ch]);
             double rv = Widening<T>.ToDouble(_runningVar![ch]);
-            _runningMean[ch] = Widening<T>.FromDouble((f * mean[ch]) + (g * rm));
-            _runningVar[ch] = Widening<T>.FromDouble((f * (varSum[ch] * unbias)) + (g * rv));
+            _runningMean[ch] = Widening<T>.FromDouble(Execution.RunningBlend(f, mean[ch], rm));
+            _runningVar[ch] = Widening<T>.FromDouble(Execution.RunningBlend(f, Execution.UnbiasedVariance(varSum[ch], count), rv));
         }
     }
 

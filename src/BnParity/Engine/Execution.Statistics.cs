@@ -263,6 +263,14 @@ public abstract partial class BatchNorm<T>
                 new(dot * invstd, sumDy, dot * invstd * invstd / count, sumDy / count);
         }
 
+        /// <summary>The running-statistics blend f·stat + (1 − f)·running, in double (rounded once to T by the caller,
+        /// libtorch's order); f = momentum, or 1/num_batches_tracked for the cumulative average.</summary>
+        internal static double RunningBlend(double factor, double statistic, double running) =>
+            (factor * statistic) + ((1.0 - factor) * running);
+
+        /// <summary>Σ(x − μ)²/(n − 1): the unbiased variance running_var takes (n = <paramref name="count"/> ≥ 2).</summary>
+        internal static double UnbiasedVariance(double varSum, long count) => varSum * (1.0 / (count - 1));
+
         /// <summary>Copies one run of the input into the saved-for-backward buffer (same offset).</summary>
         private static void SaveRun(T* x, T* save, long offset, int length) =>
             new ReadOnlySpan<T>(x + offset, length).CopyTo(new Span<T>(save + offset, length));
