@@ -193,7 +193,9 @@ public sealed class ModuleSurfaceTests
         {
             var state = module.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
             state[key] = value!;
-            return Assert.Throws<ArgumentException>(() => module.LoadStateDict(state)).Message;
+            var e = Assert.Throws<ArgumentException>(() => module.LoadStateDict(state));
+            Assert.Equal("state", e.ParamName);
+            return e.Message;
         }
 
         Assert.Contains("state entry 'weight' is null.", Error("weight", null), StringComparison.Ordinal);
