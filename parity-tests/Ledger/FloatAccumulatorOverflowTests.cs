@@ -1,5 +1,6 @@
 using BnParity.Harness.Implementations;
 using BnParity.Harness.Oracle;
+using BnParity.ParityTests.Library;
 using static TorchSharp.torch;
 
 namespace BnParity.ParityTests.Ledger;
@@ -17,20 +18,6 @@ public sealed class FloatAccumulatorOverflowTests
 {
     /// <summary>Sequential float sums stay finite (−3e38, −1e38, 1e38, 3e38); the second half of the rows sums to 4e38.</summary>
     private static readonly float[] Values = [-3e38f, 2e38f, 2e38f, 2e38f];
-
-    public static TheoryData<LibraryPath, int> LibraryRuns()
-    {
-        var data = new TheoryData<LibraryPath, int>();
-        foreach (var path in new[] { LibraryPath.Default, LibraryPath.Channel, LibraryPath.Split, LibraryPath.Row })
-        {
-            foreach (int threads in new[] { 1, 2, 3 })
-            {
-                data.Add(path, threads);
-            }
-        }
-
-        return data;
-    }
 
     [Fact]
     public void LibTorch_overflows_its_per_thread_float_sum_at_2_threads_but_not_at_1()
@@ -52,7 +39,7 @@ public sealed class FloatAccumulatorOverflowTests
     }
 
     [Theory]
-    [MemberData(nameof(LibraryRuns))]
+    [MemberData(nameof(LibraryRunMatrix.PathsAndThreads), MemberType = typeof(LibraryRunMatrix))]
     public void Library_gives_libtorchs_1_thread_answer_on_every_path(LibraryPath path, int threads)
     {
         var execution = new LibraryExecution(path, threads);

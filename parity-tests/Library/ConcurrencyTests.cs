@@ -10,22 +10,8 @@ namespace BnParity.ParityTests.Library;
 /// </summary>
 public sealed class ConcurrencyTests
 {
-    public static TheoryData<LibraryPath, int> PathsAndThreads()
-    {
-        var data = new TheoryData<LibraryPath, int>();
-        foreach (var path in new[] { LibraryPath.Default, LibraryPath.Channel, LibraryPath.Split, LibraryPath.Row })
-        {
-            foreach (int threads in new[] { 1, 2, 3 })
-            {
-                data.Add(path, threads);
-            }
-        }
-
-        return data;
-    }
-
     [Theory]
-    [MemberData(nameof(PathsAndThreads))]
+    [MemberData(nameof(LibraryRunMatrix.PathsAndThreads), MemberType = typeof(LibraryRunMatrix))]
     public void Eval_forwards_without_saving_run_concurrently_on_one_module_with_single_threaded_results(LibraryPath path, int threads)
     {
         var execution = new LibraryExecution(path, threads);
@@ -82,7 +68,7 @@ public sealed class ConcurrencyTests
     }
 
     [Theory]
-    [MemberData(nameof(PathsAndThreads))]
+    [MemberData(nameof(LibraryRunMatrix.PathsAndThreads), MemberType = typeof(LibraryRunMatrix))]
     public void Calls_that_write_the_module_throw_while_another_thread_is_inside_a_training_forward(LibraryPath path, int threads)
     {
         var execution = new LibraryExecution(path, threads);

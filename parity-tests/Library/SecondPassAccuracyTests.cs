@@ -13,22 +13,8 @@ namespace BnParity.ParityTests.Library;
 /// </summary>
 public sealed class SecondPassAccuracyTests
 {
-    public static TheoryData<LibraryPath, int> PathsAndThreads()
-    {
-        var data = new TheoryData<LibraryPath, int>();
-        foreach (var path in new[] { LibraryPath.Default, LibraryPath.Channel, LibraryPath.Split, LibraryPath.Row })
-        {
-            foreach (int threads in new[] { 1, 2, 3 })
-            {
-                data.Add(path, threads);
-            }
-        }
-
-        return data;
-    }
-
     [Theory]
-    [MemberData(nameof(PathsAndThreads))]
+    [MemberData(nameof(LibraryRunMatrix.PathsAndThreads), MemberType = typeof(LibraryRunMatrix))]
     public void Float_mean_and_output_are_accurate_when_the_sampled_shift_lies_on_spikes(LibraryPath path, int threads)
     {
         var execution = new LibraryExecution(path, threads);
