@@ -20,7 +20,13 @@ using BnParity.Harness.Oracle;
 //   dotnet run -c Release --project bench -- --filter '*'                            (full, ~13 min)
 // Filters match "Namespace.Type.Method(Case: 8x256x14x14 f32, Threads: 2)"; categories: TrainFwd, Eval, FwdBwd.
 // Exit code 1 when a benchmark ends in NA, was not run, or nothing matched the filter.
+//   dotnet run -c Release --project bench -- --phases [shape ...]                   (per-phase CE, no TorchSharp)
 // --quick (or BNPARITY_BENCH_QUICK=1) selects the short job; anything else goes to BenchmarkSwitcher.
+if (args.Length > 0 && args[0] == "--phases")
+{
+    return PhaseProfile.Run(args[1..]);
+}
+
 bool quick = args.Contains("--quick") || Environment.GetEnvironmentVariable("BNPARITY_BENCH_QUICK") == "1";
 args = args.Where(a => a != "--quick").ToArray();
 

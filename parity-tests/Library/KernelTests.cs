@@ -143,17 +143,19 @@ public abstract unsafe class KernelTests<T>
     [Fact]
     public void Column_kernels_match_the_scalar_formula_bit_for_bit()
     {
-        int n = MaxLength + 4;
+        // A block of `rows` rows, `stride` elements apart; each column's sum is the left fold over the rows from 0.
+        const int stride = MaxLength + 4;
+        const int maxRows = 5;
+        int n = (stride * maxRows) + 4;
         var x = Gaussian(6, n, mean: -1, std: 2);
         var dy = Gaussian(7, n);
         var y = new T[n];
-        double[] mean = Gaussian(8, n).Select(D).ToArray();
-        double[] scale = Gaussian(9, n).Select(D).ToArray();
-        double[] shift = Gaussian(10, n).Select(D).ToArray();
-        double[] k = Gaussian(11, n).Select(D).ToArray();
-        double[] start = Gaussian(12, n).Select(D).ToArray();
-        var acc = new double[n];
-        var acc2 = new double[n];
+        double[] mean = Gaussian(8, stride).Select(D).ToArray();
+        double[] scale = Gaussian(9, stride).Select(D).ToArray();
+        double[] shift = Gaussian(10, stride).Select(D).ToArray();
+        double[] k = Gaussian(11, stride).Select(D).ToArray();
+        var acc = new double[stride];
+        var acc2 = new double[stride];
         fixed (T* px = x)
         fixed (T* pdy = dy)
         fixed (T* py = y)
@@ -164,54 +166,73 @@ public abstract unsafe class KernelTests<T>
         fixed (double* pa = acc)
         fixed (double* pa2 = acc2)
         {
-            foreach (int offset in Offsets)
+            foreach (int rows in new[] { 1, 2, maxRows })
             {
-                for (int length = 0; length <= MaxLength; length++)
+                foreach (int offset in Offsets)
                 {
-                    int o = offset;
-                    start.CopyTo(acc, 0);
-                    Kernels<T>.AddColumns(px + o, pa + o, length);
-                    for (int i = 0; i < n; i++)
+                    for (int length = 0; length <= MaxLength; length++)
                     {
-                        double e = i >= o && i < o + length ? start[i] + D(x[i]) : start[i];
-                        Assert.True(e == acc[i], $"{Where("AddColumns", length, offset)} [{i - o}]");
-                    }
+                        int o = offset;
+                        string Block(string kernel) => $"{Where(kernel, length, offset)} rows {rows}";
+                        double Fold(int j, Func<int, double> term)
+                        {
+                            double total = 0;
+                            for (int r = 0; r < rows; r++)
+                            {
+                                total += term(o + (r * stride) + j);
+                            }
 
-                    start.CopyTo(acc, 0);
-                    Kernels<T>.AddSquaredDeviationColumns(px + o, pm + o, pa + o, length);
-                    for (int i = 0; i < n; i++)
-                    {
-                        double d = D(x[i]) - mean[i];
-                        double e = i >= o && i < o + length ? start[i] + (d * d) : start[i];
-                        Assert.True(e == acc[i], $"{Where("AddSquaredDeviationColumns", length, offset)} [{i - o}]");
-                    }
+                            return total;
+                        }
 
-                    start.CopyTo(acc, 0);
-                    start.CopyTo(acc2, 0);
-                    Kernels<T>.AddSumDotColumns(px + o, pdy + o, pm + o, pa + o, pa2 + o, length);
-                    for (int i = 0; i < n; i++)
-                    {
-                        bool inside = i >= o && i < o + length;
-                        Assert.True((inside ? start[i] + D(dy[i]) : start[i]) == acc[i], $"{Where("AddSumDotColumns (sum)", length, offset)} [{i - o}]");
-                        Assert.True((inside ? start[i] + ((D(x[i]) - mean[i]) * D(dy[i])) : start[i]) == acc2[i], $"{Where("AddSumDotColumns (dot)", length, offset)} [{i - o}]");
-                    }
+                        Array.Fill(acc, double.NaN);
+                        Kernels<T>.SumColumns(px + o, stride, rows, pa, length);
+                        for (int j = 0; j < length; j++)
+                        {
+                            Assert.True(Fold(j, i => D(x[i])) == acc[j], $"{Block("SumColumns")} [{j}]");
+                        }
 
-                    Kernels<T>.NormalizeColumns(px + o, py + o, pm + o, ps + o, pb + o, length);
-                    for (int i = o; i < o + length; i++)
-                    {
-                        BitsEqual(R(((D(x[i]) - mean[i]) * scale[i]) + shift[i]), y[i], Where("NormalizeColumns", length, offset), i - o);
-                    }
+                        Array.Fill(acc, double.NaN);
+                        Kernels<T>.SumSquaredDeviationColumns(px + o, stride, rows, pm, pa, length);
+                        for (int j = 0; j < length; j++)
+                        {
+                            int c = j;
+                            Assert.True(Fold(j, i => (D(x[i]) - mean[c]) * (D(x[i]) - mean[c])) == acc[j], $"{Block("SumSquaredDeviationColumns")} [{j}]");
+                        }
 
-                    Kernels<T>.BackwardBatchColumns(px + o, pdy + o, py + o, pm + o, pk + o, pb + o, ps + o, length);
-                    for (int i = o; i < o + length; i++)
-                    {
-                        BitsEqual(R((D(dy[i]) - shift[i] - ((D(x[i]) - mean[i]) * k[i])) * scale[i]), y[i], Where("BackwardBatchColumns", length, offset), i - o);
-                    }
+                        Array.Fill(acc, double.NaN);
+                        Array.Fill(acc2, double.NaN);
+                        Kernels<T>.SumDotColumns(px + o, pdy + o, stride, rows, pm, pa, pa2, length);
+                        for (int j = 0; j < length; j++)
+                        {
+                            int c = j;
+                            Assert.True(Fold(j, i => D(dy[i])) == acc[j], $"{Block("SumDotColumns (sum)")} [{j}]");
+                            Assert.True(Fold(j, i => (D(x[i]) - mean[c]) * D(dy[i])) == acc2[j], $"{Block("SumDotColumns (dot)")} [{j}]");
+                        }
 
-                    Kernels<T>.ScaleColumns(pdy + o, py + o, ps + o, length);
-                    for (int i = o; i < o + length; i++)
-                    {
-                        BitsEqual(R(D(dy[i]) * scale[i]), y[i], Where("ScaleColumns", length, offset), i - o);
+                        void EachOutput(string kernel, Func<int, int, T> expected)
+                        {
+                            for (int r = 0; r < rows; r++)
+                            {
+                                for (int j = 0; j < length; j++)
+                                {
+                                    int i = o + (r * stride) + j;
+                                    BitsEqual(expected(i, j), y[i], $"{Block(kernel)} row {r}", j);
+                                }
+                            }
+                        }
+
+                        Array.Fill(y, T.NaN);
+                        Kernels<T>.NormalizeColumns(px + o, py + o, stride, rows, pm, ps, pb, length);
+                        EachOutput("NormalizeColumns", (i, j) => R(((D(x[i]) - mean[j]) * scale[j]) + shift[j]));
+
+                        Array.Fill(y, T.NaN);
+                        Kernels<T>.BackwardBatchColumns(px + o, pdy + o, py + o, stride, rows, pm, pk, pb, ps, length);
+                        EachOutput("BackwardBatchColumns", (i, j) => R((D(dy[i]) - shift[j] - ((D(x[i]) - mean[j]) * k[j])) * scale[j]));
+
+                        Array.Fill(y, T.NaN);
+                        Kernels<T>.ScaleColumns(pdy + o, py + o, stride, rows, ps, length);
+                        EachOutput("ScaleColumns", (i, j) => R(D(dy[i]) * scale[j]));
                     }
                 }
             }

@@ -5,10 +5,22 @@ public abstract partial class BatchNorm<T>
 {
     private sealed unsafe partial class Execution
     {
-        /// <summary>Runs every channel: on the caller, or with threads taking contiguous ranges of whole channels.</summary>
+        /// <summary>Per-channel output coefficients of the sweep (<see cref="RunSweep"/>).</summary>
+        private readonly NormalizeCoefficients[] _chNormalize;
+
+        /// <summary>Runs every channel: on the caller, or with threads taking contiguous ranges of whole channels. A
+        /// forward with fixed statistics has no per-channel reduction, so it sweeps the input in memory order instead
+        /// (<see cref="RunSweep"/>).</summary>
         private void RunChannels(int threads)
         {
+            if (_call == CallKind.ForwardFixed)
+            {
+                RunSweep(threads);
+                return;
+            }
+
             int workers = Math.Min(threads, _c);
+            _units = _c;
             if (workers <= 1)
             {
                 for (int ch = 0; ch < _c; ch++)
@@ -87,33 +99,12 @@ public abstract partial class BatchNorm<T>
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = first + (i * stride);
-                        RunNormalize(x + o, y + o, s, mean, scale, bias);
+                        RunNormalize(x + o, y + o, s, mean, scale, bias, _streamOutput);
                     }
 
                     Mean[ch] = mean;
                     Invstd[ch] = invstd;
                     VarSum[ch] = varSum;
-                    break;
-                }
-
-                case CallKind.ForwardFixed:
-                {
-                    T* y = (T*)_pOut;
-                    T* save = (T*)_pSave;
-                    double mean = Mean[ch];
-                    double scale = Invstd[ch] * Weight[ch];
-                    double shift = Bias(ch);
-                    for (int i = 0; i < nBatch; i++)
-                    {
-                        long o = first + (i * stride);
-                        if (save != null)
-                        {
-                            SaveRun(x, save, o, s);
-                        }
-
-                        RunNormalize(x + o, y + o, s, mean, scale, shift);
-                    }
-
                     break;
                 }
 
@@ -144,7 +135,7 @@ public abstract partial class BatchNorm<T>
                         for (int i = 0; i < nBatch; i++)
                         {
                             long o = first + (i * stride);
-                            RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, _streamGradInput);
+                            RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, _streamOutput);
                         }
                     }
                     else
@@ -159,6 +150,49 @@ public abstract partial class BatchNorm<T>
                     GradWeight[ch] = terms.GradWeight;
                     GradBias[ch] = terms.GradBias;
                     break;
+                }
+            }
+        }
+
+        /// <summary>
+        /// Eval forward (fixed statistics) in memory order: the N·C runs of S elements are taken in the order they lie
+        /// in memory, threads taking contiguous ranges of runs. Every output depends only on its own input and its
+        /// channel's coefficients, so the result is the per-channel result bit for bit; one forward stream is what the
+        /// hardware prefetchers follow best (a channel-major sweep jumps C·S elements after every run of S).
+        /// </summary>
+        private void RunSweep(int threads)
+        {
+            for (int ch = 0; ch < _c; ch++)
+            {
+                _chNormalize[ch] = NormalizeCoefficients.Of(Mean[ch], Invstd[ch] * Weight[ch], Bias(ch));
+            }
+
+            _units = (long)_jobN * _c;
+            _phase = Phase.Sweep;
+            RunPhase((int)Math.Min(threads, _units));
+        }
+
+        /// <summary>Runs [<paramref name="first"/>, <paramref name="end"/>) of the sweep (run r is channel r mod C).</summary>
+        private void RunSweepRuns(long first, long end)
+        {
+            int s = _jobS;
+            T* x = (T*)_pX;
+            T* y = (T*)_pOut;
+            T* save = (T*)_pSave;
+            int ch = (int)(first % _c);
+            for (long r = first; r < end; r++)
+            {
+                WorkItemStarting();
+                long o = r * s;
+                if (save != null)
+                {
+                    SaveRun(x, save, o, s);
+                }
+
+                _chNormalize[ch].Apply(x + o, y + o, s, _streamOutput);
+                if (++ch == _c)
+                {
+                    ch = 0;
                 }
             }
         }

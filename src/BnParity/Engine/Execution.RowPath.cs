@@ -157,6 +157,16 @@ public abstract partial class BatchNorm<T>
             }
         }
 
+        /// <summary>Copies <paramref name="rows"/> rows from offset <paramref name="offset"/> into the saved input (row by
+        /// row: a block can hold more than int.MaxValue elements).</summary>
+        private void SaveRows(T* x, long offset, int rows, int columns)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                SaveRun(x, (T*)_pSave, offset + ((long)r * columns), columns);
+            }
+        }
+
         private void RunRowBlock(int block)
         {
             WorkItemStarting();
@@ -174,69 +184,45 @@ public abstract partial class BatchNorm<T>
             {
                 double* acc = pa + ((long)block * columns);
                 double* acc2 = pb + ((long)block * columns);
+                int rows = (int)(r1 - r0);
+                long o = r0 * columns;
+                T* xb = x + o;
                 switch (_phase)
                 {
                     case Phase.RowSum:
-                        new Span<double>(acc, columns).Clear();
-                        for (long i = r0; i < r1; i++)
+                        if (_pSave != 0)
                         {
-                            long o = (long)i * columns;
-                            if (_pSave != 0)
-                            {
-                                SaveRun(x, (T*)_pSave, o, columns);
-                            }
-
-                            Kernels<T>.AddColumns(x + o, acc, columns);
+                            SaveRows(x, o, rows, columns);
                         }
 
+                        Kernels<T>.SumColumns(xb, columns, rows, acc, columns);
                         break;
 
                     case Phase.RowSquares:
-                        new Span<double>(acc, columns).Clear();
-                        for (long i = r0; i < r1; i++)
-                        {
-                            Kernels<T>.AddSquaredDeviationColumns(x + ((long)i * columns), mean, acc, columns);
-                        }
-
+                        Kernels<T>.SumSquaredDeviationColumns(xb, columns, rows, mean, acc, columns);
                         break;
 
                     case Phase.RowNormalize:
-                        for (long i = r0; i < r1; i++)
+                        if (_splitCopy && _pSave != 0)
                         {
-                            long o = (long)i * columns;
-                            if (_splitCopy && _pSave != 0)
-                            {
-                                SaveRun(x, (T*)_pSave, o, columns);
-                            }
-
-                            Kernels<T>.NormalizeColumns(x + o, (T*)_pOut + o, mean, scale, shift, columns);
+                            SaveRows(x, o, rows, columns);
                         }
 
+                        Kernels<T>.NormalizeColumns(xb, (T*)_pOut + o, columns, rows, mean, scale, shift, columns);
                         break;
 
                     case Phase.RowSumDot:
-                        new Span<double>(acc, columns).Clear();
-                        new Span<double>(acc2, columns).Clear();
-                        for (long i = r0; i < r1; i++)
-                        {
-                            long o = (long)i * columns;
-                            Kernels<T>.AddSumDotColumns(x + o, (T*)_pDy + o, mean, acc, acc2, columns);
-                        }
-
+                        Kernels<T>.SumDotColumns(xb, (T*)_pDy + o, columns, rows, mean, acc, acc2, columns);
                         break;
 
                     case Phase.RowBackward:
-                        for (long i = r0; i < r1; i++)
+                        if (_call == CallKind.BackwardBatch)
                         {
-                            long o = (long)i * columns;
-                            if (_call == CallKind.BackwardBatch)
-                            {
-                                Kernels<T>.BackwardBatchColumns(x + o, (T*)_pDy + o, (T*)_pOut + o, mean, k, gradMean, scale, columns);
-                            }
-                            else
-                            {
-                                Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pOut + o, scale, columns);
-                            }
+                            Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, columns, rows, mean, k, gradMean, scale, columns);
+                        }
+                        else
+                        {
+                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pOut + o, columns, rows, scale, columns);
                         }
 
                         break;

@@ -184,11 +184,11 @@ public abstract partial class BatchNorm<T>
                                 SaveRun(x, (T*)_pSave, q, len);
                             }
 
-                            RunNormalize(x + q, (T*)_pOut + q, len, Mean[ch], _chScale[ch], _chShift[ch]);
+                            RunNormalize(x + q, (T*)_pOut + q, len, Mean[ch], _chScale[ch], _chShift[ch], _streamOutput);
                         }
                         else if (_call == CallKind.BackwardBatch)
                         {
-                            RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pOut + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch]);
+                            RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pOut + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch], _streamOutput);
                         }
                         else
                         {

@@ -279,31 +279,69 @@ public abstract partial class BatchNorm<T>
         private static double FinishDot(double raw, double sumDy, double mean) =>
             IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
 
-        /// <summary>y = (x − mean)·scale + shift (double: in double, rounded once; float: see FloatKernels).</summary>
-        private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift)
+        /// <summary>y = (x − mean)·scale + shift over one run (see <see cref="NormalizeCoefficients"/>).</summary>
+        private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift, bool streaming) =>
+            NormalizeCoefficients.Of(mean, scale, shift).Apply(x, y, length, streaming);
+
+        /// <summary>
+        /// One channel's output formula y = (x − mean)·scale + shift, decided once per channel and applied to any number
+        /// of runs. double: in double, rounded once. float: y = fma(x − μ_hi, α_hi, fma(x − μ_hi, α_lo, β')) (see
+        /// <see cref="FloatKernels"/>), with non-temporal stores when the caller streams.
+        /// </summary>
+        private readonly struct NormalizeCoefficients
         {
-            if (ScaleNotFiniteInT(scale) || scale == 0)
+            private readonly double _mean;
+            private readonly double _scale;
+            private readonly double _shift;
+            private readonly float _m;
+            private readonly float _hi;
+            private readonly float _lo;
+            private readonly float _b;
+            private readonly bool _folded;
+
+            private NormalizeCoefficients(double mean, double scale, double shift)
             {
-                // α = invstd·weight is ±∞ or NaN in T (var + eps = 0 or tiny, e.g. a negative running_var from
-                // momentum outside [0, 1], or a non-finite or huge weight). Which non-finite value comes out (NaN or
-                // ±∞) depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
-                // α = 0 (a zero weight, or Σ(x − μ)² held as ∞ so invstd = 0) too: x − μ can overflow for data near
-                // float's range (−3e38 − 7.5e37), and (x − μ)·0 would be NaN where libtorch's x·0 + b is b.
-                double alpha = ScaleInT(scale);
-                Kernels<T>.Normalize(x, y, length, 0, alpha, shift - (mean * alpha));
-                return;
+                if (ScaleNotFiniteInT(scale) || scale == 0)
+                {
+                    // α = invstd·weight is ±∞ or NaN in T (var + eps = 0 or tiny, e.g. a negative running_var from
+                    // momentum outside [0, 1], or a non-finite or huge weight). Which non-finite value comes out (NaN or
+                    // ±∞) depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
+                    // α = 0 (a zero weight, or Σ(x − μ)² held as ∞ so invstd = 0) too: x − μ can overflow for data near
+                    // float's range (−3e38 − 7.5e37), and (x − μ)·0 would be NaN where libtorch's x·0 + b is b.
+                    double alpha = ScaleInT(scale);
+                    _folded = true;
+                    _mean = 0;
+                    _scale = alpha;
+                    _shift = shift - (mean * alpha);
+                    return;
+                }
+
+                _mean = mean;
+                _scale = scale;
+                _shift = shift;
+                if (IsFloat)
+                {
+                    _m = (float)mean;
+                    double lo = mean - _m;
+                    _hi = TowardZero(scale);
+                    _lo = (float)(scale - _hi);
+                    _b = (float)(shift - (lo * scale));
+                }
             }
 
-            if (IsFloat)
+            public static NormalizeCoefficients Of(double mean, double scale, double shift) => new(mean, scale, shift);
+
+            /// <summary>Writes <paramref name="length"/> outputs (<paramref name="y"/> may equal <paramref name="x"/>).</summary>
+            public void Apply(T* x, T* y, int length, bool streaming)
             {
-                float m = (float)mean;
-                double lo = mean - m;
-                float hi = TowardZero(scale);
-                FloatKernels.Normalize((float*)x, (float*)y, length, m, hi, (float)(scale - hi), (float)(shift - (lo * scale)));
-            }
-            else
-            {
-                Kernels<T>.Normalize(x, y, length, mean, scale, shift);
+                if (IsFloat && !_folded)
+                {
+                    FloatKernels.Normalize((float*)x, (float*)y, length, _m, _hi, _lo, _b, streaming);
+                }
+                else
+                {
+                    Kernels<T>.Normalize(x, y, length, _mean, _scale, _shift);
+                }
             }
         }
 
@@ -318,13 +356,13 @@ public abstract partial class BatchNorm<T>
 
         /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with
         /// A = scale, K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
-        private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, bool nonTemporal = false)
+        private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, bool streaming)
         {
             if (IsFloat)
             {
                 float m = (float)mean;
                 double lo = mean - m;
-                FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale, nonTemporal);
+                FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale, streaming);
             }
             else
             {

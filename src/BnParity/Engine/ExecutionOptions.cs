@@ -38,14 +38,15 @@ internal sealed record ExecutionOptions
     /// fork/joins per call cost more than the work below it).</summary>
     public long SplitMinElements { get; init; } = 16 * 32 * 1024;
 
-    /// <summary>From this gradient size on (bytes) the per-channel float backward writes dx with non-temporal stores.
-    /// Such a channel's x and dy (2·N·S elements) then typically exceed what the cache keeps between the channel's
-    /// reduction pass and its dx pass, so ordinary stores cost an extra read of dx's lines plus evictions of x and dy;
-    /// measured (1 thread, 32×64×56×56) the backward drops from ~8 ms to ~5 ms. Smaller tensors keep ordinary stores,
-    /// whose dx stays cached for the next consumer. Results are bit-identical either way.</summary>
+    /// <summary>From this tensor size on (bytes) the float paths write their output (y in a forward, dx in a backward)
+    /// with non-temporal stores. Such a tensor is far larger than the L2 a channel's passes reuse, so ordinary stores
+    /// would cost an extra read of each output line (read-for-ownership) plus evictions of the x (and dy) the second
+    /// pass over a channel reads; measured (1 thread, 32×64×56×56) the backward dropped from ~8 ms to ~5 ms and the
+    /// forward's output pass from ~1.1 to ~0.8 copy-equivalents. Smaller tensors keep ordinary stores, whose output
+    /// stays cached for the next consumer. Results are bit-identical either way.</summary>
     public long StreamingMinBytes { get; init; } = 8L << 20;
 
-    /// <summary>Test hook: runs at the start of every work item (a channel, a split unit or a row block), on the
+    /// <summary>Test hook: runs at the start of every work item (a channel, a split unit, a row block or a run of the eval sweep), on the
     /// thread that runs it. Used to prove that a failure inside a worker leaves the module unchanged.</summary>
     public Action? WorkItemHook { get; init; }
 }

@@ -28,8 +28,6 @@ namespace BnParity;
 /// </summary>
 internal static unsafe class FloatKernels
 {
-    private static bool UseVectors => Vector256.IsHardwareAccelerated;
-
     /// <summary>One pass: Σ (x − c) and Σ (x − c)² over <paramref name="runs"/> runs of <paramref name="length"/>
     /// elements, <paramref name="stride"/> apart (<see cref="FloatPairReduction"/>, with its wide loop).</summary>
     public static void SumAndSquaresShifted(float* x, int length, int runs, long stride, float c, out double sum, out double squares)
@@ -100,182 +98,89 @@ internal static unsafe class FloatKernels
         }
     }
 
-    /// <summary>y = fma(x − m, aHi, fma(x − m, aLo, shift)) element-wise. <paramref name="y"/> may equal <paramref name="x"/>.</summary>
-    public static void Normalize(float* x, float* y, int length, float m, float aHi, float aLo, float shift)
+    /// <summary>y = fma(x − m, aHi, fma(x − m, aLo, shift)) element-wise. <paramref name="y"/> may equal
+    /// <paramref name="x"/>. <paramref name="streaming"/>: non-temporal stores (<see cref="FloatElementwise"/>).</summary>
+    public static void Normalize(float* x, float* y, int length, float m, float aHi, float aLo, float shift, bool streaming = false)
     {
         if (aLo == 0)
         {
             // α is a float: the same numbers for finite x (d·0 + b' = b'), and ±∞ rather than ∞·0 = NaN for infinite x.
-            NormalizeSingle(x, y, length, m, aHi, shift);
+            var single = new NormalizeSingleTerm(x, m, aHi, shift);
+            FloatElementwise.Run(ref single, y, length, streaming);
             return;
         }
 
-        int i = 0;
-        if (UseVectors && Vector512.IsHardwareAccelerated)
-        {
-            var mw = Vector512.Create(m);
-            var hw = Vector512.Create(aHi);
-            var lw = Vector512.Create(aLo);
-            var bw = Vector512.Create(shift);
-            for (; i <= length - 32; i += 32)
-            {
-                var d0 = Vector512.Load(x + i) - mw;
-                var d1 = Vector512.Load(x + i + 16) - mw;
-                Vector512.FusedMultiplyAdd(d0, hw, Vector512.FusedMultiplyAdd(d0, lw, bw)).Store(y + i);
-                Vector512.FusedMultiplyAdd(d1, hw, Vector512.FusedMultiplyAdd(d1, lw, bw)).Store(y + i + 16);
-            }
-        }
-
-        if (UseVectors)
-        {
-            var mv = Vector256.Create(m);
-            var hi = Vector256.Create(aHi);
-            var lo = Vector256.Create(aLo);
-            var b = Vector256.Create(shift);
-            for (; i <= length - 16; i += 16)
-            {
-                var d0 = Vector256.Load(x + i) - mv;
-                var d1 = Vector256.Load(x + i + 8) - mv;
-                Vector256.FusedMultiplyAdd(d0, hi, Vector256.FusedMultiplyAdd(d0, lo, b)).Store(y + i);
-                Vector256.FusedMultiplyAdd(d1, hi, Vector256.FusedMultiplyAdd(d1, lo, b)).Store(y + i + 8);
-            }
-
-            if (i <= length - 8)
-            {
-                var d0 = Vector256.Load(x + i) - mv;
-                Vector256.FusedMultiplyAdd(d0, hi, Vector256.FusedMultiplyAdd(d0, lo, b)).Store(y + i);
-                i += 8;
-            }
-        }
-
-        for (; i < length; i++)
-        {
-            float d = x[i] - m;
-            y[i] = MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, shift));
-        }
-    }
-
-    /// <summary>y = fma(x − m, a, shift) element-wise (<see cref="Normalize"/> when α_lo = 0).</summary>
-    private static void NormalizeSingle(float* x, float* y, int length, float m, float a, float shift)
-    {
-        int i = 0;
-        if (UseVectors && Vector512.IsHardwareAccelerated)
-        {
-            var mw = Vector512.Create(m);
-            var aw = Vector512.Create(a);
-            var bw = Vector512.Create(shift);
-            for (; i <= length - 16; i += 16)
-            {
-                Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - mw, aw, bw).Store(y + i);
-            }
-        }
-
-        if (UseVectors)
-        {
-            var mv = Vector256.Create(m);
-            var av = Vector256.Create(a);
-            var bv = Vector256.Create(shift);
-            for (; i <= length - 8; i += 8)
-            {
-                Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, av, bv).Store(y + i);
-            }
-        }
-
-        for (; i < length; i++)
-        {
-            y[i] = MathF.FusedMultiplyAdd(x[i] - m, a, shift);
-        }
+        var split = new NormalizeSplitTerm(x, m, aHi, aLo, shift);
+        FloatElementwise.Run(ref split, y, length, streaming);
     }
 
     /// <summary>dx = fma(dy, a, fma(x − m, k, c)) element-wise (see <see cref="BatchNorm{T}"/> backward).
-    /// <paramref name="nonTemporal"/>: write dx with streaming (non-temporal) stores after a scalar peel to vector
-    /// alignment, so that dx neither reads its lines from memory first nor evicts the channel's x and dy from the cache
-    /// (the caller sets it for tensors far larger than the cache). Every path performs the same fused multiply-adds, so
-    /// the result is bit-identical either way; the kernel ends with a store fence.</summary>
-    public static void Backward(float* x, float* dy, float* dx, int length, float m, float k, float c, float a, bool nonTemporal = false)
+    /// <paramref name="streaming"/>: non-temporal stores, for tensors far larger than the cache
+    /// (<see cref="FloatElementwise"/>). Bit-identical either way.</summary>
+    public static void Backward(float* x, float* dy, float* dx, int length, float m, float k, float c, float a, bool streaming = false)
     {
-        int i = 0;
-        if (nonTemporal && UseVectors && length >= 64)
+        var term = new BackwardTerm(x, dy, m, k, c, a);
+        FloatElementwise.Run(ref term, dx, length, streaming);
+    }
+
+    /// <summary>fma(x − m, aHi, fma(x − m, aLo, b)): the output with α split into two floats.</summary>
+    private readonly struct NormalizeSplitTerm(float* x, float m, float aHi, float aLo, float b) : IFloatElementwise
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(int i)
         {
-            BackwardStreaming(x, dy, dx, length, m, k, c, a);
-            return;
+            var d = Vector256.Load(x + i) - Vector256.Create(m);
+            return Vector256.FusedMultiplyAdd(d, Vector256.Create(aHi), Vector256.FusedMultiplyAdd(d, Vector256.Create(aLo), Vector256.Create(b)));
         }
 
-        if (UseVectors)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(int i)
         {
-            var mv = Vector256.Create(m);
-            var kv = Vector256.Create(k);
-            var cv = Vector256.Create(c);
-            var av = Vector256.Create(a);
-            for (; i <= length - 16; i += 16)
-            {
-                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
-                var t1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, kv, cv);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).Store(dx + i);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i + 8), av, t1).Store(dx + i + 8);
-            }
-
-            if (i <= length - 8)
-            {
-                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).Store(dx + i);
-                i += 8;
-            }
+            var d = Vector512.Load(x + i) - Vector512.Create(m);
+            return Vector512.FusedMultiplyAdd(d, Vector512.Create(aHi), Vector512.FusedMultiplyAdd(d, Vector512.Create(aLo), Vector512.Create(b)));
         }
 
-        for (; i < length; i++)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(int i)
         {
-            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
+            float d = x[i] - m;
+            return MathF.FusedMultiplyAdd(d, aHi, MathF.FusedMultiplyAdd(d, aLo, b));
         }
     }
-    private static void BackwardStreaming(float* x, float* dy, float* dx, int length, float m, float k, float c, float a)
+
+    /// <summary>fma(x − m, a, b): the output when α is a float.</summary>
+    private readonly struct NormalizeSingleTerm(float* x, float m, float a, float b) : IFloatElementwise
     {
-        bool wide = Vector512.IsHardwareAccelerated;
-        int align = wide ? 64 : 32;
-        int i = 0;
-        while (i < length && ((nint)(dx + i) & (align - 1)) != 0)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(int i) =>
+            Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - Vector256.Create(m), Vector256.Create(a), Vector256.Create(b));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(int i) =>
+            Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - Vector512.Create(m), Vector512.Create(a), Vector512.Create(b));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(int i) => MathF.FusedMultiplyAdd(x[i] - m, a, b);
+    }
+
+    /// <summary>fma(dy, a, fma(x − m, k, c)): the batch-statistics input gradient.</summary>
+    private readonly struct BackwardTerm(float* x, float* dy, float m, float k, float c, float a) : IFloatElementwise
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(int i)
         {
-            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
-            i++;
+            var t = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - Vector256.Create(m), Vector256.Create(k), Vector256.Create(c));
+            return Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), Vector256.Create(a), t);
         }
 
-        if (wide)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(int i)
         {
-            var mw = Vector512.Create(m);
-            var kw = Vector512.Create(k);
-            var cw = Vector512.Create(c);
-            var aw = Vector512.Create(a);
-            for (; i <= length - 32; i += 32)
-            {
-                var t0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - mw, kw, cw);
-                var t1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + i + 16) - mw, kw, cw);
-                Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), aw, t0).StoreAlignedNonTemporal(dx + i);
-                Vector512.FusedMultiplyAdd(Vector512.Load(dy + i + 16), aw, t1).StoreAlignedNonTemporal(dx + i + 16);
-            }
-        }
-        else
-        {
-            var mv = Vector256.Create(m);
-            var kv = Vector256.Create(k);
-            var cv = Vector256.Create(c);
-            var av = Vector256.Create(a);
-            for (; i <= length - 16; i += 16)
-            {
-                var t0 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - mv, kv, cv);
-                var t1 = Vector256.FusedMultiplyAdd(Vector256.Load(x + i + 8) - mv, kv, cv);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), av, t0).StoreAlignedNonTemporal(dx + i);
-                Vector256.FusedMultiplyAdd(Vector256.Load(dy + i + 8), av, t1).StoreAlignedNonTemporal(dx + i + 8);
-            }
+            var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - Vector512.Create(m), Vector512.Create(k), Vector512.Create(c));
+            return Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), Vector512.Create(a), t);
         }
 
-        for (; i < length; i++)
-        {
-            dx[i] = MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
-        }
-
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-        {
-            System.Runtime.Intrinsics.X86.Sse.StoreFence();
-        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(int i) => MathF.FusedMultiplyAdd(dy[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
     }
 }
