@@ -253,6 +253,8 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
     private readonly int[] _shape;
     private readonly T[] _input;
     private readonly T[] _output;
+    private readonly DenseTensor<T> _inputTensor;
+    private readonly DenseTensor<T> _outputTensor;
     private readonly T[] _gradOutput;
     private readonly T[] _gradInput;
     private readonly T[] _gradWeight;
@@ -267,6 +269,8 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
         _shape = shape;
         _input = BenchData.Input<T>(shape, seed);
         _output = new T[_input.Length];
+        _inputTensor = new DenseTensor<T>(_input, shape);
+        _outputTensor = new DenseTensor<T>(_output, shape);
         _gradOutput = BenchData.GradOutput<T>(shape, seed + 1);
         _gradInput = new T[_input.Length];
         _gradWeight = new T[config.NumFeatures];
@@ -275,9 +279,12 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
 
     public override void Forward() => _module.Forward(_input, _shape, _output);
 
+    /// <summary>A training step as TorchSharp's autograd runs it: the forward keeps a reference to the input (the
+    /// <see cref="DenseTensor{T}"/> overload; the span overload would copy it, since a span's memory may change before
+    /// the backward), the backward writes into preallocated gradients. Neither side allocates per element.</summary>
     public override void ForwardBackward()
     {
-        _module.Forward(_input, _shape, _output);
+        _module.Forward(_inputTensor, _outputTensor);
         _module.Backward(_gradOutput, _shape, _gradInput, _gradWeight, _gradBias);
     }
 }

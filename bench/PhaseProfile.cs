@@ -15,7 +15,8 @@ namespace BnParity.Benchmarks;
 /// <item>save = train-fwd with SaveForBackward − train-fwd (the span API's copy of x for backward);</item>
 /// <item>bwd-batch = the backward of a training step: its reductions over x and dy and the dx pass;</item>
 /// <item>bwd-fixed = the backward of an eval step (dx = dy·scale): one read and one write, floor 1 CE;</item>
-/// <item>read = one vectorised sum over x: the cost of streaming x once with no writes (the reduction floor).</item>
+/// <item>read = one vectorised sum over x: the cost of streaming x once with no writes (the reduction floor);</item>
+/// <item>fwd+bwd = a training step as the benchmark runs it (tensor forward that keeps a reference, span backward).</item>
 /// </list>
 /// Numbers are for reading the design, never for asserting (the machine is shared).
 /// </summary>
@@ -77,9 +78,11 @@ internal static class PhaseProfile
         module.SaveForBackward = true;
         double trainSave = Median(() => module.Forward(x, shape, y));
         double backwardBatch = Median(() => module.Backward(dy, shape, dx, gw, gb));
+        var xt = new DenseTensor<T>(x, shape);
+        var yt = new DenseTensor<T>(y, shape);
         double forwardBackward = Median(() =>
         {
-            module.Forward(x, shape, y);
+            module.Forward(xt, yt);
             module.Backward(dy, shape, dx, gw, gb);
         });
         GC.KeepAlive(sink);
@@ -106,11 +109,18 @@ internal static class PhaseProfile
         return Vector.Sum(a0 + a1 + a2 + a3);
     }
 
-    /// <summary>Median seconds per call over 15 samples of enough calls to last ≥ 20 ms (after a warm-up).</summary>
+    /// <summary>Median seconds per call over 15 samples of enough calls to last ≥ 20 ms, after a warm-up of ≥ 200 ms
+    /// and ≥ 60 calls (so the JIT has promoted the kernels to tier 1 before anything is timed).</summary>
     private static double Median(Action call)
     {
         var watch = Stopwatch.StartNew();
         int calls = 0;
+        for (int warm = 0; watch.Elapsed.TotalMilliseconds < 200 || warm < 60; warm++)
+        {
+            call();
+        }
+
+        watch.Restart();
         while (watch.Elapsed.TotalMilliseconds < 20 || calls < 3)
         {
             call();

@@ -12,7 +12,7 @@ public enum LibraryPath
     /// and split paths.</summary>
     AutoSmallThresholds,
 
-    /// <summary>Threads take whole channels.</summary>
+    /// <summary>Threads take whole channels (an eval forward sweeps the input in memory order instead).</summary>
     Channel,
 
     /// <summary>Few channels: (group, block) units whose partials the caller folds in channel order.</summary>
@@ -21,7 +21,8 @@ public enum LibraryPath
     /// <summary>The (N, C·S) row-block path.</summary>
     Row,
 
-    /// <summary>The channel path with the non-temporal (streaming) float backward forced on.</summary>
+    /// <summary>The channel path with non-temporal (streaming) float outputs forced on: y in the forward (including the
+    /// eval sweep), dx in the backward.</summary>
     ChannelStreaming,
 }
 
