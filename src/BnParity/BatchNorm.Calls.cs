@@ -39,6 +39,12 @@ public abstract unsafe partial class BatchNorm<T>
         }
     }
 
+    /// <summary>The (N, S) the engine runs over: (N, spatial) for channels-first; for channels-last the (N·spatial, C)
+    /// matrix the data is in memory, i.e. N·spatial runs of one element per channel (validation has checked that
+    /// N·spatial fits an int, as the element count does).</summary>
+    private static (int N, int S) EngineRuns(ReadOnlySpan<int> shape, MemoryLayout layout) =>
+        layout == MemoryLayout.ChannelsLast ? (shape[0] * SpatialCount(shape), 1) : (shape[0], SpatialCount(shape));
+
     private Execution RentExecution() => Interlocked.Exchange(ref _idleExecution, null) ?? new Execution(this);
 
     private void ReturnExecution(Execution execution) => Volatile.Write(ref _idleExecution, execution);
@@ -49,7 +55,8 @@ public abstract unsafe partial class BatchNorm<T>
     /// <param name="destination">Receives the output (may be the input's own buffer).</param>
     /// <param name="inputArray">The input's own array when it may be saved by reference (DenseTensor overloads,
     /// not in place); null to copy.</param>
-    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray)
+    /// <param name="layout">The memory layout of input and destination.</param>
+    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray, MemoryLayout layout = MemoryLayout.ChannelsFirst)
     {
         // Everything is validated. Allocation (the only thing that can fail before the run) happens first; the run
         // writes only the destination and the call's own Execution (and the staging copy of the input); the module's
@@ -68,8 +75,7 @@ public abstract unsafe partial class BatchNorm<T>
             : shape.ToArray();
 
         int c = NumFeatures;
-        int n = shape[0];
-        int s = SpatialCount(shape);
+        (int n, int s) = EngineRuns(shape, layout);
         long count = (long)n * s;
         bool batch = UsesBatchStats;
         bool updateRunning = _training && TrackRunningStats;
@@ -114,6 +120,7 @@ public abstract unsafe partial class BatchNorm<T>
                 ex.Invstd.CopyTo(_savedInvstd, 0);
                 ex.Weight.CopyTo(_savedWeight, 0);
                 _savedBatchStats = batch;
+                _savedLayout = layout;
                 _savedRef = copy ? null : inputArray;
                 if (copy)
                 {
@@ -177,7 +184,8 @@ public abstract unsafe partial class BatchNorm<T>
                 fixed (T* pdx = gradInput)
                 fixed (T* ps = _savedRef ?? _savedInput)
                 {
-                    ex.RunBackward(ps, pdy, pdx, shape[0], SpatialCount(shape), _savedBatchStats);
+                    (int n, int s) = EngineRuns(shape, _savedLayout);
+                    ex.RunBackward(ps, pdy, pdx, n, s, _savedBatchStats);
                 }
             }
 

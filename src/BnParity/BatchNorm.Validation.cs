@@ -8,6 +8,34 @@ namespace BnParity;
 /// </content>
 public abstract partial class BatchNorm<T>
 {
+    /// <summary>Whether this module takes <see cref="MemoryLayout.ChannelsLast"/> (BatchNorm2d and BatchNorm3d).</summary>
+    private protected virtual bool SupportsChannelsLast => false;
+
+    /// <summary>A defined layout that this module takes.</summary>
+    private void ValidateLayout(MemoryLayout layout)
+    {
+        if (layout is not (MemoryLayout.ChannelsFirst or MemoryLayout.ChannelsLast))
+        {
+            throw new ArgumentException($"layout {(int)layout} is not a MemoryLayout value.", nameof(layout));
+        }
+
+        if (layout == MemoryLayout.ChannelsLast && !SupportsChannelsLast)
+        {
+            throw new ArgumentException(
+                $"{GetType().Name[..^2]} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
+                nameof(layout));
+        }
+    }
+
+    /// <summary>The backward's layout is the last forward's.</summary>
+    private void ValidateBackwardLayout(MemoryLayout layout)
+    {
+        if (layout != _savedLayout)
+        {
+            throw new ArgumentException($"layout {layout} differs from the last forward's layout {_savedLayout}.", nameof(layout));
+        }
+    }
+
     private void ValidateForward(ReadOnlySpan<int> shape, int inputLength, string shapeParam)
     {
         ValidateRank(shape.Length);

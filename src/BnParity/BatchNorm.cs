@@ -65,6 +65,7 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     private T[]? _savedRef;
     private int[]? _savedShape;
     private bool _savedBatchStats;
+    private MemoryLayout _savedLayout;
     private readonly double[] _savedMean;
     private readonly double[] _savedInvstd;
     private readonly double[] _savedWeight;
@@ -349,11 +350,22 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// when the input size equals the previous call's (the input is copied into a reusable internal buffer for
     /// <see cref="Backward(DenseTensor{T})"/>).</summary>
     /// <exception cref="ArgumentException">Invalid shape, length mismatch, partial overlap, or as <see cref="Forward(DenseTensor{T})"/>.</exception>
-    public void Forward(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination)
+    public void Forward(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination) =>
+        Forward(input, shape, destination, MemoryLayout.ChannelsFirst);
+
+    /// <summary>Zero-copy forward over a buffer in the given <paramref name="layout"/>: <paramref name="shape"/> is the
+    /// logical (N, C, …) shape, <paramref name="destination"/> receives the output in the same layout. Otherwise as
+    /// <see cref="Forward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T})"/>; the following <c>Backward</c> must pass the
+    /// same layout.</summary>
+    /// <exception cref="ArgumentException">As <see cref="Forward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T})"/>, or
+    /// <paramref name="layout"/> is not a <see cref="MemoryLayout"/> value or is <see cref="MemoryLayout.ChannelsLast"/>
+    /// on a BatchNorm1d (the message names <c>layout</c>). Nothing is changed.</exception>
+    public void Forward(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, MemoryLayout layout)
     {
         bool exclusive = EnterForward();
         try
         {
+            ValidateLayout(layout);
             ValidateForward(shape, input.Length, nameof(shape));
             if (destination.Length != input.Length)
             {
@@ -366,7 +378,7 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
                 throw new ArgumentException("destination partially overlaps input; use the same buffer or a disjoint one.", nameof(destination));
             }
 
-            ForwardCore(input, shape, destination, null);
+            ForwardCore(input, shape, destination, null, layout);
         }
         finally
         {
@@ -388,6 +400,7 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         try
         {
             ValidateBackward(gradOutput.ShapeSpan, nameof(gradOutput));
+            ValidateBackwardLayout(MemoryLayout.ChannelsFirst);
             var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
             T[]? gw = Affine ? new T[NumFeatures] : null;
             T[]? gb = Affine ? new T[NumFeatures] : null;
@@ -406,12 +419,21 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
     /// <exception cref="ArgumentException">A shape or length mismatch, or <paramref name="gradInput"/> overlaps the
     /// input saved by the forward (the message names the argument).</exception>
-    public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias) =>
+        Backward(gradOutput, shape, gradInput, gradWeight, gradBias, MemoryLayout.ChannelsFirst);
+
+    /// <summary>Span backward in the given <paramref name="layout"/>, which must be the last forward's: dL/doutput
+    /// and dL/dinput lie in that layout; <paramref name="shape"/> is the logical shape.</summary>
+    /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Backward(ReadOnlySpan{T}, ReadOnlySpan{int}, Span{T}, Span{T}, Span{T})"/>,
+    /// or <paramref name="layout"/> differs from the last forward's (the message names <c>layout</c>).</exception>
+    public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias, MemoryLayout layout)
     {
         _guard.EnterExclusive();
         try
         {
             ValidateSpanBackward(gradOutput, shape, gradInput, gradWeight, gradBias);
+            ValidateBackwardLayout(layout);
             BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, Affine ? gradBias : default);
         }
         finally

@@ -33,6 +33,9 @@ public sealed class BatchNorm2d<T> : BatchNorm<T> where T : unmanaged, IFloating
     }
 
     /// <inheritdoc/>
+    private protected override bool SupportsChannelsLast => true;
+
+    /// <inheritdoc/>
     protected override void ValidateRank(int rank)
     {
         if (rank != 4)
@@ -51,6 +54,9 @@ public sealed class BatchNorm3d<T> : BatchNorm<T> where T : unmanaged, IFloating
         : base(numFeatures, eps, momentum, affine, trackRunningStats)
     {
     }
+
+    /// <inheritdoc/>
+    private protected override bool SupportsChannelsLast => true;
 
     /// <inheritdoc/>
     protected override void ValidateRank(int rank)
