@@ -25,6 +25,10 @@ DEFAULT_OUT = os.path.join(REPO, "fixtures", "pytorch")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODULES = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d,
            "BatchNorm3d": torch.nn.BatchNorm3d}
+CF, CL = "channels_first", "channels_last"
+LAYOUTS = (CF, CL)
+# channels_last memory format by input rank (only BatchNorm2d/3d inputs have one)
+CL_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 # --------------------------------------------------------------------------- specs
@@ -47,6 +51,9 @@ class Step:
     training: bool
     input: Input
     grad: bool = False  # draw a grad_output and record expect_grad
+    # CL: run the step on x (and grad_output) in channels_last(_3d) memory format; the JSON still
+    # holds logical row-major values, plus "layout": "channels_last" (written only for CL steps)
+    layout: str = CF
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,12 @@ def T(*steps):
     return tuple(steps)
 
 
-def train(*shape, grad=False, **kw):
-    return Step(True, Input(tuple(shape), **kw), grad)
+def train(*shape, grad=False, layout=CF, **kw):
+    return Step(True, Input(tuple(shape), **kw), grad, layout)
 
 
-def evals(*shape, grad=False, **kw):
-    return Step(False, Input(tuple(shape), **kw), grad)
+def evals(*shape, grad=False, layout=CF, **kw):
+    return Step(False, Input(tuple(shape), **kw), grad, layout)
 
 
 BN1, BN2, BN3 = "BatchNorm1d", "BatchNorm2d", "BatchNorm3d"
@@ -181,6 +188,40 @@ CASES: List[Case] = [
     Case("grad-cma-two-steps", 87, BN1, 4,
          T(train(4, 4, 3, grad=True), train(6, 4, 3, mean=1.0), evals(3, 4, 3, grad=True)),
          momentum=None),
+    # --- channels-last input (NHWC / NDHWC): same logical tensors, different memory order
+    Case("cl-bn2d-default", 90, BN2, 3,
+         T(train(4, 3, 5, 6, layout=CL), evals(4, 3, 5, 6, layout=CL))),
+    Case("cl-grad-bn2d-train", 91, BN2, 3, T(train(4, 3, 5, 6, grad=True, layout=CL)),
+         random_state_nbt=0),
+    Case("cl-grad-bn2d-eval", 92, BN2, 3, T(evals(4, 3, 5, 6, grad=True, layout=CL)),
+         random_state_nbt=7),
+    Case("cl-grad-bn3d-train", 93, BN3, 3, T(train(2, 3, 2, 3, 4, grad=True, layout=CL)),
+         momentum=0.2),
+    Case("cl-f64-bn2d", 94, BN2, 3,
+         T(train(2, 3, 4, 5, layout=CL), train(3, 3, 4, 5, mean=1.0, grad=True, layout=CL),
+           evals(2, 3, 4, 5, grad=True, layout=CL)), dtype="float64", random_state_nbt=0),
+    Case("cl-momentum-none", 95, BN2, 3,
+         T(train(2, 3, 4, 4, layout=CL), train(3, 3, 4, 4, mean=-1.0, std=0.5, layout=CL),
+           evals(2, 3, 4, 4, layout=CL)), eps=1e-3, momentum=None),
+    Case("cl-bn2d-not-tracking-stats", 96, BN2, 3,
+         T(train(2, 3, 4, 5, layout=CL), evals(2, 3, 4, 5, layout=CL)),
+         eps=1e-3, momentum=0.8, track_running_stats=False),
+    Case("cl-bn3d-not-affine", 97, BN3, 3,
+         T(train(2, 3, 3, 4, 2, layout=CL), evals(2, 3, 3, 4, 2, layout=CL)),
+         eps=1e-3, momentum=0.7, affine=False),
+    Case("cl-loaded-random-state", 98, BN2, 3,
+         T(evals(2, 3, 4, 4, layout=CL), train(2, 3, 4, 4, layout=CL),
+           train(3, 3, 4, 4, mean=1.0, layout=CL), evals(2, 3, 4, 4, layout=CL)),
+         random_state_nbt=7),
+    Case("cl-mixed-layouts", 99, BN2, 4,
+         T(train(3, 4, 3, 5, layout=CL), train(2, 4, 3, 5, mean=1.0, std=2.0),
+           evals(2, 4, 3, 5, layout=CL))),
+    Case("cl-odd-sizes-bn2d", 100, BN2, 5,
+         T(train(3, 5, 7, 3, grad=True, layout=CL), evals(3, 5, 7, 3, layout=CL)), momentum=0.3),
+    Case("cl-spatial-1x1", 101, BN2, 3,
+         T(train(4, 3, 1, 1, grad=True, layout=CL), evals(2, 3, 1, 1, layout=CL))),
+    Case("cl-bn2d-one-value-per-channel-error", 102, BN2, 3,
+         T(train(2, 3, 2, 2, layout=CL), train(1, 3, 1, 1, layout=CL))),
 ]
 
 # NOT COMMITTED: holdout cases, written only with --holdout (e.g. to /tmp/holdout-cases) to check
@@ -295,11 +336,22 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
     dtype = DTYPES[case.dtype]
     m.train(step.training)
     x = make_input(step.input, dtype)
-    rec = {"training": step.training, "input": tensor_json(x)}
+    rec = {"training": step.training}
+    mf = torch.contiguous_format
+    if step.layout == CL:
+        if x.dim() not in CL_FORMATS or case.module == "BatchNorm1d":
+            raise SystemExit(f"{case.name}: channels_last needs a BatchNorm2d/3d input, not {case.module} {tuple(x.shape)}")
+        mf = CL_FORMATS[x.dim()]
+        rec["layout"] = CL
+    elif step.layout != CF:
+        raise SystemExit(f"{case.name}: layout {step.layout!r}")
+    x = x.contiguous(memory_format=mf)  # values() below writes the logical (row-major) order
+    rec["input"] = tensor_json(x)
     if step.grad:
         for p in m.parameters():
             p.grad = None  # each step's expect_grad is that step's gradient only
         x = x.clone().requires_grad_(True)
+    assert x.is_contiguous(memory_format=mf), f"{case.name}: input not in {step.layout}"
     try:
         y = m(x)
     except RuntimeError as exc:  # PyTorch's ValueError/RuntimeError -> recorded error
@@ -308,6 +360,8 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
     except ValueError as exc:
         rec["expect"] = {"error": error_prefix(exc)}
         return rec, True
+    if not y.is_contiguous(memory_format=mf):
+        raise SystemExit(f"{case.name}: PyTorch's output is not contiguous in {step.layout} (strides {y.stride()})")
     expect = {"output": tensor_json(y.detach())}
     if case.track_running_stats:
         expect["running_mean"] = values(m.running_mean)
@@ -315,8 +369,11 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
         expect["num_batches_tracked"] = int(m.num_batches_tracked.item())
     rec["expect"] = expect
     if step.grad:
-        g = torch.randn(*y.shape, dtype=dtype).contiguous()
+        g = torch.randn(*y.shape, dtype=dtype).contiguous(memory_format=mf)
         y.backward(g)
+        if not x.grad.is_contiguous(memory_format=mf):
+            print(f"WARNING: {case.name}: x.grad is not contiguous in {step.layout} "
+                  f"(strides {x.grad.stride()}); recorded anyway", file=sys.stderr)
         rec["grad_output"] = tensor_json(g)
         eg = {"input": tensor_json(x.grad)}
         if case.affine:
@@ -440,12 +497,18 @@ def check_case(doc: dict, fname: str) -> List[str]:
         w = f"steps[{i}]"
         if not isinstance(s.get("training"), bool):
             bad(f"{w}.training")
+        has_layout = "layout" in s
+        if has_layout and s["layout"] not in LAYOUTS:
+            bad(f"{w}.layout must be \"channels_first\" or \"channels_last\"")
+        if has_layout and s["layout"] == CL and doc.get("module") not in ("BatchNorm2d", "BatchNorm3d"):
+            bad(f"{w}.layout: channels_last only for BatchNorm2d/BatchNorm3d")
         sh = tens(s.get("input"), f"{w}.input")
         if sh is not None and (len(sh) not in ndim or sh[1] != C):
             bad(f"{w}.input: shape {sh} invalid for {doc.get('module')}({C})")
         e = s.get("expect", {})
         grad = "grad_output" in s
-        keys = ["training", "input", "expect"] + (["grad_output", "expect_grad"] if grad else [])
+        keys = ["training"] + (["layout"] if has_layout else []) + ["input", "expect"] + \
+            (["grad_output", "expect_grad"] if grad else [])
         if list(s.keys()) != keys:
             bad(f"{w}: keys {list(s.keys())} != {keys}")
         if "error" in e:

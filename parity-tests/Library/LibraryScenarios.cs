@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using BnParity.Harness.Cases;
 using BnParity.Harness.Implementations;
 using static BnParity.ParityTests.Rules.RuleAssert;
 
@@ -41,6 +42,11 @@ public enum Scenario
     /// eps = 0), each followed by a backward: the double recomputation of the statistics and PyTorch's held-in-dtype
     /// variance rules, on every path.</summary>
     ExtremeMagnitudes,
+
+    /// <summary>BatchNorm2d/3d only (other shapes give no results): channels-last input through the tensor overloads,
+    /// training forward + backward, then through the span overloads an eval forward + backward after the caller has
+    /// overwritten its input buffer. Results are recorded in logical order, so indices read as [n, c, s].</summary>
+    ChannelsLast,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -66,6 +72,7 @@ public static class LibraryScenarios
         [40, 3, 100],
         [5, 4, 2, 3, 7],
         [100, 2, 100],
+        [2, 70, 5, 3],
     ];
 
     public static string Key(Scenario scenario, int[] shape) =>
@@ -74,6 +81,11 @@ public static class LibraryScenarios
     public static List<NamedResult> Run<T>(Scenario scenario, int[] shape, LibraryExecution execution)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (scenario == Scenario.ChannelsLast && shape.Length < 4)
+        {
+            return [];
+        }
+
         int c = shape[1];
         bool track = scenario != Scenario.NotTracking;
         bool affine = scenario != Scenario.NotAffine;
@@ -184,6 +196,30 @@ public static class LibraryScenarios
                     step++;
                 }
 
+                break;
+            }
+
+            case Scenario.ChannelsLast:
+            {
+                const MemoryLayout layout = MemoryLayout.ChannelsLast;
+                var stored = new DenseTensor<T>(MemoryOrder.ToMemory(x.Data, shape, layout), shape);
+                var storedGradient = new DenseTensor<T>(MemoryOrder.ToMemory(gradOutput.Data, shape, layout), shape);
+                Add(results, "step 0 output", MemoryOrder.ToLogical(module.Forward(stored, layout).Data, shape, layout), shape);
+                var gradients = module.Backward(storedGradient, layout);
+                AddGradients(results, "step 0", new BatchNormGradients<T>(
+                    new DenseTensor<T>(MemoryOrder.ToLogical(gradients.Input.Data, shape, layout), shape), gradients.Weight, gradients.Bias));
+                module.Eval();
+                var buffer = (T[])stored.Data.Clone();
+                var y = new T[buffer.Length];
+                module.Forward(buffer, shape, y, layout);
+                Array.Fill(buffer, T.CreateChecked(7));
+                Add(results, "step 1 output", MemoryOrder.ToLogical(y, shape, layout), shape);
+                var dx = new T[buffer.Length];
+                T[] gw = new T[c], gb = new T[c];
+                module.Backward(storedGradient.Data, shape, dx, gw, gb, layout);
+                Add(results, "step 1 grad_input", MemoryOrder.ToLogical(dx, shape, layout), shape);
+                Add(results, "step 1 grad_weight", gw, [c]);
+                Add(results, "step 1 grad_bias", gb, [c]);
                 break;
             }
 

@@ -40,6 +40,12 @@ public sealed record CaseOptions
     /// sampled spikes) and eps ∈ {0, 1e-5}.</summary>
     public bool ExtremeData { get; init; }
 
+    /// <summary>Restricts the module kinds when set (BatchNorm1d is drawn twice as often otherwise: it has two input ranks).</summary>
+    public ModuleKind[]? Modules { get; init; }
+
+    /// <summary>Fixes every step's layout when set; otherwise BatchNorm2d/3d steps draw channels-first or channels-last.</summary>
+    public MemoryLayout? Layout { get; init; }
+
     /// <summary>Upper bound on elements per step (keeps runs fast).</summary>
     public int MaxElements { get; init; } = 20_000;
 
@@ -47,6 +53,7 @@ public sealed record CaseOptions
     public bool Accepts(CaseSpec spec) =>
         spec.Steps.Count >= 1 && spec.Steps.Count <= MaxSteps
         && DTypes.Contains(spec.DType)
+        && (Modules is null || Modules.Contains(spec.Module))
         && (AllowSingleValue || !spec.HasSingleValueStep)
         && (AllowEmptyBatch || spec.Steps.All(s => s.Batch > 0))
         && (Track is null || spec.Track == Track)
@@ -55,6 +62,8 @@ public sealed record CaseOptions
         && (!FixMomentum || spec.Momentum == Momentum)
         && spec.Steps.All(s => (s.Gradient is not null) == Gradients)
         && spec.Steps.All(s => s.Spatial.Length == spec.SpatialRank)
+        && spec.Steps.All(s => s.Layout == MemoryLayout.ChannelsFirst || spec.SpatialRank >= 2)
+        && (Layout is null || spec.Steps.All(s => s.Layout == Layout))
         && spec.Steps.All(s => s.ValuesPerChannel * spec.Channels <= MaxElements);
 }
 
@@ -65,7 +74,7 @@ public static class CaseGenerators
         Arb.From(Spec(options), spec => Shrink(spec, options));
 
     public static Gen<CaseSpec> Spec(CaseOptions options) =>
-        from module in Gen.Elements(ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d)
+        from module in Gen.Elements(options.Modules ?? [ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d])
         from threeDimensional in Gen.Elements(false, true)
         from dtype in Gen.Elements(options.DTypes)
         from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)), (1, Gen.Choose(200, 600)))
@@ -119,12 +128,16 @@ public static class CaseGenerators
         from single in Gen.Frequency((12, Gen.Constant(false)), (1, Gen.Constant(true)))
         from data in options.ExtremeData ? ExtremeData : Data
         from gradient in Data
+        from layout in spatialRank < 2 ? Gen.Constant(MemoryLayout.ChannelsFirst)
+            : options.Layout is { } fixedLayout ? Gen.Constant(fixedLayout)
+            : Gen.Elements(MemoryLayout.ChannelsFirst, MemoryLayout.ChannelsLast)
         select new StepSpec(
             training,
             single && options.AllowSingleValue ? 1 : batch,
             single && options.AllowSingleValue ? spatial.Select(_ => 1).ToArray() : Bound(batch, spatial, channels, options.MaxElements),
             data,
-            options.Gradients ? gradient with { Seed = gradient.Seed + 7919 } : null);
+            options.Gradients ? gradient with { Seed = gradient.Seed + 7919 } : null,
+            layout);
 
     private static Gen<DataRecipe> Data =>
         from seed in Gen.Choose(0, 999)
@@ -314,6 +327,11 @@ public static class CaseGenerators
         if (!step.Training)
         {
             yield return step with { Training = true };
+        }
+
+        if (step.Layout != MemoryLayout.ChannelsFirst)
+        {
+            yield return step with { Layout = MemoryLayout.ChannelsFirst };
         }
     }
 

@@ -103,13 +103,14 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
 
 }
 
-/// <summary>One generated step: mode, batch shape (N and spatial dims; C comes from the case), data, and whether backward runs.</summary>
-public sealed record StepSpec(bool Training, int Batch, int[] Spatial, DataRecipe Data, DataRecipe? Gradient = null)
+/// <summary>One generated step: mode, batch shape (N and spatial dims; C comes from the case), data, whether backward
+/// runs, and the memory layout the step's tensors lie in (channels-last only for BatchNorm2d/3d).</summary>
+public sealed record StepSpec(bool Training, int Batch, int[] Spatial, DataRecipe Data, DataRecipe? Gradient = null, MemoryLayout Layout = MemoryLayout.ChannelsFirst)
 {
     public long ValuesPerChannel => (long)Batch * Spatial.Aggregate(1, (a, b) => a * b);
 
     public override string ToString() =>
-        $"{(Training ? "train" : "eval")} N={Batch}{(Spatial.Length == 0 ? "" : " spatial=" + string.Join("x", Spatial))} {Data}{(Gradient is null ? "" : " backward " + Gradient)}";
+        $"{(Training ? "train" : "eval")} N={Batch}{(Spatial.Length == 0 ? "" : " spatial=" + string.Join("x", Spatial))}{(Layout == MemoryLayout.ChannelsLast ? " channels_last" : "")} {Data}{(Gradient is null ? "" : " backward " + Gradient)}";
 }
 
 /// <summary>
@@ -156,7 +157,7 @@ public sealed record CaseSpec(
             int[] shape = new[] { step.Batch, Channels }.Concat(step.Spatial).ToArray();
             var input = new CaseTensor(shape, step.Data.Values(shape, DType));
             CaseTensor? gradient = step.Gradient is null ? null : new CaseTensor((int[])shape.Clone(), step.Gradient.Values(shape, DType));
-            return new CaseStep(step.Training, input, gradient);
+            return new CaseStep(step.Training, input, gradient, Layout: step.Layout);
         }).ToList();
         return new BatchNormCase(name + ": " + this, config, state, steps);
     }

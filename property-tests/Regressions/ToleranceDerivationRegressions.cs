@@ -12,7 +12,7 @@ public sealed class ToleranceDerivationRegressions
 {
     private static StepSpec Train(int batch, int[] spatial, DataRecipe data, DataRecipe? gradient = null) => new(true, batch, spatial, data, gradient);
 
-    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight", "float64 constant channel of 5100 values", "running_var + eps = 0 in eval", "float64 gradients over ties and zeros", "float32 constant channel gradients at eps 1e-10", "float64 gradients with spiked dy", "eval with running_var + eps = 0 after a float64 constant channel" };
+    public static TheoryData<string> Names() => new() { "float64 constant channel output", "float64 constant channel running_var", "float32 momentum 0.999", "float64 offset gradients", "float64 constant channel grad_weight", "float64 constant channel of 5100 values", "running_var + eps = 0 in eval", "float64 gradients over ties and zeros", "float32 constant channel gradients at eps 1e-10", "float64 gradients with spiked dy", "eval with running_var + eps = 0 after a float64 constant channel", "float32 subnormal variance at eps 0", "float32 channels-last running_var over ties", "float32 channels-last constant channel running_mean", "float32 channels-last gradients over ties" };
 
     private static CaseSpec Spec(string name) => name switch
     {
@@ -54,6 +54,19 @@ public sealed class ToleranceDerivationRegressions
         // is δ² from its inexact mean (eval output ≈ −5.9e15): ill-posed, accepted either way (Tolerance.IllPosed).
         "eval with running_var + eps = 0 after a float64 constant channel" => new CaseSpec(ModuleKind.BatchNorm1d, ElementType.Float64, 1, 0, null, true, true, null,
             new[] { Train(2, new[] { 5 }, new DataRecipe(DataKind.ConstantChannel, 389)), new StepSpec(false, 2, new[] { 1 }, new DataRecipe(DataKind.Normal, 0), null) }),
+        // Three float32 values of ~1e-22 at eps = 0: Σ(x − μ)² = 2.1e-45 is 1.5 subnormal ulps, and var = Σ/3 rounds to 0
+        // in the truth (invstd 0 by PyTorch's rule, output 0) but not in libtorch's float sum (output ±0.8): ill-posed.
+        "float32 subnormal variance at eps 0" => new CaseSpec(ModuleKind.BatchNorm1d, ElementType.Float32, 80, 0, 0.1, true, true, null,
+            new[] { Train(3, Array.Empty<int>(), new DataRecipe(DataKind.Tiny, 771, 0, 1e-22)) }),
+        // libtorch's channels-last kernel sums float32 statistics in float (opmath), not double: running_var 69 ulp from
+        // the truth here. StatisticRoundings now takes the layout: channels-last float32 gets the (n − 1)·u bound.
+        "float32 channels-last running_var over ties" => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float32, 2, 1e-5, null, true, true, null,
+            new[] { new StepSpec(true, 177, new[] { 3, 3 }, new DataRecipe(DataKind.ZerosAndTies, 475), null, MemoryLayout.ChannelsLast) }),
+        "float32 channels-last constant channel running_mean" => new CaseSpec(ModuleKind.BatchNorm3d, ElementType.Float32, 3, 1e-5, 0.1, true, true, null,
+            new[] { new StepSpec(true, 2, new[] { 5, 15, 2 }, new DataRecipe(DataKind.ConstantChannel, 0), null, MemoryLayout.ChannelsLast) }),
+        // The same float sums in libtorch's channels-last backward: GradientReductionRoundings takes the layout too.
+        "float32 channels-last gradients over ties" => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float32, 2, 1e-5, null, true, true, null,
+            new[] { new StepSpec(true, 90, new[] { 5, 3 }, new DataRecipe(DataKind.ZerosAndTies, 0), new DataRecipe(DataKind.Normal, 0), MemoryLayout.ChannelsLast) }),
         _ => new CaseSpec(ModuleKind.BatchNorm2d, ElementType.Float64, 1, 1e-5, 0.1, true, true, null,
             new[] { Train(2, new[] { 3, 13 }, new DataRecipe(DataKind.ConstantChannel, 0), new DataRecipe(DataKind.OffsetScale, 0, 1.68, 0.0135)) }),
     };

@@ -301,15 +301,25 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// <exception cref="ArgumentNullException"><paramref name="input"/> is null.</exception>
     /// <exception cref="ArgumentException">Wrong rank, wrong channel count, or one value per channel while batch
     /// statistics are used. Nothing is changed.</exception>
-    public DenseTensor<T> Forward(DenseTensor<T> input)
+    public DenseTensor<T> Forward(DenseTensor<T> input) => Forward(input, MemoryLayout.ChannelsFirst);
+
+    /// <summary>Normalises <paramref name="input"/>, whose <see cref="DenseTensor{T}.Data"/> lies in
+    /// <paramref name="layout"/>, into a new tensor in the same layout. The tensor's shape is the logical (N, C, …) one
+    /// in either layout, as a PyTorch tensor's size is. The following <c>Backward</c> must pass the same layout.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="input"/> is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Forward(DenseTensor{T})"/>, or <paramref name="layout"/> is not a
+    /// <see cref="MemoryLayout"/> value or is <see cref="MemoryLayout.ChannelsLast"/> on a BatchNorm1d (the message names
+    /// <c>layout</c>). Nothing is changed.</exception>
+    public DenseTensor<T> Forward(DenseTensor<T> input, MemoryLayout layout)
     {
         ArgumentNullException.ThrowIfNull(input);
         bool exclusive = EnterForward();
         try
         {
+            ValidateLayout(layout);
             ValidateForward(input.ShapeSpan, input.Length, "input");
             var output = new DenseTensor<T>(input.ShapeSpan.ToArray());
-            ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data);
+            ForwardCore(input.Data, input.ShapeSpan, output.Data, input.Data, layout);
             return output;
         }
         finally
@@ -322,13 +332,21 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// tensor for in-place use).</summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException">As <see cref="Forward(DenseTensor{T})"/>, or the destination shape differs.</exception>
-    public void Forward(DenseTensor<T> input, DenseTensor<T> destination)
+    public void Forward(DenseTensor<T> input, DenseTensor<T> destination) => Forward(input, destination, MemoryLayout.ChannelsFirst);
+
+    /// <summary>As <see cref="Forward(DenseTensor{T}, DenseTensor{T})"/>, with both tensors' data in
+    /// <paramref name="layout"/>.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Forward(DenseTensor{T}, MemoryLayout)"/>, or the destination
+    /// shape differs.</exception>
+    public void Forward(DenseTensor<T> input, DenseTensor<T> destination, MemoryLayout layout)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(destination);
         bool exclusive = EnterForward();
         try
         {
+            ValidateLayout(layout);
             ValidateForward(input.ShapeSpan, input.Length, "input");
             if (!input.ShapeSpan.SequenceEqual(destination.ShapeSpan))
             {
@@ -337,7 +355,7 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
                     nameof(destination));
             }
 
-            ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data);
+            ForwardCore(input.Data, input.ShapeSpan, destination.Data, ReferenceEquals(input.Data, destination.Data) ? null : input.Data, layout);
         }
         finally
         {
@@ -392,15 +410,24 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// dL/doutput. Returned per call (not accumulated).</summary>
     /// <exception cref="ArgumentNullException"><paramref name="gradOutput"/> is null.</exception>
     /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
-    /// <exception cref="ArgumentException"><paramref name="gradOutput"/>'s shape differs from the last forward input's.</exception>
-    public BatchNormGradients<T> Backward(DenseTensor<T> gradOutput)
+    /// <exception cref="ArgumentException"><paramref name="gradOutput"/>'s shape differs from the last forward input's,
+    /// or the last forward ran in <see cref="MemoryLayout.ChannelsLast"/>.</exception>
+    public BatchNormGradients<T> Backward(DenseTensor<T> gradOutput) => Backward(gradOutput, MemoryLayout.ChannelsFirst);
+
+    /// <summary>As <see cref="Backward(DenseTensor{T})"/>, with dL/doutput and the returned dL/dinput in
+    /// <paramref name="layout"/>, which must be the last forward's.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="gradOutput"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
+    /// <exception cref="ArgumentException"><paramref name="gradOutput"/>'s shape differs from the last forward input's,
+    /// or <paramref name="layout"/> differs from the last forward's (the message names <c>layout</c>).</exception>
+    public BatchNormGradients<T> Backward(DenseTensor<T> gradOutput, MemoryLayout layout)
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
         _guard.EnterExclusive();
         try
         {
             ValidateBackward(gradOutput.ShapeSpan, nameof(gradOutput));
-            ValidateBackwardLayout(MemoryLayout.ChannelsFirst);
+            ValidateBackwardLayout(layout);
             var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
             T[]? gw = Affine ? new T[NumFeatures] : null;
             T[]? gb = Affine ? new T[NumFeatures] : null;

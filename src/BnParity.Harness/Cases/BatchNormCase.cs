@@ -94,15 +94,20 @@ public sealed record StepOutcome
     public bool HasGradients => GradInput is not null;
 }
 
-/// <summary>One forward step (optionally followed by backward) on the case's module.</summary>
+/// <summary>
+/// One forward step (optionally followed by backward) on the case's module. <paramref name="Layout"/> is how the
+/// input, the upstream gradient and the outputs lie in memory when the step runs; the tensors here are logical
+/// (row-major (N, C, …)) in either layout, so expectations compare element by element across layouts.
+/// </summary>
 public sealed record CaseStep(
     bool Training,
     CaseTensor Input,
     CaseTensor? GradOutput = null,
-    StepOutcome? Expected = null)
+    StepOutcome? Expected = null,
+    MemoryLayout Layout = MemoryLayout.ChannelsFirst)
 {
     public override string ToString() =>
-        $"{(Training ? "train" : "eval")} {Input}{(GradOutput is null ? "" : " +backward")}";
+        $"{(Training ? "train" : "eval")} {Input}{(Layout == MemoryLayout.ChannelsLast ? " channels_last" : "")}{(GradOutput is null ? "" : " +backward")}";
 }
 
 /// <summary>

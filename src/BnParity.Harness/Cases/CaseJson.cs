@@ -165,7 +165,29 @@ public static class CaseJson
             };
         }
 
-        return new CaseStep(training, input, gradOutput, expected);
+        return new CaseStep(training, input, gradOutput, expected, Layout(step, where, config));
+    }
+
+    /// <summary>The optional <c>layout</c> of a step: absent (files before it existed) means channels-first.</summary>
+    private static MemoryLayout Layout(JsonElement step, string where, ModuleConfig config)
+    {
+        if (!step.TryGetProperty("layout", out var element))
+        {
+            return MemoryLayout.ChannelsFirst;
+        }
+
+        MemoryLayout layout = element.ValueKind == JsonValueKind.String ? element.GetString() switch
+        {
+            "channels_first" => MemoryLayout.ChannelsFirst,
+            "channels_last" => MemoryLayout.ChannelsLast,
+            var other => throw new CaseFormatException($"{where}.layout is '{other}' (expected \"channels_first\" or \"channels_last\")"),
+        } : throw new CaseFormatException($"{where}.layout must be a string");
+        if (layout == MemoryLayout.ChannelsLast && config.Module == ModuleKind.BatchNorm1d)
+        {
+            throw new CaseFormatException($"{where}.layout is channels_last, which only BatchNorm2d and BatchNorm3d inputs have");
+        }
+
+        return layout;
     }
 
     private static CaseTensor Tensor(JsonElement element, string where)

@@ -40,7 +40,7 @@ public static class CaseRunner
             CaseTensor output;
             try
             {
-                output = module.Forward(step.Training, step.Input);
+                output = module.Forward(step.Training, step.Input, step.Layout);
             }
             catch (Exception error) // any exception is the step's error outcome; the comparer judges it
             {
@@ -67,7 +67,7 @@ public static class CaseRunner
             {
                 try
                 {
-                    var (gradInput, gradWeight, gradBias) = module.Backward(step.GradOutput);
+                    var (gradInput, gradWeight, gradBias) = module.Backward(step.GradOutput, step.Layout);
                     outcome = outcome with { GradInput = gradInput, GradWeight = gradWeight, GradBias = gradBias };
                 }
                 catch (Exception error)

@@ -43,9 +43,9 @@ public static class ToleranceBudgets
             int spatial = x.SpatialSize;
             long n = norm.ValuesPerChannel;
             // Statistics of float32 data are accumulated in double by both libtorch and the library
-            // (one rounding to T at the end) except on libtorch's channels-last path for spatial size 1;
-            // float64 statistics are sums in T (see StatisticRoundings).
-            double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n, spatial);
+            // (one rounding to T at the end) except on libtorch's channels-last path (channels-last input,
+            // or spatial size 1); float64 statistics are sums in T (see StatisticRoundings).
+            double statisticRoundings = Tolerance.StatisticRoundings(config.DType, n, spatial, step.Layout);
 
             // Output.
             double spacing = Tolerance.SubnormalSpacing(config.DType);
@@ -63,6 +63,15 @@ public static class ToleranceBudgets
                     // for float64 sums in T), and it reaches every output through |α| even where x − μ = 0
                     // (a constant channel), so the m·|α| term takes that factor, not k.
                     double variance = norm.BatchVariance![c];
+                    if (config.Eps == 0 && variance <= k * spacing)
+                    {
+                        // A variance within the subnormal spacing of 0 at eps = 0: whether T holds it as 0 (invstd 0 by
+                        // PyTorch's rule, output 0) or as a few subnormal ulps (invstd ~1/√var, output ~±1) is decided by
+                        // one rounding of Σ(x − μ)² (libtorch sums the subnormal squares in float; the truth, in double).
+                        output[i] = Tolerance.IllPosed;
+                        continue;
+                    }
+
                     output[i] = k * u * scale + Math.Max(0, statisticRoundings - k) * u * magnitude * alpha
                         + centred * BatchInvStdRelative(u, k, statisticRoundings, magnitude, variance, config.Eps);
                     if (variance + config.Eps > 0)
@@ -131,7 +140,7 @@ public static class ToleranceBudgets
             double[]? gradInput = null, gradWeight = null, gradBias = null;
             if (step.GradOutput is { } gradOutput)
             {
-                (gradInput, gradWeight, gradBias) = GradientBudgets(config, x, gradOutput.Data, norm, before, meanBudget, varBudget, u, k);
+                (gradInput, gradWeight, gradBias) = GradientBudgets(config, x, gradOutput.Data, norm, before, meanBudget, varBudget, u, k, step.Layout);
             }
 
             result.Add(new StepBudgets(output, NotIllPosed(runningMean), NotIllPosed(runningVar), NotIllPosed(gradInput), NotIllPosed(gradWeight), NotIllPosed(gradBias)));
@@ -168,11 +177,11 @@ public static class ToleranceBudgets
 
     private static (double[] Input, double[]? Weight, double[]? Bias) GradientBudgets(
         ModuleConfig config, CaseTensor x, double[] g, ReferenceBatchNorm.Normalization norm, ModuleState before,
-        double[] meanBudget, double[] varBudget, double u, double k)
+        double[] meanBudget, double[] varBudget, double u, double k, MemoryLayout layout)
     {
         int channels = config.NumFeatures, spatial = x.SpatialSize, batch = x.Shape[0];
         long n = (long)batch * spatial;
-        double reduction = Tolerance.GradientReductionRoundings(config.DType, n);
+        double reduction = Tolerance.GradientReductionRoundings(config.DType, n, layout);
         var sumAbsGrad = new double[channels];
         var sumAbsCentredGrad = new double[channels];
         var sumCentredGrad = new double[channels];
@@ -196,7 +205,7 @@ public static class ToleranceBudgets
             double invStd = norm.InvStd[c];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
             // Float64 means are sums in T: their error grows with n (as for the statistics above).
-            double statistics = Tolerance.StatisticRoundings(config.DType, n, spatial);
+            double statistics = Tolerance.StatisticRoundings(config.DType, n, spatial, layout);
             double meanGrowth = norm.UsesBatchStatistics ? statistics / k : 1;
             double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics

@@ -30,6 +30,18 @@ public interface IBatchNormModule : IDisposable
     /// </summary>
     (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput);
 
+    /// <summary>
+    /// Forward with the input lying in memory in <paramref name="layout"/>. The tensors stay logical (row-major
+    /// (N, C, …)); an implementation converts to its own memory order (see <see cref="MemoryOrder"/>). The default runs
+    /// the logical forward: an implementation without a layout of its own then proves only the layout-independent
+    /// semantics, and should override this to run its channels-last path.
+    /// </summary>
+    CaseTensor Forward(bool training, CaseTensor input, MemoryLayout layout) => Forward(training, input);
+
+    /// <summary>Backward of a forward that ran in <paramref name="layout"/> (the upstream gradient lies in the same
+    /// layout). The default runs the logical backward, as <see cref="Forward(bool, CaseTensor, MemoryLayout)"/> does.</summary>
+    (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput, MemoryLayout layout) => Backward(gradOutput);
+
     /// <summary>Current parameters and buffers.</summary>
     ModuleState ReadState();
 }

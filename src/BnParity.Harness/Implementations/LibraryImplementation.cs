@@ -76,17 +76,21 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
             }
         }
 
-        public CaseTensor Forward(bool training, CaseTensor input)
+        public CaseTensor Forward(bool training, CaseTensor input) => Forward(training, input, MemoryLayout.ChannelsFirst);
+
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput) => Backward(gradOutput, MemoryLayout.ChannelsFirst);
+
+        public CaseTensor Forward(bool training, CaseTensor input, MemoryLayout layout)
         {
             _module.Training = training;
-            var output = _module.Forward(new DenseTensor<T>(ToT(input.Data), input.Shape));
-            return new CaseTensor(output.Shape, ToDouble(output.Data));
+            var output = _module.Forward(new DenseTensor<T>(ToT(MemoryOrder.ToMemory(input, layout)), input.Shape), layout);
+            return MemoryOrder.FromMemory(output.Shape, ToDouble(output.Data), layout);
         }
 
-        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput, MemoryLayout layout)
         {
-            var gradients = _module.Backward(new DenseTensor<T>(ToT(gradOutput.Data), gradOutput.Shape));
-            return (new CaseTensor(gradients.Input.Shape, ToDouble(gradients.Input.Data)),
+            var gradients = _module.Backward(new DenseTensor<T>(ToT(MemoryOrder.ToMemory(gradOutput, layout)), gradOutput.Shape), layout);
+            return (MemoryOrder.FromMemory(gradients.Input.Shape, ToDouble(gradients.Input.Data), layout),
                 gradients.Weight is null ? null : ToDouble(gradients.Weight),
                 gradients.Bias is null ? null : ToDouble(gradients.Bias));
         }

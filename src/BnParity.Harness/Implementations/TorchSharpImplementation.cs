@@ -46,6 +46,45 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     /// <summary>A new tensor (caller's scope) holding <paramref name="value"/> in <paramref name="type"/>.</summary>
     public static Tensor ToTensor(CaseTensor value, ElementType type) => ToTensor(value.Data, value.Shape, type);
 
+    /// <summary>
+    /// A new tensor (caller's scope) holding the logical <paramref name="value"/> in <paramref name="layout"/>'s
+    /// strides. TorchSharp 0.107 has no memory-format argument, so channels-last is built as PyTorch stores it: an
+    /// (N, H, W, C) tensor permuted to an (N, C, H, W) view, whose strides are exactly
+    /// <c>x.contiguous(memory_format=torch.channels_last)</c>'s. libtorch picks its kernel from those strides
+    /// (<see cref="IsChannelsLast"/> tells which one it took by the output's strides).
+    /// </summary>
+    public static Tensor ToTensor(CaseTensor value, ElementType type, MemoryLayout layout)
+    {
+        if (layout == MemoryLayout.ChannelsFirst || value.Rank < 3)
+        {
+            return ToTensor(value, type);
+        }
+
+        int[] memoryShape = Array.ConvertAll(MemoryOrder.MemoryShape(value.Shape, layout), d => (int)d);
+        using var stored = ToTensor(MemoryOrder.ToMemory(value, layout), memoryShape, type);
+        long[] toLogical = [0, value.Rank - 1, .. Enumerable.Range(1, value.Rank - 2).Select(d => (long)d)];
+        return stored.permute(toLogical);
+    }
+
+    /// <summary>Whether <paramref name="value"/> (rank 4 or 5) has channels-last strides: C innermost, then W, H, (D).</summary>
+    public static bool IsChannelsLast(Tensor value)
+    {
+        long[] strides = value.stride();
+        long[] shape = value.shape;
+        long expected = 1;
+        foreach (int dim in new[] { 1 }.Concat(Enumerable.Range(2, shape.Length - 2).Reverse()).Append(0))
+        {
+            if (shape[dim] != 1 && strides[dim] != expected)
+            {
+                return false;
+            }
+
+            expected *= shape[dim];
+        }
+
+        return true;
+    }
+
     public static Tensor ToTensor(double[] data, int[] shape, ElementType type)
     {
         long[] dims = Array.ConvertAll(shape, d => (long)d);
@@ -136,20 +175,32 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             target.copy_(source);
         }
 
-        public CaseTensor Forward(bool training, CaseTensor input)
+        public CaseTensor Forward(bool training, CaseTensor input) => Forward(training, input, MemoryLayout.ChannelsFirst);
+
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput) => Backward(gradOutput, MemoryLayout.ChannelsFirst);
+
+        public CaseTensor Forward(bool training, CaseTensor input, MemoryLayout layout)
         {
             ReleaseSaved();
             _module.train(training);
             using var scope = TorchSharpOracle.Scope();
-            var x = ToTensor(input, _config.DType).requires_grad_(true);
+            // A leaf in the layout's strides: detach() keeps the permuted view's strides, so autograd's grad of it is
+            // the input gradient libtorch computed in that layout.
+            var x = ToTensor(input, _config.DType, layout).detach().requires_grad_(true);
             var y = ForwardWithoutGc(_module, x);
+            if (layout == MemoryLayout.ChannelsLast && y.numel() > 0 && !IsChannelsLast(y))
+            {
+                throw new InvalidOperationException(
+                    $"libtorch returned a {string.Join("x", y.shape)} output with strides [{string.Join(", ", y.stride())}] for a channels-last input: it did not take its channels-last kernel, so this run does not test that layout.");
+            }
+
             var result = new CaseTensor(Array.ConvertAll(y.shape, d => (int)d), ToArray(y));
             _lastInput = x.MoveToOuterDisposeScope();
             _lastOutput = y.MoveToOuterDisposeScope();
             return result;
         }
 
-        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
+        public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput, MemoryLayout layout)
         {
             if (_lastInput is null || _lastOutput is null)
             {
@@ -158,7 +209,7 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
 
             using var scope = TorchSharpOracle.Scope();
             _module.zero_grad();
-            var upstream = ToTensor(gradOutput, _config.DType);
+            var upstream = ToTensor(gradOutput, _config.DType, layout);
             _lastOutput.backward(new[] { upstream });
             var gradInput = new CaseTensor(gradOutput.Shape, ToArray(_lastInput.grad!));
             double[]? gradWeight = _module.weight?.grad is { } w ? ToArray(w) : null;
