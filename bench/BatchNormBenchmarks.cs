@@ -36,7 +36,9 @@ public class BatchNormBenchmarks
     private CopySide? _copy;
 
     /// <summary>The input shapes (float32, plus 8×256×14×14 in float64): BatchNorm2d on 4-D shapes, BatchNorm1d on
-    /// 256×256 (the row path), 8×2×256×256 the few-channel large shape (the split path).</summary>
+    /// 256×256 (the row path), 8×2×256×256 the few-channel large shape (the split path); the last two channels-last
+    /// (NHWC on both sides: TorchSharp gets an (N, H, W, C) tensor permuted to (N, C, H, W), as the oracle builds it,
+    /// and takes libtorch's channels-last kernel).</summary>
     public static IEnumerable<BenchCase> Cases() =>
     [
         new(0, [2, 4, 3, 3], ElementType.Float32),
@@ -48,6 +50,8 @@ public class BatchNormBenchmarks
         new(6, [64, 64, 56, 56], ElementType.Float32),
         new(7, [8, 2, 256, 256], ElementType.Float32),
         new(8, [256, 256], ElementType.Float32),
+        new(9, [32, 64, 56, 56], ElementType.Float32, MemoryLayout.ChannelsLast),
+        new(10, [8, 256, 14, 14], ElementType.Float32, MemoryLayout.ChannelsLast),
     ];
 
     [ParamsSource(nameof(Cases))]
@@ -108,24 +112,39 @@ public class BatchNormBenchmarks
 
         _torchModule = TorchSharpImplementation.CreateModule(Config);
         _torchModule.train(training);
-        long[] dims = Array.ConvertAll(Case.Shape, d => (long)d);
         if (Case.DType == ElementType.Float32)
         {
-            _torchInput = torch.tensor(BenchData.Input<float>(Case.Shape, Seed), dims);
-            _torchGradOutput = torch.tensor(BenchData.GradOutput<float>(Case.Shape, Seed + 1), dims);
+            _torchInput = TorchTensor(BenchData.Input<float>(Case.Shape, Seed, Case.Layout));
+            _torchGradOutput = TorchTensor(BenchData.GradOutput<float>(Case.Shape, Seed + 1));
         }
         else
         {
-            _torchInput = torch.tensor(BenchData.Input<double>(Case.Shape, Seed), dims);
-            _torchGradOutput = torch.tensor(BenchData.GradOutput<double>(Case.Shape, Seed + 1), dims);
+            _torchInput = TorchTensor(BenchData.Input<double>(Case.Shape, Seed, Case.Layout));
+            _torchGradOutput = TorchTensor(BenchData.GradOutput<double>(Case.Shape, Seed + 1));
         }
+    }
+
+    /// <summary>The data (already in the case's memory order) as a TorchSharp tensor of the logical shape with the
+    /// layout's strides: channels-last is the (N, H, W, C) tensor permuted to (N, C, H, W).</summary>
+    private Tensor TorchTensor<T>(T[] memory) where T : unmanaged
+    {
+        long[] memoryDims = MemoryOrder.MemoryShape(Case.Shape, Case.Layout);
+        var stored = memory is float[] f ? torch.tensor(f, memoryDims) : torch.tensor((double[])(object)memory, memoryDims);
+        if (Case.Layout == MemoryLayout.ChannelsFirst)
+        {
+            return stored;
+        }
+
+        using var owner = stored; // the view keeps the storage alive
+        long[] toLogical = [0, memoryDims.Length - 1, .. Enumerable.Range(1, memoryDims.Length - 2).Select(d => (long)d)];
+        return stored.permute(toLogical);
     }
 
     private void SetupCSharp(bool training, bool saveForBackward)
     {
         _cs = Case.DType == ElementType.Float32
-            ? new CSharpSide<float>(Config, Case.Shape, Threads, training, saveForBackward, Seed)
-            : new CSharpSide<double>(Config, Case.Shape, Threads, training, saveForBackward, Seed);
+            ? new CSharpSide<float>(Config, Case.Shape, Case.Layout, Threads, training, saveForBackward, Seed)
+            : new CSharpSide<double>(Config, Case.Shape, Case.Layout, Threads, training, saveForBackward, Seed);
     }
 
     // ------------------------------------------------------------------ training forward (running stats updated)
@@ -189,9 +208,11 @@ public class BatchNormBenchmarks
 /// <summary>One benchmarked input: shape and element type; sorts in declaration order (IComparable is only
 /// for BenchmarkDotNet's parameter ordering, hence no comparison operators).</summary>
 #pragma warning disable CA1036
-public sealed class BenchCase(int order, int[] shape, ElementType dtype) : IComparable<BenchCase>, IComparable
+public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryLayout layout = MemoryLayout.ChannelsFirst) : IComparable<BenchCase>, IComparable
 {
     public int Order { get; } = order;
+
+    public MemoryLayout Layout { get; } = layout;
 
     public int[] Shape { get; } = shape;
 
@@ -202,7 +223,7 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype) : IComp
     public int CompareTo(object? obj) => CompareTo(obj as BenchCase);
 
     public override string ToString() =>
-        string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64");
+        string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64") + (Layout == MemoryLayout.ChannelsLast ? " NHWC" : "");
 }
 #pragma warning restore CA1036
 
@@ -210,6 +231,10 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype) : IComp
 internal static class BenchData
 {
     /// <summary>Values around 0.5 with spread ~1, different per channel (a realistic activation).</summary>
+    /// <summary>In <paramref name="layout"/>'s memory order: the same values per channel in either layout.</summary>
+    public static T[] Input<T>(int[] shape, int seed, MemoryLayout layout) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
+        MemoryOrder.ToMemory(Input<T>(shape, seed), shape, layout);
+
     public static T[] Input<T>(int[] shape, int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
@@ -251,6 +276,7 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
 {
     private readonly BatchNorm<T> _module;
     private readonly int[] _shape;
+    private readonly MemoryLayout _layout;
     private readonly T[] _input;
     private readonly T[] _output;
     private readonly DenseTensor<T> _inputTensor;
@@ -260,14 +286,15 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
     private readonly T[] _gradWeight;
     private readonly T[] _gradBias;
 
-    public CSharpSide(ModuleConfig config, int[] shape, int threads, bool training, bool saveForBackward, int seed)
+    public CSharpSide(ModuleConfig config, int[] shape, MemoryLayout layout, int threads, bool training, bool saveForBackward, int seed)
     {
         _module = LibraryImplementation.CreateModule<T>(config);
         _module.MaxDegreeOfParallelism = threads;
         _module.Training = training;
         _module.SaveForBackward = saveForBackward;
         _shape = shape;
-        _input = BenchData.Input<T>(shape, seed);
+        _layout = layout;
+        _input = BenchData.Input<T>(shape, seed, layout);
         _output = new T[_input.Length];
         _inputTensor = new DenseTensor<T>(_input, shape);
         _outputTensor = new DenseTensor<T>(_output, shape);
@@ -277,15 +304,15 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
         _gradBias = new T[config.NumFeatures];
     }
 
-    public override void Forward() => _module.Forward(_input, _shape, _output);
+    public override void Forward() => _module.Forward(_input, _shape, _output, _layout);
 
     /// <summary>A training step as TorchSharp's autograd runs it: the forward keeps a reference to the input (the
     /// <see cref="DenseTensor{T}"/> overload; the span overload would copy it, since a span's memory may change before
     /// the backward), the backward writes into preallocated gradients. Neither side allocates per element.</summary>
     public override void ForwardBackward()
     {
-        _module.Forward(_inputTensor, _outputTensor);
-        _module.Backward(_gradOutput, _shape, _gradInput, _gradWeight, _gradBias);
+        _module.Forward(_inputTensor, _outputTensor, _layout);
+        _module.Backward(_gradOutput, _shape, _gradInput, _gradWeight, _gradBias, _layout);
     }
 }
 

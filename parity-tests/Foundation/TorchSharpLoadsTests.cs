@@ -50,4 +50,36 @@ public sealed class TorchSharpLoadsTests
             Assert.InRange(runningVar[c], 1.3f - 1.4e-2f, 1.3f + 1.4e-2f);
         }
     }
+
+    /// <summary>
+    /// TorchSharp 0.107 has no memory-format argument; the oracle builds channels-last input as PyTorch stores it, an
+    /// (N, H, W, C) tensor permuted to (N, C, H, W). libtorch must then take its channels-last kernel, which returns
+    /// the output and the input gradient in channels-last strides (the contiguous kernel returns contiguous ones):
+    /// otherwise the channels-last suites would test the NCHW kernel twice.
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { 4, 3, 5, 6 })]
+    [InlineData(new[] { 2, 3, 2, 3, 4 })]
+    public void Permuted_NHWC_view_takes_libtorchs_channels_last_kernel_forward_and_backward(int[] shape)
+    {
+        TorchSharpOracle.Start(seed: 7);
+        using var scope = TorchSharpOracle.Scope();
+        var logical = new Harness.Cases.CaseTensor(shape, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(i => Math.Sin(i)).ToArray());
+        var x = Harness.Implementations.TorchSharpImplementation.ToTensor(logical, Harness.Cases.ElementType.Float32, MemoryLayout.ChannelsLast)
+            .detach().requires_grad_(true);
+        Assert.True(Harness.Implementations.TorchSharpImplementation.IsChannelsLast(x), $"input strides [{string.Join(", ", x.stride())}]");
+        Assert.False(x.is_contiguous());
+        using var module = shape.Length == 4 ? (TorchSharp.Modules.BatchNorm)nn.BatchNorm2d(3) : nn.BatchNorm3d(3);
+        module.train();
+        var y = module.forward(x);
+        Assert.True(Harness.Implementations.TorchSharpImplementation.IsChannelsLast(y), $"output strides [{string.Join(", ", y.stride())}]");
+        Assert.False(y.is_contiguous());
+        y.backward(new[] { Harness.Implementations.TorchSharpImplementation.ToTensor(logical, Harness.Cases.ElementType.Float32, MemoryLayout.ChannelsLast) });
+        Assert.True(Harness.Implementations.TorchSharpImplementation.IsChannelsLast(x.grad!), $"grad_input strides [{string.Join(", ", x.grad!.stride())}]");
+
+        // The same logical values through the contiguous kernel: the results agree (they are the same function) but the
+        // contiguous kernel's output is contiguous, so the strides above really tell the kernels apart.
+        var contiguousY = module.forward(Harness.Implementations.TorchSharpImplementation.ToTensor(logical, Harness.Cases.ElementType.Float32));
+        Assert.True(contiguousY.is_contiguous());
+    }
 }

@@ -222,6 +222,30 @@ public sealed class TorchSharpDivergenceLedgerTests
         Assert.Equal(0L, library.NumBatchesTracked);
     }
 
+    [Fact]
+    public void Channels_last_has_no_memory_format_argument_in_TorchSharp_and_is_reached_through_a_permuted_view()
+    {
+        // PyTorch: x.contiguous(memory_format=torch.channels_last), x.is_contiguous(memory_format=...). TorchSharp 0.107
+        // declares the memory_format enum, but no Tensor method takes one.
+        Assert.Contains("channels_last", Enum.GetNames<memory_format>());
+        var tensorMethods = typeof(Tensor).GetMethods(BindingFlags.Public | BindingFlags.Instance);
+        Assert.All(tensorMethods.Where(m => m.Name is "contiguous" or "is_contiguous"), m => Assert.Empty(m.GetParameters()));
+        Assert.DoesNotContain(typeof(torch).Assembly.GetTypes().SelectMany(t => t.GetMethods()),
+            m => m.GetParameters().Any(p => p.ParameterType == typeof(memory_format)));
+
+        // The harness's way in: an (N, H, W, C) tensor permuted to (N, C, H, W) has channels-last strides, and libtorch
+        // then returns channels-last output (Foundation/TorchSharpLoadsTests checks the kernel forward and backward).
+        using var scope = TorchSharpOracle.Scope();
+        var view = randn(2, 4, 5, 3).permute(0, 3, 1, 2);
+        Assert.Equal(new long[] { 60, 1, 15, 3 }, view.stride());
+        Assert.False(view.is_contiguous());
+
+        // The library takes the layout as an argument of Forward/Backward instead (MemoryLayout.ChannelsLast).
+        var library = new BatchNorm2d<float>(3);
+        var output = library.Forward(new DenseTensor<float>(new float[120], 2, 3, 4, 5), MemoryLayout.ChannelsLast);
+        Assert.Equal(new[] { 2, 3, 4, 5 }, output.Shape);
+    }
+
     private sealed class FloatTolerance(float tolerance) : IEqualityComparer<float>
     {
         public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;

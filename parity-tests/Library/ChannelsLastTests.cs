@@ -1,4 +1,5 @@
 using System.Numerics;
+using BnParity.Harness.Cases;
 using static BnParity.ParityTests.Rules.RuleAssert;
 
 namespace BnParity.ParityTests.Library;
@@ -128,27 +129,9 @@ public sealed class ChannelsLastTests
         Assert.Equal("layout", e.ParamName);
     }
 
-    /// <summary>(N, C, S…) row-major → (N, S…, C).</summary>
-    private static T[] ToChannelsLast<T>(T[] nchw, int[] shape)
-    {
-        int n = shape[0], c = shape[1];
-        int s = nchw.Length / (n * c);
-        var result = new T[nchw.Length];
-        for (int i = 0; i < n; i++)
-        {
-            for (int ch = 0; ch < c; ch++)
-            {
-                for (int p = 0; p < s; p++)
-                {
-                    result[(((i * s) + p) * c) + ch] = nchw[(((i * c) + ch) * s) + p];
-                }
-            }
-        }
+    /// <summary>(N, C, S…) row-major → (N, S…, C), through the harness's one mapping.</summary>
+    private static T[] ToChannelsLast<T>(T[] nchw, int[] shape) => MemoryOrder.ToMemory(nchw, shape, MemoryLayout.ChannelsLast);
 
-        return result;
-    }
-
-    /// <summary>|a − b| ≤ ulps·u·(|a| + 1): the two layouts sum in different orders, nothing more.</summary>
     private static void AssertClose<T>(T[] expected, T[] actual, int ulps, string what) where T : unmanaged, IFloatingPointIeee754<T>
     {
         double u = typeof(T) == typeof(float) ? Math.ScaleB(1.0, -24) : Math.ScaleB(1.0, -53);
@@ -158,5 +141,71 @@ public sealed class ChannelsLastTests
             double a = double.CreateChecked(actual[i]);
             Assert.True(Math.Abs(e - a) <= ulps * u * (Math.Abs(e) + 1), $"{what} [{i}]: {a} vs {e}");
         }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Tensor_overloads_in_channels_last_give_the_span_overloads_bits(bool training)
+    {
+        int[] shape = [3, 6, 4, 5];
+        var spanModule = new BatchNorm2d<float>(6, momentum: 0.2);
+        var tensorModule = new BatchNorm2d<float>(6, momentum: 0.2);
+        var inPlaceModule = new BatchNorm2d<float>(6, momentum: 0.2);
+        foreach (var m in new[] { spanModule, tensorModule, inPlaceModule })
+        {
+            RandomAffine(m, 8);
+            m.Training = training;
+        }
+
+        var x = new DenseTensor<float>(ToChannelsLast(RandomTensor<float>(9, shape, mean: -2, std: 3).Data, shape), shape);
+        var dy = new DenseTensor<float>(ToChannelsLast(RandomTensor<float>(10, shape).Data, shape), shape);
+        var y = new float[x.Length];
+        spanModule.Forward(x.Data, shape, y, MemoryLayout.ChannelsLast);
+        var tensorY = tensorModule.Forward(x, MemoryLayout.ChannelsLast);
+        var inPlace = x.Clone();
+        inPlaceModule.Forward(inPlace, inPlace, MemoryLayout.ChannelsLast);
+        string where = $"BatchNorm2d channels-last {(training ? "training" : "eval")}, default path and threads";
+        BitEqual(y, tensorY.Data, where + ": Forward(tensor, layout) output");
+        BitEqual(y, inPlace.Data, where + ": in-place Forward(tensor, tensor, layout) output");
+        BitEqual(spanModule.RunningVar, tensorModule.RunningVar, where + ": running_var");
+
+        var dx = new float[x.Length];
+        float[] gw = new float[6], gb = new float[6];
+        spanModule.Backward(dy.Data, shape, dx, gw, gb, MemoryLayout.ChannelsLast);
+        var gradients = tensorModule.Backward(dy, MemoryLayout.ChannelsLast);
+        var inPlaceGradients = inPlaceModule.Backward(dy, MemoryLayout.ChannelsLast);
+        BitEqual(dx, gradients.Input.Data, where + ": Backward(tensor, layout) grad_input");
+        BitEqual(gw, gradients.Weight, where + ": grad_weight");
+        BitEqual(gb, gradients.Bias, where + ": grad_bias");
+        BitEqual(dx, inPlaceGradients.Input.Data, where + ": grad_input after the in-place forward");
+    }
+
+    [Fact]
+    public void Tensor_overloads_reject_a_wrong_layout_naming_layout_and_change_nothing()
+    {
+        var bn1 = new BatchNorm1d<float>(3);
+        RandomAffine(bn1, 2);
+        string before = Snapshot(bn1);
+        var x = RandomTensor<float>(11, [4, 3, 5]);
+        var e = Assert.Throws<ArgumentException>(() => bn1.Forward(x, MemoryLayout.ChannelsLast));
+        Assert.Equal("layout", e.ParamName);
+        var destination = new DenseTensor<float>(4, 3, 5);
+        e = Assert.Throws<ArgumentException>(() => bn1.Forward(x, destination, MemoryLayout.ChannelsLast));
+        Assert.Equal("layout", e.ParamName);
+        Assert.All(destination.Data, v => Assert.Equal(0f, v));
+        Assert.Equal(before, Snapshot(bn1));
+
+        int[] shape = [2, 3, 2, 2];
+        var bn2 = new BatchNorm2d<float>(3);
+        var x2 = RandomTensor<float>(12, shape);
+        bn2.Forward(x2, MemoryLayout.ChannelsLast);
+        string afterForward = Snapshot(bn2);
+        e = Assert.Throws<ArgumentException>(() => bn2.Backward(RandomTensor<float>(13, shape)));
+        Assert.Equal("layout", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() => bn2.Backward(RandomTensor<float>(13, shape), (MemoryLayout)(-1)));
+        Assert.Equal("layout", e.ParamName);
+        Assert.Equal(afterForward, Snapshot(bn2));
+        Assert.NotNull(bn2.Backward(RandomTensor<float>(13, shape), MemoryLayout.ChannelsLast).Weight);
     }
 }

@@ -17,7 +17,21 @@ public sealed class BackwardParityRuleTests
         return new CaseTensor(shape, data);
     }
 
-    public static TheoryData<string> Cases() => new(CaseList().Select(c => c.Name));
+    /// <summary>Every case channels-first, and the BatchNorm2d/3d ones channels-last as well.</summary>
+    public static TheoryData<string, MemoryLayout> Cases()
+    {
+        var data = new TheoryData<string, MemoryLayout>();
+        foreach (var batchNormCase in CaseList())
+        {
+            data.Add(batchNormCase.Name, MemoryLayout.ChannelsFirst);
+            if (batchNormCase.Config.Module != ModuleKind.BatchNorm1d)
+            {
+                data.Add(batchNormCase.Name, MemoryLayout.ChannelsLast);
+            }
+        }
+
+        return data;
+    }
 
     private static IEnumerable<BatchNormCase> CaseList()
     {
@@ -48,9 +62,10 @@ public sealed class BackwardParityRuleTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Gradients_match_TorchSharp_autograd(string name)
+    public void Gradients_match_TorchSharp_autograd_in_layout(string name, MemoryLayout layout)
     {
-        var batchNormCase = CaseList().Single(c => c.Name == name);
+        var recipe = CaseList().Single(c => c.Name == name);
+        var batchNormCase = recipe with { Steps = recipe.Steps.Select(step => step with { Layout = layout }).ToList() };
         var torch = CaseRunner.Run(new TorchSharpImplementation(), batchNormCase);
         var library = CaseRunner.Run(new LibraryImplementation(), batchNormCase);
         Assert.All(torch.Steps, s => Assert.True(s.HasGradients, "TorchSharp produced no gradients"));

@@ -14,6 +14,10 @@ public static class RandomCases
 {
     public const string OneValuePerChannelClass = "ledger: 1 value/channel (C# vs truth only)";
 
+    /// <summary>BatchNorm2d/3d, float32 or float64, most steps channels-last (some channels-first, so a case can mix
+    /// layouts on one module), half of them with gradients.</summary>
+    public const string ChannelsLastClass = "channels-last 2d/3d (f32/f64, grads)";
+
     /// <summary>The classes in report order, with their relative weights in the sweep.</summary>
     public static readonly IReadOnlyList<(string Name, int Weight)> Classes = new[]
     {
@@ -28,6 +32,7 @@ public static class RandomCases
         ("float64 train/eval", 2),
         ("float64 ill-conditioned", 1),
         ("float64 gradients", 2),
+        (ChannelsLastClass, 3),
         (OneValuePerChannelClass, 1),
     };
 
@@ -53,9 +58,13 @@ public static class RandomCases
 
     private static SweepCase Make(Random random, string className, string name)
     {
-        ElementType dtype = className.StartsWith("float64", StringComparison.Ordinal) ? ElementType.Float64 : ElementType.Float32;
+        bool channelsLast = className == ChannelsLastClass;
+        ElementType dtype = className.StartsWith("float64", StringComparison.Ordinal) || (channelsLast && random.NextDouble() < 0.3)
+            ? ElementType.Float64
+            : ElementType.Float32;
         ModuleKind module = className switch
         {
+            ChannelsLastClass => random.NextDouble() < 0.6 ? ModuleKind.BatchNorm2d : ModuleKind.BatchNorm3d,
             _ when className.StartsWith("BN1d", StringComparison.Ordinal) => ModuleKind.BatchNorm1d,
             _ when className.StartsWith("BN2d", StringComparison.Ordinal) => ModuleKind.BatchNorm2d,
             _ when className.StartsWith("BN3d", StringComparison.Ordinal) => ModuleKind.BatchNorm3d,
@@ -66,7 +75,7 @@ public static class RandomCases
         double? momentum = 0.1;
         bool affine = true, track = true;
         bool illConditioned = className.Contains("ill-conditioned", StringComparison.Ordinal);
-        bool gradients = className.Contains("gradients", StringComparison.Ordinal);
+        bool gradients = className.Contains("gradients", StringComparison.Ordinal) || (channelsLast && random.NextDouble() < 0.5);
         bool loadState = random.NextDouble() < 0.3;
         bool oneValue = className == OneValuePerChannelClass;
         switch (className)
@@ -114,7 +123,8 @@ public static class RandomCases
             CaseTensor? gradOutput = gradients && !(oneValue && last) && random.NextDouble() < 0.8
                 ? Tensor(random, shape, dtype, illConditioned: false)
                 : null;
-            steps.Add(new CaseStep(training, input, gradOutput));
+            var layout = channelsLast && random.NextDouble() < 0.8 ? MemoryLayout.ChannelsLast : MemoryLayout.ChannelsFirst;
+            steps.Add(new CaseStep(training, input, gradOutput, Layout: layout));
             if (oneValue && last)
             {
                 break;
