@@ -242,6 +242,83 @@ public abstract unsafe class KernelTests<T>
 
 public sealed class FloatKernelTests : KernelTests<float>
 {
+    /// <summary>FloatColumns (the float row path, channels-last's layout): the shifted statistics against the float
+    /// stretches of at most 8 rows widened into double in row order, and the output against the scalar FMA formula, for
+    /// every column count 0..256 at offsets 0..3, 1 to 17 rows (one stretch, a partial one, several), a zero α_lo in every
+    /// other column (the single-term form), and poisoned outputs.</summary>
+    [Fact]
+    public unsafe void Float_column_kernels_match_the_scalar_formula_bit_for_bit()
+    {
+        const int stride = MaxLength + 4;
+        const int maxRows = 17;
+        int n = (stride * maxRows) + 4;
+        var x = Gaussian(31, n, mean: 3, std: 2);
+        float[] c = Gaussian(32, stride, mean: 3, std: 1);
+        float[] m = Gaussian(33, stride, mean: 3, std: 1);
+        float[] hi = Gaussian(34, stride);
+        float[] lo = Gaussian(35, stride, std: 1e-8).Select((v, j) => j % 2 == 0 ? 0f : v).ToArray();
+        float[] b = Gaussian(36, stride);
+        var sum = new double[stride];
+        var squares = new double[stride];
+        var y = new float[n];
+        fixed (float* px = x, pc = c, pm = m, phi = hi, plo = lo, pb = b, py = y)
+        fixed (double* ps = sum, pq = squares)
+        {
+            foreach (int rows in new[] { 1, 2, 8, 9, maxRows })
+            {
+                foreach (int offset in Offsets)
+                {
+                    for (int length = 0; length <= MaxLength; length++)
+                    {
+                        string where = $"{Where("FloatColumns", length, offset)} rows {rows}";
+                        Array.Fill(sum, double.NaN);
+                        Array.Fill(squares, double.NaN);
+                        FloatColumns.SumAndSquaresShifted(px + offset, stride, rows, pc, ps, pq, length);
+                        for (int j = 0; j < length; j++)
+                        {
+                            double expectedSum = 0, expectedSquares = 0;
+                            for (int r0 = 0; r0 < rows; r0 += FloatColumns.FlushRows)
+                            {
+                                float a = 0, q = 0;
+                                for (int r = r0; r < Math.Min(rows, r0 + FloatColumns.FlushRows); r++)
+                                {
+                                    float d = x[offset + (r * stride) + j] - c[j];
+                                    a += d;
+                                    q = MathF.FusedMultiplyAdd(d, d, q);
+                                }
+
+                                expectedSum += a;
+                                expectedSquares += q;
+                            }
+
+                            Assert.True(expectedSum == sum[j], $"{where}: sum [{j}] {sum[j]:R} vs {expectedSum:R}");
+                            Assert.True(expectedSquares == squares[j], $"{where}: squares [{j}] {squares[j]:R} vs {expectedSquares:R}");
+                        }
+
+                        Array.Fill(y, float.NaN);
+                        FloatColumns.Normalize(px + offset, py + offset, stride, rows, pm, phi, plo, pb, length);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            for (int j = 0; j < stride; j++)
+                            {
+                                int i = offset + (r * stride) + j;
+                                if (j >= length)
+                                {
+                                    Assert.True(float.IsNaN(y[i]), $"{where}: wrote column {j} of row {r}, past the block");
+                                    continue;
+                                }
+
+                                float d = x[i] - m[j];
+                                float expected = MathF.FusedMultiplyAdd(d, hi[j], lo[j] == 0 ? b[j] : MathF.FusedMultiplyAdd(d, lo[j], b[j]));
+                                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(y[i]), $"{where}: y[{r}, {j}] {y[i]:R} vs {expected:R}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     [Fact]
     public unsafe void Float_reductions_are_exact_on_integers_for_every_length_offset_and_group()
     {

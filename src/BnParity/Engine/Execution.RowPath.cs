@@ -12,6 +12,16 @@ public abstract partial class BatchNorm<T>
         private double[] _colShift = [];
         private double[] _colK = [];
         private double[] _colGradMean = [];
+        // float: the per-column shift of the statistics pass and the output's float terms (FloatColumns).
+        private float[] _colShiftF = [];
+        private float[] _colM = [];
+        private float[] _colHi = [];
+        private float[] _colLo = [];
+        private float[] _colB = [];
+        private double[] _channelStatisticShift = [];
+        private double[] _channelSecondSum = [];
+        private bool[] _channelNeedsSecondPass = [];
+        private bool _rowSecondPass;
         private int _rowsPerBlock;
         private int _rowBlocks;
 
@@ -45,50 +55,36 @@ public abstract partial class BatchNorm<T>
                 _colGradMean = new double[columns];
             }
 
+            if (IsFloat && _colShiftF.Length < columns)
+            {
+                _colShiftF = new float[columns];
+                _colM = new float[columns];
+                _colHi = new float[columns];
+                _colLo = new float[columns];
+                _colB = new float[columns];
+            }
+
             int workers = Math.Min(threads, blocks);
             long count = (long)n * s;
             switch (_call)
             {
                 case CallKind.ForwardBatch:
-                    _phase = Phase.RowSum;
-                    RunPhase(workers);
-                    for (int ch = 0; ch < c; ch++)
+                    if (IsFloat)
                     {
-                        double m = FoldRowParts(_partA, ch, blocks) / count;
-                        Mean[ch] = m;
-                        _colMean.AsSpan(ch * s, s).Fill(m);
+                        RowFloatStatistics(workers, count);
+                    }
+                    else
+                    {
+                        RowDoubleStatistics(workers, count);
                     }
 
-                    _phase = Phase.RowSquares;
-                    RunPhase(workers);
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        double varSum = HeldVarSum(FoldRowParts(_partA, ch, blocks));
-                        double invstd = InvstdOf(varSum / count, _eps);
-                        VarSum[ch] = varSum;
-                        Invstd[ch] = invstd;
-                        _colScale.AsSpan(ch * s, s).Fill(invstd * Weight[ch]);
-                        _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
-                    }
-
-                    FoldNonFiniteScaleColumns(c, s);
                     _splitCopy = false;
-                    _phase = Phase.RowNormalize;
-                    RunPhase(workers);
+                    RowNormalize(workers);
                     break;
 
                 case CallKind.ForwardFixed:
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
-                        _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
-                        _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
-                    }
-
-                    FoldNonFiniteScaleColumns(c, s);
                     _splitCopy = true;
-                    _phase = Phase.RowNormalize;
-                    RunPhase(workers);
+                    RowNormalize(workers);
                     break;
 
                 default:
@@ -114,6 +110,146 @@ public abstract partial class BatchNorm<T>
                     RunPhase(workers);
                     break;
             }
+        }
+
+        /// <summary>double: Σx, then Σ(x − μ)² about the double mean, each in double (two passes).</summary>
+        private void RowDoubleStatistics(int workers, long count)
+        {
+            _rowSecondPass = false;
+            int c = _c, s = _jobS, blocks = _rowBlocks;
+            _phase = Phase.RowSum;
+            RunPhase(workers);
+            for (int ch = 0; ch < c; ch++)
+            {
+                double m = FoldRowParts(_partA, ch, blocks) / count;
+                Mean[ch] = m;
+                _colMean.AsSpan(ch * s, s).Fill(m);
+            }
+
+            _phase = Phase.RowSquares;
+            RunPhase(workers);
+            for (int ch = 0; ch < c; ch++)
+            {
+                double varSum = HeldVarSum(FoldRowParts(_partA, ch, blocks));
+                VarSum[ch] = varSum;
+                Invstd[ch] = InvstdOf(varSum / count, _eps);
+            }
+        }
+
+        /// <summary>
+        /// float: the channel path's statistics per column. One pass sums x − c and (x − c)² about the channel's sampled
+        /// shift c (<see cref="ChannelShift"/>), in float stretches widened into double (<see cref="FloatColumns"/>);
+        /// when the shift cancels too much (<see cref="TryShiftedVarSum"/>) a second pass about μ_hi refines the mean and
+        /// Σ(x − μ)² (<see cref="FinishSecondPass"/>); squares outside float's range are recomputed in double
+        /// (<see cref="TrustedVarSum"/>). Every decision depends on folded totals only, never on the thread count.
+        /// </summary>
+        private void RowFloatStatistics(int workers, long count)
+        {
+            int c = _c, s = _jobS, blocks = _rowBlocks;
+            if (_channelStatisticShift.Length < c)
+            {
+                _channelStatisticShift = new double[c];
+                _channelSecondSum = new double[c];
+                _channelNeedsSecondPass = new bool[c];
+            }
+
+            double[] shifts = _channelStatisticShift;
+            for (int ch = 0; ch < c; ch++)
+            {
+                shifts[ch] = ChannelShift(ch);
+                _colShiftF.AsSpan(ch * s, s).Fill((float)shifts[ch]);
+            }
+
+            _rowSecondPass = false;
+            _phase = Phase.RowShiftedSquares;
+            RunPhase(workers);
+            bool anySecondPass = false;
+            for (int ch = 0; ch < c; ch++)
+            {
+                double mean = TrustedMean(ch, shifts[ch] + (FoldRowParts(_partA, ch, blocks) / count));
+                Mean[ch] = mean;
+                bool accepted = TryShiftedVarSum(FoldRowParts(_partB, ch, blocks), mean, shifts[ch], count, out double varSum);
+                VarSum[ch] = varSum;
+                _channelNeedsSecondPass[ch] = !accepted;
+                anySecondPass |= !accepted;
+            }
+
+            if (anySecondPass)
+            {
+                // About c = μ_hi, in double arithmetic (Σx − n·c, then Σ(x − c)²): data that needs this pass has deviations
+                // of very different sizes (spikes far from the shift), whose squares float partials would round on the
+                // spikes' coarse grid.
+                _rowSecondPass = true;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _colMean.AsSpan(ch * s, s).Fill((float)Mean[ch]);
+                }
+
+                _phase = Phase.RowSum;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    _channelSecondSum[ch] = FoldRowParts(_partA, ch, blocks) - (count * (double)(float)Mean[ch]);
+                }
+
+                _phase = Phase.RowSquares;
+                RunPhase(workers);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    if (_channelNeedsSecondPass[ch])
+                    {
+                        (Mean[ch], VarSum[ch]) = FinishSecondPass(_channelSecondSum[ch], FoldRowParts(_partA, ch, blocks), Mean[ch], count);
+                    }
+                }
+            }
+
+            for (int ch = 0; ch < c; ch++)
+            {
+                double varSum = HeldVarSum(TrustedVarSum(ch, Mean[ch], VarSum[ch], count));
+                VarSum[ch] = varSum;
+                Invstd[ch] = InvstdOf(varSum / count, _eps);
+            }
+        }
+
+        /// <summary>The output pass from <see cref="Mean"/>, <see cref="Invstd"/> and the parameters, with the channel path's
+        /// formula (<see cref="NormalizeCoefficients"/>): float columns take its float terms (<see cref="FloatColumns"/>)
+        /// unless a channel needs libtorch's folded form, which the double column kernel evaluates.</summary>
+        private void RowNormalize(int workers)
+        {
+            int c = _c, s = _jobS;
+            bool floatTerms = IsFloat;
+            for (int ch = 0; ch < c && floatTerms; ch++)
+            {
+                if (NormalizeCoefficients.Of(Mean[ch], Invstd[ch] * Weight[ch], Bias(ch)).TryFloatTerms(out float m, out float hi, out float lo, out float b))
+                {
+                    _colM.AsSpan(ch * s, s).Fill(m);
+                    _colHi.AsSpan(ch * s, s).Fill(hi);
+                    _colLo.AsSpan(ch * s, s).Fill(lo);
+                    _colB.AsSpan(ch * s, s).Fill(b);
+                }
+                else
+                {
+                    floatTerms = false;
+                }
+            }
+
+            if (floatTerms)
+            {
+                _phase = Phase.RowNormalizeFloat;
+                RunPhase(workers);
+                return;
+            }
+
+            for (int ch = 0; ch < c; ch++)
+            {
+                _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
+                _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
+                _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
+            }
+
+            FoldNonFiniteScaleColumns(c, s);
+            _phase = Phase.RowNormalize;
+            RunPhase(workers);
         }
 
         /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
@@ -190,7 +326,7 @@ public abstract partial class BatchNorm<T>
                 switch (_phase)
                 {
                     case Phase.RowSum:
-                        if (_pSave != 0)
+                        if (_pSave != 0 && !_rowSecondPass)
                         {
                             SaveRows(x, o, rows, columns);
                         }
@@ -202,6 +338,19 @@ public abstract partial class BatchNorm<T>
                         Kernels<T>.SumSquaredDeviationColumns(xb, columns, rows, mean, acc, columns);
                         break;
 
+                    case Phase.RowShiftedSquares:
+                        if (_pSave != 0 && !_rowSecondPass)
+                        {
+                            SaveRows(x, o, rows, columns);
+                        }
+
+                        fixed (float* c = _colShiftF)
+                        {
+                            FloatColumns.SumAndSquaresShifted((float*)xb, columns, rows, c, acc, acc2, columns);
+                        }
+
+                        break;
+
                     case Phase.RowNormalize:
                         if (_splitCopy && _pSave != 0)
                         {
@@ -209,6 +358,19 @@ public abstract partial class BatchNorm<T>
                         }
 
                         Kernels<T>.NormalizeColumns(xb, (T*)_pOut + o, columns, rows, mean, scale, shift, columns);
+                        break;
+
+                    case Phase.RowNormalizeFloat:
+                        if (_splitCopy && _pSave != 0)
+                        {
+                            SaveRows(x, o, rows, columns);
+                        }
+
+                        fixed (float* m = _colM, hi = _colHi, lo = _colLo, b = _colB)
+                        {
+                            FloatColumns.Normalize((float*)xb, (float*)_pOut + o, columns, rows, m, hi, lo, b, columns);
+                        }
+
                         break;
 
                     case Phase.RowSumDot:

@@ -331,6 +331,14 @@ public abstract partial class BatchNorm<T>
 
             public static NormalizeCoefficients Of(double mean, double scale, double shift) => new(mean, scale, shift);
 
+            /// <summary>The float terms of y = fma(x − m, hi, fma(x − m, lo, b)); false for double, and for a channel that
+            /// takes libtorch's folded form (then only <see cref="Apply"/> evaluates it).</summary>
+            public bool TryFloatTerms(out float m, out float hi, out float lo, out float b)
+            {
+                (m, hi, lo, b) = (_m, _hi, _lo, _b);
+                return IsFloat && !_folded;
+            }
+
             /// <summary>Writes <paramref name="length"/> outputs (<paramref name="y"/> may equal <paramref name="x"/>).</summary>
             public void Apply(T* x, T* y, int length, bool streaming)
             {

@@ -108,7 +108,9 @@ public abstract partial class BatchNorm<T>
             SplitBackward,
             RowSum,
             RowSquares,
+            RowShiftedSquares,
             RowNormalize,
+            RowNormalizeFloat,
             RowSumDot,
             RowBackward,
         }
@@ -213,7 +215,9 @@ public abstract partial class BatchNorm<T>
             {
                 case Phase.RowSum:
                 case Phase.RowSquares:
+                case Phase.RowShiftedSquares:
                 case Phase.RowNormalize:
+                case Phase.RowNormalizeFloat:
                 case Phase.RowSumDot:
                 case Phase.RowBackward:
                     for (long b = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; b < end; b++)
