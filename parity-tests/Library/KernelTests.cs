@@ -258,10 +258,13 @@ public sealed class FloatKernelTests : KernelTests<float>
         float[] hi = Gaussian(34, stride);
         float[] lo = Gaussian(35, stride, std: 1e-8).Select((v, j) => j % 2 == 0 ? 0f : v).ToArray();
         float[] b = Gaussian(36, stride);
+        var dy = Gaussian(37, n);
+        float[] k = Gaussian(38, stride);
+        float[] scale = Gaussian(39, stride);
         var sum = new double[stride];
         var squares = new double[stride];
         var y = new float[n];
-        fixed (float* px = x, pc = c, pm = m, phi = hi, plo = lo, pb = b, py = y)
+        fixed (float* px = x, pc = c, pm = m, phi = hi, plo = lo, pb = b, py = y, pdy = dy, pk = k, pscale = scale)
         fixed (double* ps = sum, pq = squares)
         {
             foreach (int rows in new[] { 1, 2, 8, 9, maxRows })
@@ -295,22 +298,55 @@ public sealed class FloatKernelTests : KernelTests<float>
                             Assert.True(expectedSquares == squares[j], $"{where}: squares [{j}] {squares[j]:R} vs {expectedSquares:R}");
                         }
 
-                        Array.Fill(y, float.NaN);
-                        FloatColumns.Normalize(px + offset, py + offset, stride, rows, pm, phi, plo, pb, length);
-                        for (int r = 0; r < rows; r++)
+                        FloatColumns.SumAndDotAbout(px + offset, pdy + offset, stride, rows, pm, ps, pq, length);
+                        for (int j = 0; j < length; j++)
                         {
-                            for (int j = 0; j < stride; j++)
+                            double expectedSum = 0, expectedDot = 0;
+                            for (int r0 = 0; r0 < rows; r0 += FloatColumns.FlushRows)
                             {
-                                int i = offset + (r * stride) + j;
-                                if (j >= length)
+                                float g = 0, dot = 0;
+                                for (int r = r0; r < Math.Min(rows, r0 + FloatColumns.FlushRows); r++)
                                 {
-                                    Assert.True(float.IsNaN(y[i]), $"{where}: wrote column {j} of row {r}, past the block");
-                                    continue;
+                                    int i = offset + (r * stride) + j;
+                                    g += dy[i];
+                                    dot = MathF.FusedMultiplyAdd(x[i] - m[j], dy[i], dot);
                                 }
 
-                                float d = x[i] - m[j];
-                                float expected = MathF.FusedMultiplyAdd(d, hi[j], lo[j] == 0 ? b[j] : MathF.FusedMultiplyAdd(d, lo[j], b[j]));
-                                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(y[i]), $"{where}: y[{r}, {j}] {y[i]:R} vs {expected:R}");
+                                expectedSum += g;
+                                expectedDot += dot;
+                            }
+
+                            Assert.True(expectedSum == sum[j], $"{where}: SumAndDotAbout sum [{j}] {sum[j]:R} vs {expectedSum:R}");
+                            Assert.True(expectedDot == squares[j], $"{where}: SumAndDotAbout dot [{j}] {squares[j]:R} vs {expectedDot:R}");
+                        }
+
+                        Array.Fill(y, float.NaN);
+                        FloatColumns.Normalize(px + offset, py + offset, stride, rows, pm, phi, plo, pb, length);
+                        EachOutput("Normalize", (i, j) =>
+                        {
+                            float d = x[i] - m[j];
+                            return MathF.FusedMultiplyAdd(d, hi[j], lo[j] == 0 ? b[j] : MathF.FusedMultiplyAdd(d, lo[j], b[j]));
+                        });
+                        Array.Fill(y, float.NaN);
+                        FloatColumns.Backward(px + offset, pdy + offset, py + offset, stride, rows, pm, pk, pb, pscale, length);
+                        EachOutput("Backward", (i, j) => MathF.FusedMultiplyAdd(dy[i], scale[j], MathF.FusedMultiplyAdd(x[i] - m[j], k[j], b[j])));
+
+                        void EachOutput(string kernel, Func<int, int, float> formula)
+                        {
+                            for (int r = 0; r < rows; r++)
+                            {
+                                for (int j = 0; j < stride; j++)
+                                {
+                                    int i = offset + (r * stride) + j;
+                                    if (j >= length)
+                                    {
+                                        Assert.True(float.IsNaN(y[i]), $"{where}: {kernel} wrote column {j} of row {r}, past the block");
+                                        continue;
+                                    }
+
+                                    float expected = formula(i, j);
+                                    Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(y[i]), $"{where}: {kernel} y[{r}, {j}] {y[i]:R} vs {expected:R}");
+                                }
                             }
                         }
                     }

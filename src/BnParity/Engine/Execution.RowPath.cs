@@ -18,6 +18,9 @@ public abstract partial class BatchNorm<T>
         private float[] _colHi = [];
         private float[] _colLo = [];
         private float[] _colB = [];
+        private float[] _colBackwardK = [];
+        private float[] _colBackwardC = [];
+        private float[] _colBackwardA = [];
         private double[] _channelStatisticShift = [];
         private double[] _channelSecondSum = [];
         private bool[] _channelNeedsSecondPass = [];
@@ -62,6 +65,9 @@ public abstract partial class BatchNorm<T>
                 _colHi = new float[columns];
                 _colLo = new float[columns];
                 _colB = new float[columns];
+                _colBackwardK = new float[columns];
+                _colBackwardC = new float[columns];
+                _colBackwardA = new float[columns];
             }
 
             int workers = Math.Min(threads, blocks);
@@ -88,28 +94,51 @@ public abstract partial class BatchNorm<T>
                     break;
 
                 default:
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
-                        _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
-                    }
-
-                    _phase = Phase.RowSumDot;
-                    RunPhase(workers);
-                    for (int ch = 0; ch < c; ch++)
-                    {
-                        double sumDy = FoldRowParts(_partA, ch, blocks);
-                        var terms = ChannelBackward.From(FoldRowParts(_partB, ch, blocks), sumDy, Invstd[ch], count);
-                        GradWeight[ch] = terms.GradWeight;
-                        GradBias[ch] = terms.GradBias;
-                        _colK.AsSpan(ch * s, s).Fill(terms.K);
-                        _colGradMean.AsSpan(ch * s, s).Fill(terms.GradMean);
-                    }
-
-                    _phase = Phase.RowBackward;
-                    RunPhase(workers);
+                    RowBackward(workers, count);
                     break;
             }
+        }
+
+        /// <summary>
+        /// Backward: Σdy and Σ(x − μ)·dy per column (float: about μ_hi in float stretches, then
+        /// <see cref="FinishDot"/>'s correction, as the channel path), the per-channel terms
+        /// (<see cref="ChannelBackward"/>), then dx per column (float: <see cref="RunBackwardBatch"/>'s formula).
+        /// </summary>
+        private void RowBackward(int workers, long count)
+        {
+            int c = _c, s = _jobS, blocks = _rowBlocks;
+            for (int ch = 0; ch < c; ch++)
+            {
+                _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
+                _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
+                if (IsFloat)
+                {
+                    _colM.AsSpan(ch * s, s).Fill((float)Mean[ch]);
+                }
+            }
+
+            _phase = IsFloat ? Phase.RowSumDotFloat : Phase.RowSumDot;
+            RunPhase(workers);
+            for (int ch = 0; ch < c; ch++)
+            {
+                double sumDy = FoldRowParts(_partA, ch, blocks);
+                var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, ch, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
+                GradWeight[ch] = terms.GradWeight;
+                GradBias[ch] = terms.GradBias;
+                _colK.AsSpan(ch * s, s).Fill(terms.K);
+                _colGradMean.AsSpan(ch * s, s).Fill(terms.GradMean);
+                if (IsFloat)
+                {
+                    double scale = Invstd[ch] * Weight[ch];
+                    double lo = Mean[ch] - (float)Mean[ch];
+                    _colBackwardK.AsSpan(ch * s, s).Fill((float)(-terms.K * scale));
+                    _colBackwardC.AsSpan(ch * s, s).Fill((float)(((lo * terms.K) - terms.GradMean) * scale));
+                    _colBackwardA.AsSpan(ch * s, s).Fill((float)scale);
+                }
+            }
+
+            _phase = IsFloat && _call == CallKind.BackwardBatch ? Phase.RowBackwardFloat : Phase.RowBackward;
+            RunPhase(workers);
         }
 
         /// <summary>double: Σx, then Σ(x − μ)² about the double mean, each in double (two passes).</summary>
@@ -375,6 +404,22 @@ public abstract partial class BatchNorm<T>
 
                     case Phase.RowSumDot:
                         Kernels<T>.SumDotColumns(xb, (T*)_pDy + o, columns, rows, mean, acc, acc2, columns);
+                        break;
+
+                    case Phase.RowSumDotFloat:
+                        fixed (float* m = _colM)
+                        {
+                            FloatColumns.SumAndDotAbout((float*)xb, (float*)_pDy + o, columns, rows, m, acc, acc2, columns);
+                        }
+
+                        break;
+
+                    case Phase.RowBackwardFloat:
+                        fixed (float* m = _colM, bk = _colBackwardK, bc = _colBackwardC, ba = _colBackwardA)
+                        {
+                            FloatColumns.Backward((float*)xb, (float*)_pDy + o, (float*)_pOut + o, columns, rows, m, bk, bc, ba, columns);
+                        }
+
                         break;
 
                     case Phase.RowBackward:

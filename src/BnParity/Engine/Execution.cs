@@ -112,7 +112,9 @@ public abstract partial class BatchNorm<T>
             RowNormalize,
             RowNormalizeFloat,
             RowSumDot,
+            RowSumDotFloat,
             RowBackward,
+            RowBackwardFloat,
         }
 
         /// <summary>Snapshots the module's settings for this call.</summary>
@@ -219,7 +221,9 @@ public abstract partial class BatchNorm<T>
                 case Phase.RowNormalize:
                 case Phase.RowNormalizeFloat:
                 case Phase.RowSumDot:
+                case Phase.RowSumDotFloat:
                 case Phase.RowBackward:
+                case Phase.RowBackwardFloat:
                     for (long b = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; b < end; b++)
                     {
                         RunRowBlock((int)b);

@@ -4,15 +4,39 @@ using System.Runtime.Intrinsics;
 namespace BnParity;
 
 /// <summary>
+/// The terms of a float column reduction at one position: it sums <c>A</c> and <c>P·Q</c> (the product fused into the
+/// accumulator) per column. <see cref="FloatColumns"/> owns the loop; an operator only says what A, P and Q are at
+/// element offset <c>p</c> (a row's start plus the column) for the columns starting at <c>j</c>.
+/// </summary>
+internal interface IFloatColumnTerms
+{
+    (Vector512<float> A, Vector512<float> P, Vector512<float> Q) Terms512(long p, int j);
+
+    (Vector256<float> A, Vector256<float> P, Vector256<float> Q) Terms256(long p, int j);
+
+    (float A, float P, float Q) TermsScalar(long p, int j);
+}
+
+/// <summary>An element-wise column operation: the output at element offset <c>p</c> for the columns starting at <c>j</c>.</summary>
+internal interface IFloatColumnMap
+{
+    Vector512<float> Invoke512(long p, int j);
+
+    Vector256<float> Invoke256(long p, int j);
+
+    float InvokeScalar(long p, int j);
+}
+
+/// <summary>
 /// Float column kernels of the row path: a block of <c>rows</c> rows of an (N, C·S) float matrix, <c>rowStride</c>
-/// elements apart, with per-column float parameters. This is the layout a channels-last (N·H·W, C) input has, and the
-/// float arithmetic of <see cref="FloatKernels"/> per column instead of per run:
+/// elements apart, with per-column float parameters. This is the layout a channels-last (N·H·W, C) input has, and
+/// <see cref="FloatKernels"/>' arithmetic per column instead of per run:
 /// <list type="bullet">
-/// <item><b>Statistics</b> sum x − c and (x − c)² in float over stretches of at most <see cref="FlushRows"/> rows
+/// <item><b>Reductions</b> (<see cref="Reduce"/>) sum in float over stretches of at most <see cref="FlushRows"/> rows
 /// (relative error ≤ 8u of the stretch's sum of magnitudes, as the channel path's float lanes), each stretch widened
-/// and added into the column's double partial in row order.</item>
-/// <item><b>Outputs</b> are y = fma(x − m, α_hi, fma(x − m, α_lo, β')) per column (β' alone when α_lo = 0), the
-/// channel path's formula, so the same coefficients give the same bits in either layout.</item>
+/// and added into the column's double partial in row order, starting from 0.</item>
+/// <item><b>Element-wise outputs</b> (<see cref="Map"/>) are the channel path's formulas with the column's
+/// coefficients, so the same coefficients give the same bits in either layout.</item>
 /// </list>
 /// Lanes are columns, so every column sees the same operations in the same order whatever the vector width: the
 /// 512-bit, 256-bit and scalar paths give identical bits.
@@ -22,33 +46,60 @@ internal static unsafe class FloatColumns
     /// <summary>Rows per float accumulation stretch before it is widened into double.</summary>
     internal const int FlushRows = 8;
 
-    /// <summary>sum[j] = Σ_r (x[r, j] − c[j]) and squares[j] = Σ_r (x[r, j] − c[j])², each a left fold of the
-    /// stretches' float partials (in double) from 0.</summary>
+    /// <summary>sum[j] = Σ_r (x[r, j] − c[j]) and squares[j] = Σ_r (x[r, j] − c[j])².</summary>
     public static void SumAndSquaresShifted(float* x, long rowStride, int rows, float* c, double* sum, double* squares, int columns)
     {
-        new Span<double>(sum, columns).Clear();
-        new Span<double>(squares, columns).Clear();
+        var terms = new ShiftedSquares(x, c);
+        Reduce(ref terms, rowStride, rows, sum, squares, columns);
+    }
+
+    /// <summary>sumDy[j] = Σ_r dy[r, j] and dot[j] = Σ_r (x[r, j] − m[j])·dy[r, j].</summary>
+    public static void SumAndDotAbout(float* x, float* dy, long rowStride, int rows, float* m, double* sumDy, double* dot, int columns)
+    {
+        var terms = new CentredDot(x, dy, m);
+        Reduce(ref terms, rowStride, rows, sumDy, dot, columns);
+    }
+
+    /// <summary>y = fma(x − m, hi, fma(x − m, lo, b)) per column, or fma(x − m, hi, b) where lo = 0 (so an infinite x
+    /// gives ±∞, not ∞·0 = NaN, as <see cref="FloatKernels.Normalize"/>). y may equal x.</summary>
+    public static void Normalize(float* x, float* y, long rowStride, int rows, float* m, float* hi, float* lo, float* b, int columns)
+    {
+        var map = new NormalizeTerms(x, m, hi, lo, b);
+        Map(ref map, y, rowStride, rows, columns);
+    }
+
+    /// <summary>dx = fma(dy, a, fma(x − m, k, c)) per column (<see cref="FloatKernels.Backward"/>'s formula).</summary>
+    public static void Backward(float* x, float* dy, float* dx, long rowStride, int rows, float* m, float* k, float* c, float* a, int columns)
+    {
+        var map = new BackwardTerms(x, dy, m, k, c, a);
+        Map(ref map, dx, rowStride, rows, columns);
+    }
+
+    /// <summary>The reduction skeleton: per stretch of rows, per strip of 16 (then 8, then 1) columns, float
+    /// accumulators down the stretch, widened into the columns' double partials.</summary>
+    private static void Reduce<TTerms>(ref TTerms terms, long rowStride, int rows, double* sumA, double* sumPQ, int columns)
+        where TTerms : struct, IFloatColumnTerms
+    {
+        new Span<double>(sumA, columns).Clear();
+        new Span<double>(sumPQ, columns).Clear();
         for (int r0 = 0; r0 < rows; r0 += FlushRows)
         {
             int r1 = Math.Min(rows, r0 + FlushRows);
-            float* stretch = x + (r0 * rowStride);
             int j = 0;
             if (Vector512.IsHardwareAccelerated)
             {
                 for (; j <= columns - 16; j += 16)
                 {
-                    var shift = Vector512.Load(c + j);
                     Vector512<float> a = default, q = default;
-                    float* p = stretch + j;
-                    for (int r = r0; r < r1; r++, p += rowStride)
+                    for (long r = r0, p = (r0 * rowStride) + j; r < r1; r++, p += rowStride)
                     {
-                        var d = Vector512.Load(p) - shift;
-                        a += d;
-                        q = Vector512.FusedMultiplyAdd(d, d, q);
+                        var (ta, tp, tq) = terms.Terms512(p, j);
+                        a += ta;
+                        q = Vector512.FusedMultiplyAdd(tp, tq, q);
                     }
 
-                    AddWidened(sum + j, a);
-                    AddWidened(squares + j, q);
+                    AddWidened(sumA + j, a);
+                    AddWidened(sumPQ + j, q);
                 }
             }
 
@@ -56,56 +107,47 @@ internal static unsafe class FloatColumns
             {
                 for (; j <= columns - 8; j += 8)
                 {
-                    var shift = Vector256.Load(c + j);
                     Vector256<float> a = default, q = default;
-                    float* p = stretch + j;
-                    for (int r = r0; r < r1; r++, p += rowStride)
+                    for (long r = r0, p = (r0 * rowStride) + j; r < r1; r++, p += rowStride)
                     {
-                        var d = Vector256.Load(p) - shift;
-                        a += d;
-                        q = Vector256.FusedMultiplyAdd(d, d, q);
+                        var (ta, tp, tq) = terms.Terms256(p, j);
+                        a += ta;
+                        q = Vector256.FusedMultiplyAdd(tp, tq, q);
                     }
 
-                    AddWidened(sum + j, a);
-                    AddWidened(squares + j, q);
+                    AddWidened(sumA + j, a);
+                    AddWidened(sumPQ + j, q);
                 }
             }
 
             for (; j < columns; j++)
             {
                 float a = 0, q = 0;
-                float* p = stretch + j;
-                for (int r = r0; r < r1; r++, p += rowStride)
+                for (long r = r0, p = (r0 * rowStride) + j; r < r1; r++, p += rowStride)
                 {
-                    float d = *p - c[j];
-                    a += d;
-                    q = MathF.FusedMultiplyAdd(d, d, q);
+                    var (ta, tp, tq) = terms.TermsScalar(p, j);
+                    a += ta;
+                    q = MathF.FusedMultiplyAdd(tp, tq, q);
                 }
 
-                sum[j] += a;
-                squares[j] += q;
+                sumA[j] += a;
+                sumPQ[j] += q;
             }
         }
     }
 
-    /// <summary>y[r, j] = fma(x − m[j], hi[j], fma(x − m[j], lo[j], b[j])), or fma(x − m[j], hi[j], b[j]) where lo[j] = 0
-    /// (so an infinite x gives ±∞, not ∞·0 = NaN, as <see cref="FloatKernels.Normalize"/>). y may equal x.</summary>
-    public static void Normalize(float* x, float* y, long rowStride, int rows, float* m, float* hi, float* lo, float* b, int columns)
+    /// <summary>The element-wise skeleton: row by row, strips of 16, 8, then single columns.</summary>
+    private static void Map<TMap>(ref TMap map, float* y, long rowStride, int rows, int columns)
+        where TMap : struct, IFloatColumnMap
     {
-        for (int r = 0; r < rows; r++)
+        for (long r = 0, row = 0; r < rows; r++, row += rowStride)
         {
-            float* xr = x + (r * rowStride);
-            float* yr = y + (r * rowStride);
             int j = 0;
             if (Vector512.IsHardwareAccelerated)
             {
                 for (; j <= columns - 16; j += 16)
                 {
-                    var d = Vector512.Load(xr + j) - Vector512.Load(m + j);
-                    var low = Vector512.Load(lo + j);
-                    var shift = Vector512.Load(b + j);
-                    var inner = Vector512.ConditionalSelect(Vector512.Equals(low, Vector512<float>.Zero), shift, Vector512.FusedMultiplyAdd(d, low, shift));
-                    Vector512.FusedMultiplyAdd(d, Vector512.Load(hi + j), inner).Store(yr + j);
+                    map.Invoke512(row + j, j).Store(y + row + j);
                 }
             }
 
@@ -113,19 +155,13 @@ internal static unsafe class FloatColumns
             {
                 for (; j <= columns - 8; j += 8)
                 {
-                    var d = Vector256.Load(xr + j) - Vector256.Load(m + j);
-                    var low = Vector256.Load(lo + j);
-                    var shift = Vector256.Load(b + j);
-                    var inner = Vector256.ConditionalSelect(Vector256.Equals(low, Vector256<float>.Zero), shift, Vector256.FusedMultiplyAdd(d, low, shift));
-                    Vector256.FusedMultiplyAdd(d, Vector256.Load(hi + j), inner).Store(yr + j);
+                    map.Invoke256(row + j, j).Store(y + row + j);
                 }
             }
 
             for (; j < columns; j++)
             {
-                float d = xr[j] - m[j];
-                float inner = lo[j] == 0 ? b[j] : MathF.FusedMultiplyAdd(d, lo[j], b[j]);
-                yr[j] = MathF.FusedMultiplyAdd(d, hi[j], inner);
+                y[row + j] = map.InvokeScalar(row + j, j);
             }
         }
     }
@@ -146,5 +182,101 @@ internal static unsafe class FloatColumns
         var (lower, upper) = Vector256.Widen(v);
         (Vector256.Load(acc) + lower).Store(acc);
         (Vector256.Load(acc + 4) + upper).Store(acc + 4);
+    }
+
+    /// <summary>A = P = Q = x − c[j].</summary>
+    private readonly struct ShiftedSquares(float* x, float* c) : IFloatColumnTerms
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> A, Vector512<float> P, Vector512<float> Q) Terms512(long p, int j)
+        {
+            var d = Vector512.Load(x + p) - Vector512.Load(c + j);
+            return (d, d, d);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector256<float> A, Vector256<float> P, Vector256<float> Q) Terms256(long p, int j)
+        {
+            var d = Vector256.Load(x + p) - Vector256.Load(c + j);
+            return (d, d, d);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (float A, float P, float Q) TermsScalar(long p, int j)
+        {
+            float d = x[p] - c[j];
+            return (d, d, d);
+        }
+    }
+
+    /// <summary>A = Q = dy, P = x − m[j].</summary>
+    private readonly struct CentredDot(float* x, float* dy, float* m) : IFloatColumnTerms
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> A, Vector512<float> P, Vector512<float> Q) Terms512(long p, int j)
+        {
+            var g = Vector512.Load(dy + p);
+            return (g, Vector512.Load(x + p) - Vector512.Load(m + j), g);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector256<float> A, Vector256<float> P, Vector256<float> Q) Terms256(long p, int j)
+        {
+            var g = Vector256.Load(dy + p);
+            return (g, Vector256.Load(x + p) - Vector256.Load(m + j), g);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (float A, float P, float Q) TermsScalar(long p, int j) => (dy[p], x[p] - m[j], dy[p]);
+    }
+
+    private readonly struct NormalizeTerms(float* x, float* m, float* hi, float* lo, float* b) : IFloatColumnMap
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(long p, int j)
+        {
+            var d = Vector512.Load(x + p) - Vector512.Load(m + j);
+            var low = Vector512.Load(lo + j);
+            var shift = Vector512.Load(b + j);
+            var inner = Vector512.ConditionalSelect(Vector512.Equals(low, Vector512<float>.Zero), shift, Vector512.FusedMultiplyAdd(d, low, shift));
+            return Vector512.FusedMultiplyAdd(d, Vector512.Load(hi + j), inner);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(long p, int j)
+        {
+            var d = Vector256.Load(x + p) - Vector256.Load(m + j);
+            var low = Vector256.Load(lo + j);
+            var shift = Vector256.Load(b + j);
+            var inner = Vector256.ConditionalSelect(Vector256.Equals(low, Vector256<float>.Zero), shift, Vector256.FusedMultiplyAdd(d, low, shift));
+            return Vector256.FusedMultiplyAdd(d, Vector256.Load(hi + j), inner);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(long p, int j)
+        {
+            float d = x[p] - m[j];
+            return MathF.FusedMultiplyAdd(d, hi[j], lo[j] == 0 ? b[j] : MathF.FusedMultiplyAdd(d, lo[j], b[j]));
+        }
+    }
+
+    private readonly struct BackwardTerms(float* x, float* dy, float* m, float* k, float* c, float* a) : IFloatColumnMap
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(long p, int j)
+        {
+            var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + p) - Vector512.Load(m + j), Vector512.Load(k + j), Vector512.Load(c + j));
+            return Vector512.FusedMultiplyAdd(Vector512.Load(dy + p), Vector512.Load(a + j), t);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(long p, int j)
+        {
+            var t = Vector256.FusedMultiplyAdd(Vector256.Load(x + p) - Vector256.Load(m + j), Vector256.Load(k + j), Vector256.Load(c + j));
+            return Vector256.FusedMultiplyAdd(Vector256.Load(dy + p), Vector256.Load(a + j), t);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(long p, int j) => MathF.FusedMultiplyAdd(dy[p], a[j], MathF.FusedMultiplyAdd(x[p] - m[j], k[j], c[j]));
     }
 }
