@@ -148,14 +148,63 @@ public sealed class CliTests : IDisposable
     [Theory]
     [InlineData(new string[0], 2)]
     [InlineData(new[] { "--help" }, 0)]
+    [InlineData(new[] { "replay", "--help" }, 0)]
     [InlineData(new[] { "frobnicate" }, 2)]
     [InlineData(new[] { "replay" }, 2)]
     [InlineData(new[] { "check", "--cases", "many" }, 2)]
+    [InlineData(new[] { "check", "--cases", "-3" }, 2)]
+    [InlineData(new[] { "check", "--implementation", "no-colon" }, 2)]
     public void Usage(string[] args, int expected)
     {
         var (code, output) = Run(args);
-        Assert.Equal(expected, code);
-        Assert.Contains("usage: bnparity", output, StringComparison.Ordinal);
+        Assert.True(expected == code, output);
+        if (expected == 0)
+        {
+            Assert.Contains("Usage:", output, StringComparison.Ordinal);
+            Assert.Contains("Options:", output, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Contains("ERROR usage: ", output, StringComparison.Ordinal);
+        }
+
+        NoStackTrace(output);
+    }
+
+    [Theory]
+    [InlineData("check --cases many", "--cases")]
+    [InlineData("check --cases -3", "--cases must be at least 0")]
+    [InlineData("replay --implementation no-colon x.json", "--implementation must be '<path to assembly>:<type name>'")]
+    public void Validation_errors_name_the_option(string commandLine, string expected)
+    {
+        var (code, output) = Run(commandLine.Split(' '));
+        Assert.Equal(2, code);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Version_prints_the_package_version()
+    {
+        var (code, output) = Run("--version");
+        Assert.Equal(0, code);
+        string version = typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion;
+        Assert.StartsWith(version.Split('+')[0], output.Trim(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Implementation_option_loads_the_named_type_and_a_missing_assembly_is_an_ERROR()
+    {
+        string library = typeof(BnParity.Harness.Implementations.ReferenceBatchNorm).Assembly.Location;
+        var (code, output) = Run("replay", "--implementation", library + ":BnParity.Harness.Implementations.ReferenceBatchNorm",
+            Path.Combine(CaseJson.CommittedCasesDirectory, "bn2d-default.json"));
+        Assert.True(code == 0, output);
+        Assert.Contains("1 passed, 0 failed, 0 error(s) (float64 reference)", output, StringComparison.Ordinal);
+
+        (code, output) = Run("replay", "--implementation", Path.Combine(_directory, "missing.dll") + ":Some.Type", "x.json");
+        Assert.Equal(2, code);
+        Assert.Contains("ERROR --implementation: ", output, StringComparison.Ordinal);
+        NoStackTrace(output);
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.CommandLine.Help;
 using System.Diagnostics;
 using System.Globalization;
 using BnParity.Harness.Cases;
@@ -15,100 +17,120 @@ public static class ExitCodes
 }
 
 /// <summary>
-/// The <c>bnparity</c> command line: <c>replay</c> recorded cases and <c>check</c> (committed
-/// cases + a seeded sweep against TorchSharp). <see cref="Run"/> is the whole program, callable
-/// in-process by tests.
+/// The <c>bnparity</c> command line (System.CommandLine): <c>replay</c> recorded cases and <c>check</c> (committed
+/// cases + a seeded sweep against TorchSharp), with <c>--implementation &lt;dll&gt;:&lt;type&gt;</c> on every command,
+/// <c>--help</c> and <c>--version</c>. Exit codes: 0 all pass, 1 any FAIL, 2 any ERROR or a usage error (which names
+/// the option). <see cref="Run"/> is the whole program, callable in-process by tests.
 /// </summary>
 public static class CliApp
 {
     public const int DefaultSeed = 20260101;
     public const int DefaultCases = 300;
 
-    public const string Usage = """
-        usage: bnparity <command> [options]
-
-          replay [--verbose] <file-or-dir>...
-              Replays recorded bnparity-case/1 files (directories: every *.json below) on the
-              implementation under test (the C# library, or BNPARITY_IMPLEMENTATION=<dll>:<type>)
-              with the tests' tolerance policy. One line per case: PASS <name>,
-              FAIL <name>: <first mismatch>, or ERROR <file>: <problem>.
-
-          check [--seed N] [--cases N] [--verbose]
-              Replays the committed PyTorch cases, then a seeded sweep of N random configurations
-              (default 300, seed 20260101) against TorchSharp and the float64 truth, and prints a
-              summary table.
-
-        exit codes: 0 all pass, 1 any FAIL, 2 any ERROR, unreadable input or usage error.
-        """;
-
     /// <summary>Runs the command line; everything goes to <paramref name="output"/>; returns the exit code.</summary>
     public static int Run(string[] args, TextWriter output)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        var root = BuildCommand(output);
+        var parsed = root.Parse(args);
+        var configuration = new InvocationConfiguration { Output = output, Error = output };
+        if (parsed.Errors.Count > 0)
         {
-            output.WriteLine(Usage);
-            return args.Length == 0 ? ExitCodes.Error : ExitCodes.Pass;
-        }
-
-        try
-        {
-            return args[0] switch
+            foreach (var error in parsed.Errors)
             {
-                "replay" => Replay(args[1..], output),
-                "check" => Check(args[1..], output),
-                _ => UsageError(output, $"unknown command '{args[0]}'"),
-            };
+                output.WriteLine("ERROR usage: " + error.Message);
+            }
+
+            output.WriteLine();
+            root.Parse([.. parsed.CommandResult.Command == root ? [] : new[] { parsed.CommandResult.Command.Name }, "--help"]).Invoke(configuration);
+            return ExitCodes.Error;
         }
-        catch (UsageException error)
-        {
-            return UsageError(output, error.Message);
-        }
+
+        return parsed.Invoke(configuration);
     }
 
-    private static int UsageError(TextWriter output, string message)
+    /// <summary>The command tree; actions write to <paramref name="output"/>.</summary>
+    public static Command BuildCommand(TextWriter output)
     {
-        output.WriteLine("ERROR usage: " + message);
-        output.WriteLine(Usage);
-        return ExitCodes.Error;
-    }
+        var implementation = new Option<string?>("--implementation", "-i")
+        {
+            Description = "The implementation under test, '<path to assembly>:<type name>' (a type implementing IBatchNormUnderTest "
+                + "with a public parameterless constructor). Default: " + ImplementationLoader.VariableName + ", else the BnParity library.",
+            HelpName = "dll:type",
+            Recursive = true,
+        };
+        implementation.Validators.Add(result =>
+        {
+            string? value = result.GetValueOrDefault<string?>();
+            int split = value?.LastIndexOf(':') ?? -1;
+            if (value is not null && (split <= 0 || split == value.Length - 1))
+            {
+                result.AddError($"--implementation must be '<path to assembly>:<type name>', got '{value}'.");
+            }
+        });
 
-    private sealed class UsageException(string message) : Exception(message);
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Print the full report of every failing case." };
+        var paths = new Argument<string[]>("paths")
+        {
+            Description = "bnparity-case/1 files, or directories (every *.json below them).",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var replay = new Command("replay", "Replays recorded bnparity-case/1 files on the implementation under test with the "
+            + "tests' tolerance policy. One line per case: PASS <name>, FAIL <name>: <first mismatch>, or ERROR <file>: <problem>.")
+        {
+            paths,
+            verbose,
+        };
+        replay.SetAction(result => Replay(result.GetValue(paths)!, result.GetValue(implementation), result.GetValue(verbose), output));
+
+        var seed = new Option<int>("--seed") { Description = "Seed of the sweep.", DefaultValueFactory = _ => DefaultSeed };
+        var cases = new Option<int>("--cases") { Description = "Random configurations in the sweep.", DefaultValueFactory = _ => DefaultCases };
+        cases.Validators.Add(result =>
+        {
+            // Validators also run when the token is not an int (that error is reported already): parse it here.
+            if (result.Tokens.Count == 1 && int.TryParse(result.Tokens[0].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value < 0)
+            {
+                result.AddError($"--cases must be at least 0, got {value}.");
+            }
+        });
+        var checkVerbose = new Option<bool>("--verbose", "-v") { Description = "Print every sweep case and full failure reports." };
+        var check = new Command("check", "Replays the committed PyTorch cases, then a seeded sweep of random configurations against "
+            + "TorchSharp and the float64 truth, and prints a summary table.")
+        {
+            seed,
+            cases,
+            checkVerbose,
+        };
+        check.SetAction(result => Check(result.GetValue(seed), result.GetValue(cases), result.GetValue(implementation), result.GetValue(checkVerbose), output));
+
+        // A plain command named as users type it (a RootCommand takes the host's file name: BnParity.Cli, or testhost).
+        var root = new Command("bnparity", "The BatchNorm parity oracle (exit codes: 0 all pass, 1 any FAIL, 2 any ERROR or usage error).")
+        {
+            new HelpOption(),
+            new VersionOption(),
+            implementation,
+            replay,
+            check,
+        };
+        foreach (var option in root.Options.OfType<VersionOption>())
+        {
+            option.Action = new PrintVersion(output);
+        }
+
+        root.SetAction(_ =>
+        {
+            output.WriteLine("ERROR usage: a command is required (replay or check); see --help.");
+            return ExitCodes.Error;
+        });
+        return root;
+    }
 
     // ---------------------------------------------------------------- replay
 
-    private static int Replay(string[] args, TextWriter output)
+    private static int Replay(string[] paths, string? implementationSpecification, bool verbose, TextWriter output)
     {
-        bool verbose = false;
-        var paths = new List<string>();
-        foreach (string arg in args)
-        {
-            if (arg is "--verbose" or "-v")
-            {
-                verbose = true;
-            }
-            else if (arg is "--help" or "-h")
-            {
-                output.WriteLine(Usage);
-                return ExitCodes.Pass;
-            }
-            else if (arg.StartsWith('-') && arg.Length > 1)
-            {
-                throw new UsageException($"unknown option '{arg}' for replay");
-            }
-            else
-            {
-                paths.Add(arg);
-            }
-        }
-
-        if (paths.Count == 0)
-        {
-            throw new UsageException("replay needs at least one file or directory");
-        }
-
-        if (!TryImplementation(output, out var implementation))
+        if (!TryImplementation(implementationSpecification, output, out var implementation))
         {
             return ExitCodes.Error;
         }
@@ -119,16 +141,16 @@ public static class CliApp
         return tally.ExitCode;
     }
 
-    private static bool TryImplementation(TextWriter output, out IBatchNormUnderTest implementation)
+    private static bool TryImplementation(string? specification, TextWriter output, out IBatchNormUnderTest implementation)
     {
         try
         {
-            implementation = ImplementationLoader.UnderTest();
+            implementation = specification is null ? ImplementationLoader.UnderTest() : ImplementationLoader.FromSpecification(specification);
             return true;
         }
         catch (Exception error) when (error is ArgumentException or IOException or BadImageFormatException or MissingMethodException or TypeLoadException)
         {
-            output.WriteLine($"ERROR {ImplementationLoader.VariableName}: {error.Message}");
+            output.WriteLine($"ERROR {(specification is null ? ImplementationLoader.VariableName : "--implementation")}: {error.Message}");
             implementation = null!;
             return false;
         }
@@ -232,32 +254,9 @@ public static class CliApp
 
     // ---------------------------------------------------------------- check
 
-    private static int Check(string[] args, TextWriter output)
+    private static int Check(int seed, int cases, string? implementationSpecification, bool verbose, TextWriter output)
     {
-        int seed = DefaultSeed, cases = DefaultCases;
-        bool verbose = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--seed":
-                    seed = IntOption(args, ref i, min: int.MinValue);
-                    break;
-                case "--cases":
-                    cases = IntOption(args, ref i, min: 0);
-                    break;
-                case "--verbose" or "-v":
-                    verbose = true;
-                    break;
-                case "--help" or "-h":
-                    output.WriteLine(Usage);
-                    return ExitCodes.Pass;
-                default:
-                    throw new UsageException($"unknown argument '{args[i]}' for check");
-            }
-        }
-
-        if (!TryImplementation(output, out var implementation))
+        if (!TryImplementation(implementationSpecification, output, out var implementation))
         {
             return ExitCodes.Error;
         }
@@ -309,20 +308,19 @@ public static class CliApp
         return Math.Max(sweepCode, tally.ExitCode);
     }
 
-    private static int IntOption(string[] args, ref int i, int min)
+    /// <summary>The package version of this tool (the default action prints the entry assembly's, which in-process is
+    /// the host's).</summary>
+    private sealed class PrintVersion(TextWriter output) : System.CommandLine.Invocation.SynchronousCommandLineAction
     {
-        string option = args[i];
-        if (i + 1 >= args.Length)
+        public override int Invoke(ParseResult parseResult)
         {
-            throw new UsageException($"{option} needs a value");
+            output.WriteLine(Version);
+            return ExitCodes.Pass;
         }
-
-        i++;
-        if (!int.TryParse(args[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min)
-        {
-            throw new UsageException($"{option} needs an integer{(min == 0 ? " ≥ 0" : "")}, got '{args[i]}'");
-        }
-
-        return value;
     }
+
+    /// <summary>The informational version without source-revision metadata (the package version).</summary>
+    public static string Version =>
+        (typeof(CliApp).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0").Split('+')[0];
 }

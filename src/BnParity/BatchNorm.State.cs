@@ -61,7 +61,7 @@ public abstract partial class BatchNorm<T>
     /// When false unexpected and missing keys are ignored. Present expected keys are always checked.</param>
     /// <exception cref="ArgumentNullException"><paramref name="state"/> is null (a null entry is an ArgumentException).</exception>
     /// <exception cref="ArgumentException">Missing/unexpected keys (strict), a wrong shape (vectors must be [C],
-    /// num_batches_tracked must be []), a wrong element type (T for vectors, long for num_batches_tracked), a data
+    /// num_batches_tracked [] or, as PyTorch accepts from old checkpoints, [1]), a wrong element type (T for vectors, long for num_batches_tracked), a data
     /// length inconsistent with the shape, or a negative num_batches_tracked.</exception>
     /// <exception cref="InvalidOperationException">Called while another thread is in a call on this module.</exception>
     public void LoadStateDict(IReadOnlyDictionary<string, IStateTensor> state, bool strict = true)
@@ -131,7 +131,9 @@ public abstract partial class BatchNorm<T>
         long? count = null;
         if (TrackRunningStats && state.TryGetValue(NumBatchesTrackedKey, out IStateTensor? nbt))
         {
-            long value = Validate<long>(NumBatchesTrackedKey, nbt, [])[0];
+            // Shape [1] too: PyTorch's _load_from_state_dict takes a 1-element vector into a 0-dim buffer (checkpoints
+            // from PyTorch 0.3, and TorchSharp.PyBridge files, hold num_batches_tracked as [1]).
+            long value = Validate<long>(NumBatchesTrackedKey, nbt, nbt?.Shape is [1] ? [1] : [])[0];
             if (value < 0)
             {
                 throw new ArgumentException($"num_batches_tracked must be non-negative, got {value}.", nameof(state));
