@@ -1,7 +1,7 @@
 using BnParity.Harness.Cases;
 using BnParity.Harness.Comparison;
 using BnParity.Harness.Implementations;
-using BnParity.PropertyTests.Generators;
+using BnParity.Harness.Generators;
 
 namespace BnParity.PropertyTests;
 
@@ -41,18 +41,7 @@ internal static class Runs
         return TraceComparer.Compare(batchNormCase, expected, actual);
     }
 
-    /// <summary>
-    /// Fails unless the report has no structural problem and no mismatch in the named tensors
-    /// (all tensors when none are named). The message is the report: case, first mismatches, environment.
-    /// </summary>
-    public static void AssertClean(ComparisonReport report, string check, params string[] tensors)
-    {
-        bool relevant = tensors.Length == 0
-            ? report.MismatchCount > 0
-            : tensors.Any(t => report.MismatchCountByTensor.GetValueOrDefault(t) > 0);
-        if (report.Problems.Count > 0 || relevant)
-        {
-            Assert.Fail($"[{check}] {report.Format()}");
-        }
-    }
+    /// <summary>The test kit's assertion (<see cref="Testing.ParityAssert.Clean"/>), under its old name.</summary>
+    public static void AssertClean(ComparisonReport report, string check, params string[] tensors) =>
+        Testing.ParityAssert.Clean(report, check, tensors);
 }

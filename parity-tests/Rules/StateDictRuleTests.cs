@@ -91,14 +91,22 @@ public sealed class StateDictRuleTests
     }
 
     [Fact]
-    public void LoadStateDict_rejects_a_count_that_is_not_a_scalar()
+    public void LoadStateDict_rejects_a_count_that_is_not_a_scalar_or_the_legacy_one_element_vector()
     {
         var m = Trained<float>(4);
         string before = Snapshot(m);
-        var state = new Dictionary<string, IStateTensor>(m.StateDict()) { ["num_batches_tracked"] = new DenseTensor<long>([5L], 1) };
-        var error = Assert.Throws<ArgumentException>(() => m.LoadStateDict(state, strict: false));
-        Assert.Contains("num_batches_tracked", error.Message, StringComparison.Ordinal);
-        Assert.Equal(before, Snapshot(m));
+        foreach (int[] shape in new[] { new[] { 2 }, new[] { 1, 1 } })
+        {
+            var state = new Dictionary<string, IStateTensor>(m.StateDict()) { ["num_batches_tracked"] = new DenseTensor<long>(new long[shape.Aggregate(1, (a, b) => a * b)], shape) };
+            var error = Assert.Throws<ArgumentException>(() => m.LoadStateDict(state, strict: false));
+            Assert.Contains("size mismatch for num_batches_tracked", error.Message, StringComparison.Ordinal);
+            Assert.Equal(before, Snapshot(m));
+        }
+
+        // PyTorch's _load_from_state_dict takes a [1] vector into the 0-dim buffer (checkpoints from PyTorch 0.3).
+        var legacy = new Dictionary<string, IStateTensor>(m.StateDict()) { ["num_batches_tracked"] = new DenseTensor<long>([5L], 1) };
+        m.LoadStateDict(legacy);
+        Assert.Equal(5L, m.NumBatchesTracked);
     }
 
     [Fact]

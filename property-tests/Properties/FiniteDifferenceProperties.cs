@@ -1,6 +1,7 @@
+using BnParity.Testing;
 using BnParity.Harness.Comparison;
 using BnParity.Harness.Cases;
-using BnParity.PropertyTests.Generators;
+using BnParity.Harness.Generators;
 using FsCheck;
 using FsCheck.Fluent;
 

@@ -1,4 +1,5 @@
-using BnParity.PropertyTests.Generators;
+using BnParity.Testing;
+using BnParity.Harness.Generators;
 using FsCheck;
 using FsCheck.Fluent;
 

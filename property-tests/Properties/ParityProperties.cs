@@ -1,5 +1,6 @@
+using BnParity.Testing;
 using BnParity.Harness.Cases;
-using BnParity.PropertyTests.Generators;
+using BnParity.Harness.Generators;
 using FsCheck;
 using FsCheck.Fluent;
 

@@ -1,7 +1,8 @@
+using BnParity.Testing;
 using BnParity.Harness.Cases;
 using BnParity.Harness.Comparison;
 using BnParity.Harness.Implementations;
-using BnParity.PropertyTests.Generators;
+using BnParity.Harness.Generators;
 using FsCheck;
 using FsCheck.Fluent;
 

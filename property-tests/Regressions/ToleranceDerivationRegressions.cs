@@ -1,5 +1,5 @@
 using BnParity.Harness.Cases;
-using BnParity.PropertyTests.Generators;
+using BnParity.Harness.Generators;
 
 namespace BnParity.PropertyTests.Regressions;
 

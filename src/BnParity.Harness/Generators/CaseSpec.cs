@@ -2,7 +2,7 @@ using System.Globalization;
 using BnParity.Harness.Cases;
 using BnParity.Harness.Implementations;
 
-namespace BnParity.PropertyTests.Generators;
+namespace BnParity.Harness.Generators;
 
 /// <summary>How a step's input (or upstream gradient) is drawn: a kind plus a seed and two small parameters.</summary>
 public enum DataKind

@@ -3,7 +3,7 @@ using BnParity.Harness.Implementations;
 using FsCheck;
 using FsCheck.Fluent;
 
-namespace BnParity.PropertyTests.Generators;
+namespace BnParity.Harness.Generators;
 
 /// <summary>What a property needs from its cases; generation and shrinking both respect it.</summary>
 public sealed record CaseOptions

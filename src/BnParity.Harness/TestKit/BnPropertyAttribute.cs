@@ -1,7 +1,7 @@
 using System.Globalization;
 using FsCheck.Xunit;
 
-namespace BnParity.PropertyTests;
+namespace BnParity.Testing;
 
 /// <summary>
 /// FsCheck's [Property] with the suite's settings from the environment:

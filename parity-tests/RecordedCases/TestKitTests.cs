@@ -1,0 +1,42 @@
+using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
+using BnParity.ParityTests.Comparison;
+using BnParity.Testing;
+using Xunit.Sdk;
+
+namespace BnParity.ParityTests.RecordedCases;
+
+/// <summary>The test kit (BnParity.Testing) as a user's project uses it: its recorded-case suite inherited for the
+/// library, the embedded cases equal to the committed files, and a faulty implementation failing with the report.</summary>
+public sealed class LibraryThroughTheTestKit : RecordedPyTorchCasesSuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
+public sealed class TestKitTests
+{
+    [Fact]
+    public void The_embedded_cases_are_exactly_the_committed_files()
+    {
+        var files = Directory.GetFiles(CaseJson.CommittedCasesDirectory, "*.json").Select(Path.GetFileNameWithoutExtension).Order(StringComparer.Ordinal);
+        Assert.Equal(files, Harness.Cases.RecordedCases.Names);
+        foreach (string name in Harness.Cases.RecordedCases.Names)
+        {
+            Assert.Equal(CaseJson.ReadFile(Path.Combine(CaseJson.CommittedCasesDirectory, name + ".json")).ToString(), Harness.Cases.RecordedCases.Load(name).ToString());
+        }
+    }
+
+    [Fact]
+    public void A_faulty_implementation_fails_the_kits_suite_with_the_report()
+    {
+        var suite = new FaultySuite();
+        var error = Assert.Throws<TrueException>(() => suite.Reproduces_the_recorded_PyTorch_case("bn2d-default"));
+        Assert.Contains("running_var", error.Message, StringComparison.Ordinal);
+        Assert.Contains("step 1", error.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class FaultySuite : RecordedPyTorchCasesSuite
+    {
+        protected override IBatchNormUnderTest Implementation => new BiasedRunningVarBatchNorm();
+    }
+}

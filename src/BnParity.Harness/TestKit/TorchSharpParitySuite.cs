@@ -1,0 +1,60 @@
+using BnParity.Harness.Cases;
+using BnParity.Harness.Comparison;
+using BnParity.Harness.Generators;
+using BnParity.Harness.Implementations;
+using FsCheck;
+using FsCheck.Fluent;
+using Xunit;
+
+namespace BnParity.Testing;
+
+/// <summary>
+/// The FsCheck parity properties against the live oracle, TorchSharp's BatchNorm (libtorch), after every step:
+/// generated module configurations, shapes, data (ill-conditioned, constant channels, ties), train/eval sequences,
+/// loaded state, both layouts, float and double. A failure is shrunk and reported with the case, the step, the tensor
+/// and the index, and FsCheck's seed (<c>BNPARITY_REPLAY="seed,gamma"</c> replays it; <c>BNPARITY_MAX_TEST</c> sets the
+/// cases per property, default <see cref="BnPropertyAttribute.DefaultMaxTest"/>). Inherit it and return your
+/// implementation, as for <see cref="RecordedPyTorchCasesSuite"/>. Needs TorchSharp to load: on Debian 12 / Ubuntu 22.04
+/// the BnParity.TorchSharp.NativeFix package (a dependency of this one) patches it at build time.
+/// </summary>
+[Collection(CollectionName)]
+public abstract class TorchSharpParitySuite
+{
+    /// <summary>The xunit collection the TorchSharp suites share: the oracle is process-wide, so they run one at a time.</summary>
+    public const string CollectionName = "BnParity TorchSharp oracle";
+
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation compared with TorchSharp.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    private static readonly CaseOptions Any = new();
+
+    [BnProperty]
+    public Property Outputs_and_running_statistics_match_TorchSharp_after_every_step() =>
+        Prop.ForAll(CaseGenerators.Cases(Any), spec => ParityAssert.Clean(Compare(spec, "output and buffer parity"), "output and buffer parity"));
+
+    [BnProperty]
+    public Property Gradients_match_TorchSharp_autograd() =>
+        Prop.ForAll(CaseGenerators.Cases(Any with { Gradients = true, MaxSteps = 3 }), spec => ParityAssert.Clean(Compare(spec, "gradient parity"), "gradient parity"));
+
+    [BnProperty]
+    public Property Float64_matches_TorchSharp_at_float64_tolerance() =>
+        Prop.ForAll(CaseGenerators.Cases(Any with { DTypes = [ElementType.Float64] }), spec => ParityAssert.Clean(Compare(spec, "float64 parity"), "float64 parity"));
+
+    [BnProperty]
+    public Property Channels_last_input_matches_TorchSharp_channels_last() =>
+        Prop.ForAll(
+            CaseGenerators.Cases(Any with { Modules = [ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d], Layout = MemoryLayout.ChannelsLast, Gradients = true, MaxSteps = 3 }),
+            spec => ParityAssert.Clean(Compare(spec, "channels-last parity"), "channels-last parity"));
+
+    /// <summary>Cases with one value per channel are left out: TorchSharp 0.107 writes NaN where PyTorch raises (the
+    /// recorded cases hold PyTorch's error).</summary>
+    private ComparisonReport Compare(CaseSpec spec, string name)
+    {
+        var batchNormCase = spec.ToCase(name);
+        var expected = CaseRunner.Run(s_torch.Value, batchNormCase);
+        var actual = CaseRunner.Run(Implementation, batchNormCase);
+        return TraceComparer.Compare(batchNormCase, expected, actual);
+    }
+}
