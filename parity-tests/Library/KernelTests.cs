@@ -242,6 +242,74 @@ public abstract unsafe class KernelTests<T>
 
 public sealed class FloatKernelTests : KernelTests<float>
 {
+    /// <summary>FloatColumns' streaming element-wise kernels (non-temporal stores over a contiguous block, the column of
+    /// element i being i mod columns, parameters padded with wrapped entries) give the ordinary kernels' bits for every
+    /// column count 1..40, 1 to 5 rows and offsets 0..3 (so the alignment peel and the tail both vary).</summary>
+    [Fact]
+    public unsafe void Float_column_kernels_give_the_same_bits_with_streaming_stores()
+    {
+        for (int columns = 1; columns <= 40; columns++)
+        {
+            float[] Wrapped(int seed, double std = 1)
+            {
+                var values = new float[columns + FloatColumns.WrapPadding];
+                Gaussian(seed, columns, std: std).CopyTo(values, 0);
+                FloatColumns.WrapColumns(values, columns);
+                return values;
+            }
+
+            float[] m = Wrapped(41), hi = Wrapped(42), lo = Wrapped(43, 1e-8), b = Wrapped(44), k = Wrapped(45), a = Wrapped(46);
+            lo[0] = 0;
+            FloatColumns.WrapColumns(lo, columns);
+            var scale = new double[columns + FloatColumns.WrapPadding];
+            Gaussian(47, columns).Select(v => v * (1 + 1e-9)).ToArray().CopyTo(scale, 0);
+            FloatColumns.WrapColumns(scale, columns);
+            foreach (int rows in new[] { 1, 2, 5 })
+            {
+                foreach (int offset in Offsets)
+                {
+                    int n = (rows * columns) + offset;
+                    var x = Gaussian(48, n, mean: 2, std: 3);
+                    var dy = Gaussian(49, n);
+                    var plain = new float[n];
+                    var streamed = new float[n];
+                    fixed (float* px = x, pdy = dy, pp = plain, ps = streamed, pm = m, phi = hi, plo = lo, pb = b, pk = k, pa = a)
+                    fixed (double* pscale = scale)
+                    {
+                        foreach (string kernel in new[] { "Normalize", "Backward", "Scale" })
+                        {
+                            Array.Fill(plain, float.NaN);
+                            Array.Fill(streamed, float.NaN);
+                            for (int pass = 0; pass < 2; pass++)
+                            {
+                                float* y = (pass == 0 ? pp : ps) + offset;
+                                bool streaming = pass == 1;
+                                switch (kernel)
+                                {
+                                    case "Normalize":
+                                        FloatColumns.Normalize(px + offset, y, columns, rows, pm, phi, plo, pb, columns, streaming);
+                                        break;
+                                    case "Backward":
+                                        FloatColumns.Backward(px + offset, pdy + offset, y, columns, rows, pm, pk, pb, pa, columns, streaming);
+                                        break;
+                                    default:
+                                        FloatColumns.Scale(pdy + offset, y, columns, rows, pscale, columns, streaming);
+                                        break;
+                                }
+                            }
+
+                            for (int i = 0; i < n; i++)
+                            {
+                                Assert.True(BitConverter.SingleToUInt32Bits(plain[i]) == BitConverter.SingleToUInt32Bits(streamed[i]),
+                                    $"FloatColumns.{kernel} streaming, columns {columns}, rows {rows}, offset {offset} (width {GoldenBitsTests.Width}): [{i}] {streamed[i]:R} vs {plain[i]:R}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>FloatColumns (the float row path, channels-last's layout): the shifted statistics against the float
     /// stretches of at most 8 rows widened into double in row order, and the output against the scalar FMA formula, for
     /// every column count 0..256 at offsets 0..3, 1 to 17 rows (one stretch, a partial one, several), a zero α_lo in every
@@ -261,11 +329,12 @@ public sealed class FloatKernelTests : KernelTests<float>
         var dy = Gaussian(37, n);
         float[] k = Gaussian(38, stride);
         float[] scale = Gaussian(39, stride);
+        double[] doubleScale = Gaussian(40, stride).Select(v => v * (1 + 1e-9)).Select(v => (double)v).ToArray();
         var sum = new double[stride];
         var squares = new double[stride];
         var y = new float[n];
         fixed (float* px = x, pc = c, pm = m, phi = hi, plo = lo, pb = b, py = y, pdy = dy, pk = k, pscale = scale)
-        fixed (double* ps = sum, pq = squares)
+        fixed (double* ps = sum, pq = squares, pdscale = doubleScale)
         {
             foreach (int rows in new[] { 1, 2, 8, 9, maxRows })
             {
@@ -330,6 +399,9 @@ public sealed class FloatKernelTests : KernelTests<float>
                         Array.Fill(y, float.NaN);
                         FloatColumns.Backward(px + offset, pdy + offset, py + offset, stride, rows, pm, pk, pb, pscale, length);
                         EachOutput("Backward", (i, j) => MathF.FusedMultiplyAdd(dy[i], scale[j], MathF.FusedMultiplyAdd(x[i] - m[j], k[j], b[j])));
+                        Array.Fill(y, float.NaN);
+                        FloatColumns.Scale(pdy + offset, py + offset, stride, rows, pdscale, length);
+                        EachOutput("Scale", (i, j) => (float)(dy[i] * doubleScale[j]));
 
                         void EachOutput(string kernel, Func<int, int, float> formula)
                         {

@@ -49,10 +49,10 @@ public abstract partial class BatchNorm<T>
                 _partB = new double[parts];
             }
 
-            if (_colMean.Length < columns)
+            if (_colScale.Length < columns + FloatColumns.WrapPadding)
             {
                 _colMean = new double[columns];
-                _colScale = new double[columns];
+                _colScale = new double[columns + FloatColumns.WrapPadding];
                 _colShift = new double[columns];
                 _colK = new double[columns];
                 _colGradMean = new double[columns];
@@ -60,14 +60,15 @@ public abstract partial class BatchNorm<T>
 
             if (IsFloat && _colShiftF.Length < columns)
             {
+                // The output coefficients carry FloatColumns.WrapPadding wrapped entries for the streaming stores.
                 _colShiftF = new float[columns];
-                _colM = new float[columns];
-                _colHi = new float[columns];
-                _colLo = new float[columns];
-                _colB = new float[columns];
-                _colBackwardK = new float[columns];
-                _colBackwardC = new float[columns];
-                _colBackwardA = new float[columns];
+                _colM = new float[columns + FloatColumns.WrapPadding];
+                _colHi = new float[columns + FloatColumns.WrapPadding];
+                _colLo = new float[columns + FloatColumns.WrapPadding];
+                _colB = new float[columns + FloatColumns.WrapPadding];
+                _colBackwardK = new float[columns + FloatColumns.WrapPadding];
+                _colBackwardC = new float[columns + FloatColumns.WrapPadding];
+                _colBackwardA = new float[columns + FloatColumns.WrapPadding];
             }
 
             int workers = Math.Min(threads, blocks);
@@ -135,6 +136,16 @@ public abstract partial class BatchNorm<T>
                     _colBackwardC.AsSpan(ch * s, s).Fill((float)(((lo * terms.K) - terms.GradMean) * scale));
                     _colBackwardA.AsSpan(ch * s, s).Fill((float)scale);
                 }
+            }
+
+            if (IsFloat)
+            {
+                int columns = c * s;
+                FloatColumns.WrapColumns(_colM, columns);
+                FloatColumns.WrapColumns(_colBackwardK, columns);
+                FloatColumns.WrapColumns(_colBackwardC, columns);
+                FloatColumns.WrapColumns(_colBackwardA, columns);
+                FloatColumns.WrapColumns(_colScale, columns);
             }
 
             _phase = IsFloat && _call == CallKind.BackwardBatch ? Phase.RowBackwardFloat : Phase.RowBackward;
@@ -264,6 +275,11 @@ public abstract partial class BatchNorm<T>
 
             if (floatTerms)
             {
+                int columns = c * s;
+                FloatColumns.WrapColumns(_colM, columns);
+                FloatColumns.WrapColumns(_colHi, columns);
+                FloatColumns.WrapColumns(_colLo, columns);
+                FloatColumns.WrapColumns(_colB, columns);
                 _phase = Phase.RowNormalizeFloat;
                 RunPhase(workers);
                 return;
@@ -397,7 +413,7 @@ public abstract partial class BatchNorm<T>
 
                         fixed (float* m = _colM, hi = _colHi, lo = _colLo, b = _colB)
                         {
-                            FloatColumns.Normalize((float*)xb, (float*)_pOut + o, columns, rows, m, hi, lo, b, columns);
+                            FloatColumns.Normalize((float*)xb, (float*)_pOut + o, columns, rows, m, hi, lo, b, columns, _streamOutput);
                         }
 
                         break;
@@ -417,7 +433,7 @@ public abstract partial class BatchNorm<T>
                     case Phase.RowBackwardFloat:
                         fixed (float* m = _colM, bk = _colBackwardK, bc = _colBackwardC, ba = _colBackwardA)
                         {
-                            FloatColumns.Backward((float*)xb, (float*)_pDy + o, (float*)_pOut + o, columns, rows, m, bk, bc, ba, columns);
+                            FloatColumns.Backward((float*)xb, (float*)_pDy + o, (float*)_pOut + o, columns, rows, m, bk, bc, ba, columns, _streamOutput);
                         }
 
                         break;
@@ -426,6 +442,10 @@ public abstract partial class BatchNorm<T>
                         if (_call == CallKind.BackwardBatch)
                         {
                             Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, columns, rows, mean, k, gradMean, scale, columns);
+                        }
+                        else if (IsFloat)
+                        {
+                            FloatColumns.Scale((float*)_pDy + o, (float*)_pOut + o, columns, rows, scale, columns, _streamOutput);
                         }
                         else
                         {

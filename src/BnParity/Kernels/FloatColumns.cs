@@ -62,17 +62,39 @@ internal static unsafe class FloatColumns
 
     /// <summary>y = fma(x − m, hi, fma(x − m, lo, b)) per column, or fma(x − m, hi, b) where lo = 0 (so an infinite x
     /// gives ±∞, not ∞·0 = NaN, as <see cref="FloatKernels.Normalize"/>). y may equal x.</summary>
-    public static void Normalize(float* x, float* y, long rowStride, int rows, float* m, float* hi, float* lo, float* b, int columns)
+    public static void Normalize(float* x, float* y, long rowStride, int rows, float* m, float* hi, float* lo, float* b, int columns, bool streaming = false)
     {
         var map = new NormalizeTerms(x, m, hi, lo, b);
-        Map(ref map, y, rowStride, rows, columns);
+        Map(ref map, y, rowStride, rows, columns, streaming);
     }
 
     /// <summary>dx = fma(dy, a, fma(x − m, k, c)) per column (<see cref="FloatKernels.Backward"/>'s formula).</summary>
-    public static void Backward(float* x, float* dy, float* dx, long rowStride, int rows, float* m, float* k, float* c, float* a, int columns)
+    public static void Backward(float* x, float* dy, float* dx, long rowStride, int rows, float* m, float* k, float* c, float* a, int columns, bool streaming = false)
     {
         var map = new BackwardTerms(x, dy, m, k, c, a);
-        Map(ref map, dx, rowStride, rows, columns);
+        Map(ref map, dx, rowStride, rows, columns, streaming);
+    }
+
+    /// <summary>dx = dy·scale per column in double arithmetic, rounded once to float: the same numbers as
+    /// <see cref="Kernels{T}.ScaleColumns"/>, walked row by row (the eval backward).</summary>
+    public static void Scale(float* dy, float* dx, long rowStride, int rows, double* scale, int columns, bool streaming = false)
+    {
+        var map = new ScaleTerms(dy, scale);
+        Map(ref map, dx, rowStride, rows, columns, streaming);
+    }
+
+    /// <summary>Extra entries every per-column parameter array needs for a streaming <see cref="Map"/>: entry
+    /// <c>columns + t</c> holds entry <c>t mod columns</c> (<see cref="WrapColumns{T}"/>), so a vector that starts in one
+    /// row's last columns reads the next row's first coefficients.</summary>
+    internal const int WrapPadding = 16;
+
+    /// <summary>Fills the <see cref="WrapPadding"/> entries after <paramref name="columns"/>.</summary>
+    internal static void WrapColumns<T>(T[] parameters, int columns)
+    {
+        for (int t = 0; t < WrapPadding; t++)
+        {
+            parameters[columns + t] = parameters[t % columns];
+        }
     }
 
     /// <summary>The reduction skeleton: per stretch of rows, per strip of 16 (then 8, then 1) columns, float
@@ -136,10 +158,20 @@ internal static unsafe class FloatColumns
         }
     }
 
-    /// <summary>The element-wise skeleton: row by row, strips of 16, 8, then single columns.</summary>
-    private static void Map<TMap>(ref TMap map, float* y, long rowStride, int rows, int columns)
+    /// <summary>The element-wise skeleton: row by row, strips of 16, 8, then single columns. With
+    /// <paramref name="streaming"/> (outputs far larger than the cache) and contiguous rows, the block is one run of
+    /// rows·columns elements instead, written with aligned non-temporal stores after a scalar peel to the alignment; the
+    /// column of element i is i mod columns, and the parameter arrays carry <see cref="WrapPadding"/> wrapped entries.
+    /// Every element gets the same operations either way, so the bits do not depend on it.</summary>
+    private static void Map<TMap>(ref TMap map, float* y, long rowStride, int rows, int columns, bool streaming)
         where TMap : struct, IFloatColumnMap
     {
+        if (streaming && rowStride == columns && columns > 0 && Vector256.IsHardwareAccelerated)
+        {
+            MapStreaming(ref map, y, (long)rows * columns, columns);
+            return;
+        }
+
         for (long r = 0, row = 0; r < rows; r++, row += rowStride)
         {
             int j = 0;
@@ -163,6 +195,47 @@ internal static unsafe class FloatColumns
             {
                 y[row + j] = map.InvokeScalar(row + j, j);
             }
+        }
+    }
+
+    private static void MapStreaming<TMap>(ref TMap map, float* y, long length, int columns)
+        where TMap : struct, IFloatColumnMap
+    {
+        bool wide = Vector512.IsHardwareAccelerated;
+        int width = wide ? 16 : 8;
+        long i = 0;
+        int j = 0;
+        for (; i < length && ((nint)(y + i) & ((width * sizeof(float)) - 1)) != 0; i++)
+        {
+            y[i] = map.InvokeScalar(i, j);
+            j = j + 1 == columns ? 0 : j + 1;
+        }
+
+        for (; i <= length - width; i += width)
+        {
+            if (wide)
+            {
+                map.Invoke512(i, j).StoreAlignedNonTemporal(y + i);
+            }
+            else
+            {
+                map.Invoke256(i, j).StoreAlignedNonTemporal(y + i);
+            }
+
+            j = (j + width) % columns;
+        }
+
+        for (; i < length; i++)
+        {
+            y[i] = map.InvokeScalar(i, j);
+            j = j + 1 == columns ? 0 : j + 1;
+        }
+
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            // Streaming stores are weakly ordered: the fence makes them visible before the phase's join publishes the
+            // output to other threads.
+            System.Runtime.Intrinsics.X86.Sse.StoreFence();
         }
     }
 
@@ -278,5 +351,26 @@ internal static unsafe class FloatColumns
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float InvokeScalar(long p, int j) => MathF.FusedMultiplyAdd(dy[p], a[j], MathF.FusedMultiplyAdd(x[p] - m[j], k[j], c[j]));
+    }
+
+    /// <summary>(float)(dy·scale) with the product in double: each float widened exactly, each result rounded once.</summary>
+    private readonly struct ScaleTerms(float* dy, double* scale) : IFloatColumnMap
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(long p, int j)
+        {
+            var (lower, upper) = Vector512.Widen(Vector512.Load(dy + p));
+            return Vector512.Narrow(lower * Vector512.Load(scale + j), upper * Vector512.Load(scale + j + 8));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(long p, int j)
+        {
+            var (lower, upper) = Vector256.Widen(Vector256.Load(dy + p));
+            return Vector256.Narrow(lower * Vector256.Load(scale + j), upper * Vector256.Load(scale + j + 4));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(long p, int j) => (float)(dy[p] * scale[j]);
     }
 }
