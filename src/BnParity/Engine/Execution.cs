@@ -224,12 +224,19 @@ public abstract partial class BatchNorm<T>
                 case Phase.RowSumDotFloat:
                 case Phase.RowBackward:
                 case Phase.RowBackwardFloat:
-                    for (long b = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; b < end; b++)
+                {
+                    // A phase that reads the data the previous phase just reduced takes the chunk's blocks in reverse,
+                    // so it starts on the blocks still in this core's cache (the last ones the reduction touched); each
+                    // block writes only its own partials and outputs, so the order changes no result.
+                    long start = _units * chunk / chunks, end = _units * (chunk + 1) / chunks;
+                    bool reverse = _phase is Phase.RowSquares or Phase.RowNormalize or Phase.RowNormalizeFloat or Phase.RowBackward or Phase.RowBackwardFloat;
+                    for (long i = start; i < end; i++)
                     {
-                        RunRowBlock((int)b);
+                        RunRowBlock((int)(reverse ? end - 1 - (i - start) : i));
                     }
 
                     break;
+                }
 
                 case Phase.SplitSum:
                 case Phase.SplitSquares:
