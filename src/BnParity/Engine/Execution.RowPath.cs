@@ -110,11 +110,11 @@ public abstract partial class BatchNorm<T>
             int c = _c, s = _jobS, blocks = _rowBlocks;
             for (int ch = 0; ch < c; ch++)
             {
-                _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
-                _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
+                FillChannel(_colMean, ch, s, Mean[ch]);
+                FillChannel(_colScale, ch, s, Invstd[ch] * Weight[ch]);
                 if (IsFloat)
                 {
-                    _colM.AsSpan(ch * s, s).Fill((float)Mean[ch]);
+                    FillChannel(_colM, ch, s, (float)Mean[ch]);
                 }
             }
 
@@ -126,15 +126,15 @@ public abstract partial class BatchNorm<T>
                 var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, ch, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
                 GradWeight[ch] = terms.GradWeight;
                 GradBias[ch] = terms.GradBias;
-                _colK.AsSpan(ch * s, s).Fill(terms.K);
-                _colGradMean.AsSpan(ch * s, s).Fill(terms.GradMean);
+                FillChannel(_colK, ch, s, terms.K);
+                FillChannel(_colGradMean, ch, s, terms.GradMean);
                 if (IsFloat)
                 {
                     double scale = Invstd[ch] * Weight[ch];
                     double lo = Mean[ch] - (float)Mean[ch];
-                    _colBackwardK.AsSpan(ch * s, s).Fill((float)(-terms.K * scale));
-                    _colBackwardC.AsSpan(ch * s, s).Fill((float)(((lo * terms.K) - terms.GradMean) * scale));
-                    _colBackwardA.AsSpan(ch * s, s).Fill((float)scale);
+                    FillChannel(_colBackwardK, ch, s, (float)(-terms.K * scale));
+                    FillChannel(_colBackwardC, ch, s, (float)(((lo * terms.K) - terms.GradMean) * scale));
+                    FillChannel(_colBackwardA, ch, s, (float)scale);
                 }
             }
 
@@ -163,7 +163,7 @@ public abstract partial class BatchNorm<T>
             {
                 double m = FoldRowParts(_partA, ch, blocks) / count;
                 Mean[ch] = m;
-                _colMean.AsSpan(ch * s, s).Fill(m);
+                FillChannel(_colMean, ch, s, m);
             }
 
             _phase = Phase.RowSquares;
@@ -197,7 +197,7 @@ public abstract partial class BatchNorm<T>
             for (int ch = 0; ch < c; ch++)
             {
                 shifts[ch] = ChannelShift(ch);
-                _colShiftF.AsSpan(ch * s, s).Fill((float)shifts[ch]);
+                FillChannel(_colShiftF, ch, s, (float)shifts[ch]);
             }
 
             _rowSecondPass = false;
@@ -222,7 +222,7 @@ public abstract partial class BatchNorm<T>
                 _rowSecondPass = true;
                 for (int ch = 0; ch < c; ch++)
                 {
-                    _colMean.AsSpan(ch * s, s).Fill((float)Mean[ch]);
+                    FillChannel(_colMean, ch, s, (float)Mean[ch]);
                 }
 
                 _phase = Phase.RowSum;
@@ -262,10 +262,10 @@ public abstract partial class BatchNorm<T>
             {
                 if (NormalizeCoefficients.Of(Mean[ch], Invstd[ch] * Weight[ch], Bias(ch)).TryFloatTerms(out float m, out float hi, out float lo, out float b))
                 {
-                    _colM.AsSpan(ch * s, s).Fill(m);
-                    _colHi.AsSpan(ch * s, s).Fill(hi);
-                    _colLo.AsSpan(ch * s, s).Fill(lo);
-                    _colB.AsSpan(ch * s, s).Fill(b);
+                    FillChannel(_colM, ch, s, m);
+                    FillChannel(_colHi, ch, s, hi);
+                    FillChannel(_colLo, ch, s, lo);
+                    FillChannel(_colB, ch, s, b);
                 }
                 else
                 {
@@ -287,14 +287,28 @@ public abstract partial class BatchNorm<T>
 
             for (int ch = 0; ch < c; ch++)
             {
-                _colMean.AsSpan(ch * s, s).Fill(Mean[ch]);
-                _colScale.AsSpan(ch * s, s).Fill(Invstd[ch] * Weight[ch]);
-                _colShift.AsSpan(ch * s, s).Fill(Bias(ch));
+                FillChannel(_colMean, ch, s, Mean[ch]);
+                FillChannel(_colScale, ch, s, Invstd[ch] * Weight[ch]);
+                FillChannel(_colShift, ch, s, Bias(ch));
             }
 
             FoldNonFiniteScaleColumns(c, s);
             _phase = Phase.RowNormalize;
             RunPhase(workers);
+        }
+
+        /// <summary>Sets channel <paramref name="ch"/>'s <paramref name="s"/> columns (one column for channels-last and
+        /// (N, C) input, where a span fill per channel costs more than the store).</summary>
+        private static void FillChannel<TValue>(TValue[] columns, int ch, int s, TValue value)
+        {
+            if (s == 1)
+            {
+                columns[ch] = value;
+            }
+            else
+            {
+                columns.AsSpan(ch * s, s).Fill(value);
+            }
         }
 
         /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>

@@ -20,19 +20,34 @@ public abstract partial class BatchNorm<T>
                 return 0.0;
             }
 
-            long s = _jobS;
-            long count = _jobN * s;
-            int samples = (int)Math.Min(ShiftSamples, count);
-            float* x = (float*)_pX;
+            float* x = (float*)_pX + ((long)ch * _jobS);
             double total = 0;
-            for (int k = 0; k < samples; k++)
+            for (int k = 0; k < _shiftSampleCount; k++)
             {
-                long p = k * count / samples;
-                long n = p / s;
-                total += x[(((n * _c) + ch) * s) + (p - (n * s))];
+                total += x[_shiftSampleOffsets[k]];
             }
 
-            return (float)(total / samples);
+            return (float)(total / _shiftSampleCount);
+        }
+
+        /// <summary>Offsets from channel 0's first element of the <see cref="ShiftSamples"/> positions k·n/samples of a
+        /// channel's n = N·S values (the same for every channel: channel c's sample k is at offset + c·S), computed once
+        /// per call: two 64-bit divisions per sample and channel cost more than the whole statistics pass of a small
+        /// input with many channels.</summary>
+        private readonly long[] _shiftSampleOffsets = new long[ShiftSamples];
+        private int _shiftSampleCount;
+
+        private void PrepareShiftSamples()
+        {
+            long s = _jobS;
+            long count = _jobN * s;
+            _shiftSampleCount = (int)Math.Min(ShiftSamples, count);
+            for (int k = 0; k < _shiftSampleCount; k++)
+            {
+                long p = k * count / _shiftSampleCount;
+                long n = p / s;
+                _shiftSampleOffsets[k] = (n * _c * s) + (p - (n * s));
+            }
         }
 
         private const int ShiftSamples = 16;

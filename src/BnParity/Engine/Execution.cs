@@ -140,6 +140,11 @@ public abstract partial class BatchNorm<T>
             _jobN = n;
             _jobS = s;
             _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
+            if (batch)
+            {
+                PrepareShiftSamples();
+            }
+
             try
             {
                 Dispatch();
