@@ -98,14 +98,26 @@ public sealed class ModuleRuleTests
     [Fact]
     public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance_double() => Training_updates_running_stats_with_momentum_and_the_unbiased_variance<double>();
 
-    private static void Training_updates_running_stats_with_momentum_and_the_unbiased_variance<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance_channels_last_float() =>
+        Training_updates_running_stats_with_momentum_and_the_unbiased_variance<float>(MemoryLayout.ChannelsLast);
+
+    [Fact]
+    public void Training_updates_running_stats_with_momentum_and_the_unbiased_variance_channels_last_double() =>
+        Training_updates_running_stats_with_momentum_and_the_unbiased_variance<double>(MemoryLayout.ChannelsLast);
+
+    /// <summary>The (N, C, …) tensor's data in <paramref name="layout"/>'s memory order (the shape stays logical).</summary>
+    private static DenseTensor<T> InLayout<T>(DenseTensor<T> x, MemoryLayout layout) where T : unmanaged =>
+        new(Harness.Cases.MemoryOrder.ToMemory(x.Data, x.Shape, layout), x.Shape);
+
+    private static void Training_updates_running_stats_with_momentum_and_the_unbiased_variance<T>(MemoryLayout layout = MemoryLayout.ChannelsFirst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var m = new BatchNorm2d<T>(3, momentum: 0.25);
         m.RunningMean![0] = T.CreateChecked(0.5);
         m.RunningVar![2] = T.CreateChecked(2.0);
         double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
         var x = RandomTensor<T>(12, [2, 3, 2, 2], mean: -1, std: 3); // n = 8
-        m.Forward(x);
+        m.Forward(InLayout(x, layout), layout);
         var (mean, variance, meanAbs, n) = Stats(x);
         for (int c = 0; c < 3; c++)
         {
@@ -178,7 +190,11 @@ public sealed class ModuleRuleTests
     [Fact]
     public void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth_double() => Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<double>();
 
-    private static void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    [Fact]
+    public void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth_channels_last_float() =>
+        Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<float>(MemoryLayout.ChannelsLast);
+
+    private static void Momentum_null_after_a_loaded_count_of_7_uses_factor_one_eighth<T>(MemoryLayout layout = MemoryLayout.ChannelsFirst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var m = new BatchNorm2d<T>(2, momentum: null);
         m.NumBatchesTracked = 7;
@@ -188,7 +204,7 @@ public sealed class ModuleRuleTests
         m.RunningVar[1] = T.CreateChecked(0.5);
         double[] r0 = ToDouble(m.RunningMean), v0 = ToDouble(m.RunningVar);
         var x = RandomTensor<T>(8, [3, 2, 2, 2], mean: 1, std: 2);
-        m.Forward(x);
+        m.Forward(InLayout(x, layout), layout);
         var (mean, variance, meanAbs, n) = Stats(x);
         Assert.Equal(8L, m.NumBatchesTracked);
         for (int c = 0; c < 2; c++)
