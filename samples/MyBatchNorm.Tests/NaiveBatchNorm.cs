@@ -122,7 +122,9 @@ public sealed class NaiveBatchNorm : IBatchNormUnderTest
                     : gradOutput.Data[i] * scale);
             }
 
-            double[]? dWeight = _weight is null ? null : Enumerable.Range(0, c).Select(ch => Round(dot[ch] * _invStd[ch])).ToArray();
+            // Σ over an empty batch is 0 whatever invstd is (the kit's properties found NaN here: an eval backward of N = 0
+            // after momentum 1.5 left running_var + eps < 0, and 0·NaN is NaN where PyTorch gives 0).
+            double[]? dWeight = _weight is null ? null : Enumerable.Range(0, c).Select(ch => count == 0 ? 0 : Round(dot[ch] * _invStd[ch])).ToArray();
             double[]? dBias = _bias is null ? null : sumDy.Select(Round).ToArray();
             return (new CaseTensor((int[])x.Shape.Clone(), dx), dWeight, dBias);
         }
