@@ -136,8 +136,7 @@ public class BatchNormBenchmarks
         }
 
         using var owner = stored; // the view keeps the storage alive
-        long[] toLogical = [0, memoryDims.Length - 1, .. Enumerable.Range(1, memoryDims.Length - 2).Select(d => (long)d)];
-        return stored.permute(toLogical);
+        return TorchSharpImplementation.ChannelsLastView(stored);
     }
 
     private void SetupCSharp(bool training, bool saveForBackward)

@@ -62,7 +62,16 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
 
         int[] memoryShape = Array.ConvertAll(MemoryOrder.MemoryShape(value.Shape, layout), d => (int)d);
         using var stored = ToTensor(MemoryOrder.ToMemory(value, layout), memoryShape, type);
-        long[] toLogical = [0, value.Rank - 1, .. Enumerable.Range(1, value.Rank - 2).Select(d => (long)d)];
+        return ChannelsLastView(stored);
+    }
+
+    /// <summary>The (N, C, …) view of a tensor stored as (N, …, C): channels-last strides, sharing the storage (the
+    /// caller may dispose <paramref name="stored"/>; the view keeps the storage alive).</summary>
+    public static Tensor ChannelsLastView(Tensor stored)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        int rank = (int)stored.ndim;
+        long[] toLogical = [0, rank - 1, .. Enumerable.Range(1, rank - 2).Select(d => (long)d)];
         return stored.permute(toLogical);
     }
 

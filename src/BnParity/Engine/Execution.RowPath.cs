@@ -108,13 +108,18 @@ public abstract partial class BatchNorm<T>
         private void RowBackward(int workers, long count)
         {
             int c = _c, s = _jobS, blocks = _rowBlocks;
+            bool floatBatch = IsFloat && _call == CallKind.BackwardBatch;
             for (int ch = 0; ch < c; ch++)
             {
-                FillChannel(_colMean, ch, s, Mean[ch]);
+                // The dx scale: the double kernels' and float's eval backward (FloatColumns.Scale) read it.
                 FillChannel(_colScale, ch, s, Invstd[ch] * Weight[ch]);
                 if (IsFloat)
                 {
                     FillChannel(_colM, ch, s, (float)Mean[ch]);
+                }
+                else
+                {
+                    FillChannel(_colMean, ch, s, Mean[ch]);
                 }
             }
 
@@ -126,9 +131,7 @@ public abstract partial class BatchNorm<T>
                 var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, ch, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
                 GradWeight[ch] = terms.GradWeight;
                 GradBias[ch] = terms.GradBias;
-                FillChannel(_colK, ch, s, terms.K);
-                FillChannel(_colGradMean, ch, s, terms.GradMean);
-                if (IsFloat)
+                if (floatBatch)
                 {
                     double scale = Invstd[ch] * Weight[ch];
                     double lo = Mean[ch] - (float)Mean[ch];
@@ -136,19 +139,23 @@ public abstract partial class BatchNorm<T>
                     FillChannel(_colBackwardC, ch, s, (float)(((lo * terms.K) - terms.GradMean) * scale));
                     FillChannel(_colBackwardA, ch, s, (float)scale);
                 }
+                else if (!IsFloat)
+                {
+                    FillChannel(_colK, ch, s, terms.K);
+                    FillChannel(_colGradMean, ch, s, terms.GradMean);
+                }
             }
 
-            if (IsFloat)
+            if (floatBatch)
             {
-                int columns = c * s;
-                FloatColumns.WrapColumns(_colM, columns);
-                FloatColumns.WrapColumns(_colBackwardK, columns);
-                FloatColumns.WrapColumns(_colBackwardC, columns);
-                FloatColumns.WrapColumns(_colBackwardA, columns);
-                FloatColumns.WrapColumns(_colScale, columns);
+                FloatColumns.WrapColumns(c * s, _colM, _colBackwardK, _colBackwardC, _colBackwardA);
+            }
+            else if (IsFloat)
+            {
+                FloatColumns.WrapColumns(_colScale, c * s);
             }
 
-            _phase = IsFloat && _call == CallKind.BackwardBatch ? Phase.RowBackwardFloat : Phase.RowBackward;
+            _phase = floatBatch ? Phase.RowBackwardFloat : Phase.RowBackward;
             RunPhase(workers);
         }
 
@@ -275,11 +282,7 @@ public abstract partial class BatchNorm<T>
 
             if (floatTerms)
             {
-                int columns = c * s;
-                FloatColumns.WrapColumns(_colM, columns);
-                FloatColumns.WrapColumns(_colHi, columns);
-                FloatColumns.WrapColumns(_colLo, columns);
-                FloatColumns.WrapColumns(_colB, columns);
+                FloatColumns.WrapColumns(c * s, _colM, _colHi, _colLo, _colB);
                 _phase = Phase.RowNormalizeFloat;
                 RunPhase(workers);
                 return;

@@ -140,9 +140,9 @@ public abstract partial class BatchNorm<T>
             _jobN = n;
             _jobS = s;
             _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
-            if (batch)
+            if (batch && IsFloat)
             {
-                PrepareShiftSamples();
+                PrepareShiftSamples(); // the float statistics' shift (ChannelShift); double needs none
             }
 
             try

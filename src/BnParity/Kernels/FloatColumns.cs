@@ -84,7 +84,7 @@ internal static unsafe class FloatColumns
     }
 
     /// <summary>Extra entries every per-column parameter array needs for a streaming <see cref="Map"/>: entry
-    /// <c>columns + t</c> holds entry <c>t mod columns</c> (<see cref="WrapColumns{T}"/>), so a vector that starts in one
+    /// <c>columns + t</c> holds entry <c>t mod columns</c> (<see cref="WrapColumns{T}(T[], int)"/>), so a vector that starts in one
     /// row's last columns reads the next row's first coefficients.</summary>
     internal const int WrapPadding = 16;
 
@@ -97,8 +97,17 @@ internal static unsafe class FloatColumns
         }
     }
 
-    /// <summary>The reduction skeleton: per stretch of rows, per strip of 16 (then 8, then 1) columns, float
-    /// accumulators down the stretch, widened into the columns' double partials.</summary>
+    /// <summary><see cref="WrapColumns{T}(T[], int)"/> for each array (a params span: no allocation).</summary>
+    internal static void WrapColumns<T>(int columns, params ReadOnlySpan<T[]> parameters)
+    {
+        foreach (T[] array in parameters)
+        {
+            WrapColumns(array, columns);
+        }
+    }
+
+    /// <summary>The reduction skeleton: per stretch of rows, two strips of columns per row step (32 with AVX-512, then
+    /// 16, then 8, then 1 at a time), float accumulators down the stretch, widened into the columns' double partials.</summary>
     private static void Reduce<TTerms>(ref TTerms terms, long rowStride, int rows, double* sumA, double* sumPQ, int columns)
         where TTerms : struct, IFloatColumnTerms
     {
@@ -131,20 +140,9 @@ internal static unsafe class FloatColumns
                     AddWidened(sumPQ + j + 16, q1);
                 }
 
-                for (; j <= columns - 16; j += 16)
-                {
-                    Vector512<float> a = default, q = default;
-                    for (long r = r0, p = (r0 * rowStride) + j; r < r1; r++, p += rowStride)
-                    {
-                        var (ta, tp, tq) = terms.Terms512(p, j);
-                        a += ta;
-                        q = Vector512.FusedMultiplyAdd(tp, tq, q);
-                    }
-
-                    AddWidened(sumA + j, a);
-                    AddWidened(sumPQ + j, q);
-                }
             }
+
+            // The 256-bit loops finish the columns the 512-bit loop left (lanes are columns, so the bits are the same).
 
             if (Vector256.IsHardwareAccelerated)
             {
