@@ -32,32 +32,37 @@ public abstract partial class BatchNorm<T>
     {
         ArgumentNullException.ThrowIfNull(path);
         string start = NormalizePrefix(prefix);
-        IReadOnlyDictionary<string, IStateTensor> file;
-        try
-        {
-            file = Safetensors.Read(path);
-        }
-        catch (InvalidDataException error)
-        {
-            throw new InvalidDataException($"{path}: {error.Message}", error);
-        }
 
-        var mine = new Dictionary<string, IStateTensor>(StringComparer.Ordinal);
-        foreach (var (key, tensor) in file)
+        // Only this module's own entries are read: a checkpoint's other tensors (other layers, any dtype, any size)
+        // cost a header entry and nothing more.
+        IReadOnlyDictionary<string, IStateTensor> file;
+        IReadOnlyList<string> names;
+        using (var stream = OpenCheckpoint(path))
         {
-            if (key.StartsWith(start, StringComparison.Ordinal))
+            try
             {
-                mine[key[start.Length..]] = tensor;
+                file = Safetensors.Read(stream, key => key.StartsWith(start, StringComparison.Ordinal) && IsStateKey(key[start.Length..]), out _, out names);
+            }
+            catch (InvalidDataException error)
+            {
+                throw new InvalidDataException($"{path}: {error.Message}", error);
             }
         }
 
-        if (mine.Count == 0 && strict)
-        {
-            throw new InvalidDataException($"{path}: no tensor is under the prefix '{start}' (the file holds {string.Join(", ", file.Keys.Take(8))}{(file.Count > 8 ? ", …" : "")}).");
-        }
-
+        var underPrefix = names.Where(key => key.StartsWith(start, StringComparison.Ordinal)).Select(key => key[start.Length..]).ToList();
+        var mine = file.ToDictionary(entry => entry.Key[start.Length..], entry => entry.Value, StringComparer.Ordinal);
         try
         {
+            if (strict)
+            {
+                if (underPrefix.Count == 0)
+                {
+                    throw new InvalidDataException($"{path}: no tensor is under the prefix '{start}' (the file holds {string.Join(", ", names.Take(8))}{(names.Count > 8 ? ", …" : "")}).");
+                }
+
+                CheckStrictKeys(underPrefix, start);
+            }
+
             LoadStateDict(mine, strict);
         }
         catch (ArgumentException error)
@@ -65,6 +70,8 @@ public abstract partial class BatchNorm<T>
             throw new InvalidDataException($"{path} (prefix '{start}'): {error.Message}", error);
         }
     }
+
+    private static FileStream OpenCheckpoint(string path) => new(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
 
     private static string NormalizePrefix(string prefix)
     {

@@ -72,47 +72,10 @@ public abstract partial class BatchNorm<T>
 
     private void LoadStateDictCore(IReadOnlyDictionary<string, IStateTensor> state, bool strict)
     {
-        var vectorKeys = new List<string>(4);
-        if (Affine)
-        {
-            vectorKeys.Add(WeightKey);
-            vectorKeys.Add(BiasKey);
-        }
-
-        if (TrackRunningStats)
-        {
-            vectorKeys.Add(RunningMeanKey);
-            vectorKeys.Add(RunningVarKey);
-        }
-
+        var vectorKeys = VectorKeys();
         if (strict)
         {
-            var missing = new List<string>();
-            foreach (string key in vectorKeys)
-            {
-                if (!state.ContainsKey(key))
-                {
-                    missing.Add(key);
-                }
-            }
-
-            var unexpected = new List<string>();
-            foreach (string key in state.Keys)
-            {
-                bool known = vectorKeys.Contains(key) || (TrackRunningStats && key == NumBatchesTrackedKey);
-                if (!known)
-                {
-                    unexpected.Add(key);
-                }
-            }
-
-            if (missing.Count > 0 || unexpected.Count > 0)
-            {
-                throw new ArgumentException(
-                    "Error(s) in loading state_dict: missing keys: [" + string.Join(", ", missing)
-                    + "], unexpected keys: [" + string.Join(", ", unexpected) + "].",
-                    nameof(state));
-            }
+            CheckStrictKeys(state.Keys, prefix: "");
         }
 
         // Validate everything first.
@@ -163,6 +126,48 @@ public abstract partial class BatchNorm<T>
         if (count is long n)
         {
             _numBatchesTracked = n;
+        }
+    }
+
+    /// <summary>The vector entries this module has, in PyTorch's order (weight, bias when affine; running_mean,
+    /// running_var when tracking).</summary>
+    private List<string> VectorKeys()
+    {
+        var keys = new List<string>(4);
+        if (Affine)
+        {
+            keys.Add(WeightKey);
+            keys.Add(BiasKey);
+        }
+
+        if (TrackRunningStats)
+        {
+            keys.Add(RunningMeanKey);
+            keys.Add(RunningVarKey);
+        }
+
+        return keys;
+    }
+
+    /// <summary>Whether <paramref name="key"/> names an entry of this module's state dict.</summary>
+    private bool IsStateKey(string key) => VectorKeys().Contains(key) || (TrackRunningStats && key == NumBatchesTrackedKey);
+
+    /// <summary>
+    /// PyTorch's strict key rule: every vector entry present (num_batches_tracked may be missing: older checkpoints), no
+    /// other key. Keys are reported as <paramref name="prefix"/> + name, so a checkpoint's errors show the names in the
+    /// file (an empty name under a prefix shows as the prefix itself, not as nothing).
+    /// </summary>
+    private void CheckStrictKeys(IEnumerable<string> keys, string prefix)
+    {
+        var present = keys.ToList();
+        var missing = VectorKeys().Where(key => !present.Contains(key)).Select(key => prefix + key).ToList();
+        var unexpected = present.Where(key => !IsStateKey(key)).Select(key => prefix + key).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+        {
+            throw BatchNormErrors.Argument(
+                "Error(s) in loading state_dict: missing keys: [" + string.Join(", ", missing)
+                + "], unexpected keys: [" + string.Join(", ", unexpected.Select(key => key.Length == 0 ? "''" : key)) + "].",
+                "state");
         }
     }
 
