@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using BnParity.Cli;
 using BnParity.Harness.Cases;
+using BnParity.Harness.Implementations;
+using static BnParity.ParityTests.Cli.CliDriver;
 
 namespace BnParity.ParityTests.Cli;
 
@@ -12,18 +14,6 @@ public sealed class CliTests : IDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("bnparity-cli-").FullName;
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
-
-    private static (int Code, string Output) Run(params string[] args)
-    {
-        var output = new StringWriter(CultureInfo.InvariantCulture);
-        int code = CliApp.Run(args, output);
-        return (code, output.ToString());
-    }
-
-    private static string[] Lines(string output) => output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
-
-    private static JsonNode Committed(string name) =>
-        JsonNode.Parse(File.ReadAllText(Path.Combine(CaseJson.CommittedCasesDirectory, name + ".json")))!;
 
     private string Write(string fileName, string text)
     {
@@ -36,12 +26,6 @@ public sealed class CliTests : IDisposable
     {
         node["name"] = name ?? Path.GetFileNameWithoutExtension(fileName);
         return Write(fileName, node.ToJsonString());
-    }
-
-    private static void NoStackTrace(string output)
-    {
-        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("Exception:", output.Replace("CaseFormatException", "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -229,5 +213,25 @@ public sealed class CliTests : IDisposable
         Assert.Equal(first, second);
         Assert.NotEqual(first, other);
         Assert.All(RandomCases.Classes, c => Assert.Contains(RandomCases.Generate(11, 30), s => s.Class == c.Name));
+    }
+
+    [Fact]
+    public void The_check_sweep_generates_cases_as_it_runs_them_so_any_count_holds_one_case_in_memory()
+    {
+        int pulled = 0;
+        IEnumerable<SweepCase> Endless()
+        {
+            foreach (var sweepCase in RandomCases.Generate(CliApp.DefaultSeed, int.MaxValue))
+            {
+                pulled++;
+                yield return sweepCase;
+            }
+        }
+
+        var output = new StringWriter(CultureInfo.InvariantCulture);
+        var sweep = Sweep.Run(Endless(), 3, ImplementationLoader.UnderTest(), new TorchSharpImplementation(), verbose: false, output);
+        Assert.Equal(3, pulled);
+        Assert.Equal(3, sweep.Passed + sweep.Failed + sweep.Errors);
+        Assert.Contains("sweep 3/3", output.ToString(), StringComparison.Ordinal);
     }
 }

@@ -172,23 +172,16 @@ public static class CliApp
     {
         foreach (string path in paths)
         {
-            if (Directory.Exists(path))
+            foreach (var entry in CaseJson.FindCaseFiles(path))
             {
-                var files = CaseJson.ExpandPaths(new[] { path });
-                if (files.Count == 0)
+                if (entry.Error is not null)
                 {
-                    output.WriteLine($"ERROR {path}: no *.json case files in this directory");
+                    output.WriteLine($"ERROR {entry.Path}: {entry.Error}");
                     tally.Errors++;
+                    continue;
                 }
 
-                foreach (string file in files)
-                {
-                    ReplayFile(file, implementation, verbose, output, tally);
-                }
-            }
-            else
-            {
-                ReplayFile(path, implementation, verbose, output, tally);
+                ReplayFile(entry.Path, implementation, verbose, output, tally);
             }
         }
     }
@@ -198,11 +191,6 @@ public static class CliApp
         BatchNormCase batchNormCase;
         try
         {
-            if (!File.Exists(file))
-            {
-                throw new CaseFormatException(Directory.Exists(file) ? "is a directory" : "no such file");
-            }
-
             batchNormCase = CaseJson.ReadFile(file);
         }
         catch (CaseFormatException error)
@@ -299,7 +287,7 @@ public static class CliApp
             return ExitCodes.Error;
         }
 
-        var sweep = Sweep.Run(RandomCases.Generate(seed, cases), implementation, torchSharp, verbose, output);
+        var sweep = Sweep.Run(RandomCases.Generate(seed, cases), cases, implementation, torchSharp, verbose, output);
         output.WriteLine();
         sweep.WriteTable(output);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -29,22 +29,24 @@ public sealed class Sweep
         public bool TorchSharpCompared { get; set; }
     }
 
-    public static Sweep Run(IEnumerable<SweepCase> cases, IBatchNormUnderTest library, IBatchNormUnderTest torchSharp, bool verbose, TextWriter output)
+    /// <summary>Runs <paramref name="count"/> cases, generated one at a time as they run (a sweep of any length holds
+    /// one case in memory).</summary>
+    public static Sweep Run(IEnumerable<SweepCase> cases, int count, IBatchNormUnderTest library, IBatchNormUnderTest torchSharp, bool verbose, TextWriter output)
     {
         var sweep = new Sweep();
         var truth = new ReferenceBatchNorm();
-        var all = cases.ToList();
         bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        for (int i = 0; i < all.Count; i++)
+        int i = -1;
+        foreach (var sweepCase in cases.Take(count))
         {
-            var sweepCase = all[i];
+            i++;
             if (interactive)
             {
-                output.Write(string.Create(CultureInfo.InvariantCulture, $"\r  sweep {i + 1}/{all.Count} {sweepCase.Class,-45}"));
+                output.Write(string.Create(CultureInfo.InvariantCulture, $"\r  sweep {i + 1}/{count} {sweepCase.Class,-45}"));
             }
-            else if ((i + 1) % 50 == 0 || i + 1 == all.Count)
+            else if ((i + 1) % 50 == 0 || i + 1 == count)
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  sweep {i + 1}/{all.Count}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  sweep {i + 1}/{count}"));
             }
 
             string? failure = sweep.RunOne(sweepCase, library, torchSharp, truth, verbose);

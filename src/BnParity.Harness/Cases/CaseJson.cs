@@ -6,6 +6,9 @@ namespace BnParity.Harness.Cases;
 /// <summary>A recorded case file that cannot be used, with the reason (the CLI prints it on an ERROR line).</summary>
 public sealed class CaseFormatException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>A case file to read, or a path that could not be listed and why (the CLI's ERROR line).</summary>
+public sealed record CaseFileEntry(string Path, string? Error);
+
 /// <summary>
 /// Reads <c>bnparity-case/1</c> files (docs/case-format.md) into the case model. Strict: unknown
 /// module or dtype, a shape whose product differs from the data length, a non-finite string other
@@ -15,27 +18,120 @@ public static class CaseJson
 {
     public const string Format = "bnparity-case/1";
 
+    /// <summary>The largest case file read (the recorded cases are at most a few MB): a larger file, or a device that
+    /// never ends, is rejected after this many bytes instead of exhausting memory.</summary>
+    public const int MaxFileBytes = 256 << 20;
+
+    /// <summary>The most elements one tensor of a case may hold (and the most its non-zero dimensions may multiply to):
+    /// the largest .NET array, so no implementation's size arithmetic can wrap.</summary>
+    public static readonly long MaxTensorElements = Array.MaxLength;
+
+    /// <summary>Reads and parses one case file. Every failure (missing, unreadable, a directory, too long a path, a
+    /// device or a file over <see cref="MaxFileBytes"/>, malformed content) is a <see cref="CaseFormatException"/>.</summary>
     public static BatchNormCase ReadFile(string path)
     {
-        string text;
+        ArgumentNullException.ThrowIfNull(path);
+        return Parse(ReadBounded(path), Path.GetFileNameWithoutExtension(path));
+    }
+
+    /// <summary>Whether <paramref name="chunk"/> settles the question "is this a JSON object?": false while it holds only
+    /// blanks; true once '{' is seen first; a <see cref="CaseFormatException"/> when anything else comes first.</summary>
+    private static bool FirstByteOpensAnObject(ReadOnlySpan<byte> chunk)
+    {
+        if (chunk.StartsWith("\uFEFF"u8))
+        {
+            chunk = chunk[3..];
+        }
+
+        foreach (byte b in chunk)
+        {
+            switch (b)
+            {
+                case (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n':
+                    continue;
+                case (byte)'{':
+                    return true;
+                default:
+                    throw new CaseFormatException($"not a JSON object: the first byte is 0x{b:X2}, not '{{'");
+            }
+        }
+
+        return false;
+    }
+
+    private static byte[] ReadBounded(string path)
+    {
         try
         {
-            text = File.ReadAllText(path);
+            if (Directory.Exists(path))
+            {
+                throw new CaseFormatException("is a directory");
+            }
+
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+            if (stream.CanSeek && stream.Length > MaxFileBytes)
+            {
+                throw new CaseFormatException($"the file has {stream.Length} bytes, more than the {MaxFileBytes} a case file may hold");
+            }
+
+            using var buffer = new MemoryStream(stream.CanSeek ? (int)stream.Length : 0);
+            byte[] chunk = new byte[1 << 16];
+            int read;
+            bool opened = false;
+            while ((read = stream.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                // Never trust the reported length (devices report 0 and never end): count what arrives.
+                if (buffer.Length + read > MaxFileBytes)
+                {
+                    throw new CaseFormatException($"the file is larger than {MaxFileBytes} bytes, the most a case file may hold");
+                }
+
+                // A case is a JSON object: a first non-blank byte other than '{' (or a UTF-8 byte order mark) ends the
+                // read at once, so /dev/zero or a binary file costs one chunk, not MaxFileBytes.
+                opened = opened || FirstByteOpensAnObject(chunk.AsSpan(0, read));
+                buffer.Write(chunk, 0, read);
+            }
+
+            return buffer.ToArray();
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new CaseFormatException("no such file", error);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException or System.Security.SecurityException)
         {
             throw new CaseFormatException($"cannot read file: {error.Message}", error);
         }
-
-        return Parse(text, Path.GetFileNameWithoutExtension(path));
     }
 
+    /// <summary>Parses a case held as text. Every problem is a <see cref="CaseFormatException"/>.</summary>
     public static BatchNormCase Parse(string json, string fallbackName = "case")
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        return Parse(System.Text.Encoding.UTF8.GetBytes(json), fallbackName);
+    }
+
+    /// <summary>Parses a case held as UTF-8 bytes. Every problem is a <see cref="CaseFormatException"/>.</summary>
+    public static BatchNormCase Parse(ReadOnlyMemory<byte> utf8Json, string fallbackName = "case")
+    {
+        try
+        {
+            return ParseCore(utf8Json, fallbackName);
+        }
+        catch (Exception error) when (error is InvalidOperationException or FormatException or OverflowException or ArgumentException or KeyNotFoundException)
+        {
+            // A defect of the reader, not of the file, if it ever happens: the file still gets its ERROR line, not a
+            // crash of the whole run.
+            throw new CaseFormatException($"malformed case ({error.GetType().Name}): {error.Message}", error);
+        }
+    }
+
+    private static BatchNormCase ParseCore(ReadOnlyMemory<byte> utf8Json, string fallbackName)
     {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json);
+            document = JsonDocument.Parse(utf8Json);
         }
         catch (JsonException error)
         {
@@ -73,9 +169,10 @@ public static class CaseJson
                 _ => throw new CaseFormatException($"unknown dtype '{dtypeName}' (expected float32 or float64)"),
             };
             int features = Int(root, "num_features");
-            if (features < 1)
+            if (features < 1 || features > BatchNorm<float>.MaxNumFeatures)
             {
-                throw new CaseFormatException($"num_features must be at least 1, got {features}");
+                // Checked before anything is sized by it: the module state below is 4 vectors of num_features.
+                throw new CaseFormatException($"num_features must be between 1 and {BatchNorm<float>.MaxNumFeatures} (the library's limit), got {features}");
             }
 
             var momentumElement = Property(root, "momentum");
@@ -86,13 +183,13 @@ public static class CaseJson
             var defaults = ModuleState.Defaults(config);
             double[]? weight = defaults.Weight, bias = defaults.Bias, runningMean = defaults.RunningMean, runningVar = defaults.RunningVar;
             long? count = defaults.NumBatchesTracked;
-            if (config.Affine && root.TryGetProperty("parameters", out var parameters))
+            if (config.Affine && Optional(root, "parameters", "case") is { } parameters)
             {
                 weight = Vector(parameters, "weight", features, "parameters.weight");
                 bias = Vector(parameters, "bias", features, "parameters.bias");
             }
 
-            if (config.TrackRunningStats && root.TryGetProperty("buffers", out var buffers))
+            if (config.TrackRunningStats && Optional(root, "buffers", "case") is { } buffers)
             {
                 runningMean = Vector(buffers, "running_mean", features, "buffers.running_mean");
                 runningVar = Vector(buffers, "running_var", features, "buffers.running_var");
@@ -110,6 +207,11 @@ public static class CaseJson
             foreach (var step in stepsElement.EnumerateArray())
             {
                 index++;
+                if (step.ValueKind != JsonValueKind.Object)
+                {
+                    throw new CaseFormatException($"steps[{index - 1}] must be an object");
+                }
+
                 steps.Add(Step(step, index, config));
             }
 
@@ -132,11 +234,14 @@ public static class CaseJson
         var input = Tensor(Property(step, "input", where), where + ".input");
         CaseTensor? gradOutput = step.TryGetProperty("grad_output", out var g) ? Tensor(g, where + ".grad_output") : null;
         StepOutcome? expected = null;
-        if (step.TryGetProperty("expect", out var expect))
+        if (Optional(step, "expect", where) is { } expect)
         {
             if (expect.TryGetProperty("error", out var error))
             {
-                expected = new StepOutcome { Error = error.GetString() ?? "" };
+                expected = new StepOutcome
+                {
+                    Error = error.ValueKind == JsonValueKind.String ? error.GetString()! : throw new CaseFormatException($"{where}.expect.error must be a string"),
+                };
             }
             else
             {
@@ -150,7 +255,7 @@ public static class CaseJson
             }
         }
 
-        if (expected is not null && step.TryGetProperty("expect_grad", out var expectGrad))
+        if (expected is not null && Optional(step, "expect_grad", where) is { } expectGrad)
         {
             if (gradOutput is null)
             {
@@ -206,14 +311,43 @@ public static class CaseJson
         int[] shape = shapeElement.EnumerateArray().Select(d => d.TryGetInt32(out int v) && v >= 0
             ? v
             : throw new CaseFormatException($"{where}.shape holds '{d}', not a non-negative integer")).ToArray();
+        long expected = ElementCount(shape, where);
         double[] data = Numbers(Property(element, "data", where), where + ".data");
-        long expected = shape.Aggregate(1L, (a, b) => a * b);
         if (expected != data.Length)
         {
             throw new CaseFormatException($"{where}: shape [{string.Join(", ", shape)}] holds {expected} values but data has {data.Length}");
         }
 
         return new CaseTensor(shape, data);
+    }
+
+    /// <summary>
+    /// The element count of <paramref name="shape"/>, exact in any dimension order: a zero anywhere makes it 0, and
+    /// the non-zero dimensions must multiply to at most <see cref="MaxTensorElements"/> (the implementations size
+    /// planes and strides from them in 32-bit arithmetic; a product that wrapped once made an empty tensor look like
+    /// 2^60 iterations of work).
+    /// </summary>
+    private static long ElementCount(int[] shape, string where)
+    {
+        long product = 1;
+        bool empty = false;
+        foreach (int d in shape)
+        {
+            if (d == 0)
+            {
+                empty = true;
+                continue;
+            }
+
+            product *= d; // both factors are at most 2^31, so this cannot wrap before the check below
+            if (product > MaxTensorElements)
+            {
+                throw new CaseFormatException(
+                    $"{where}.shape [{string.Join(", ", shape)}] multiplies past {MaxTensorElements}, the most elements a tensor may have");
+            }
+        }
+
+        return empty ? 0 : product;
     }
 
     private static double[] Vector(JsonElement parent, string key, int length, string where)
@@ -247,7 +381,9 @@ public static class CaseJson
 
     private static double Number(JsonElement element, string where) => element.ValueKind switch
     {
-        JsonValueKind.Number => element.GetDouble(),
+        JsonValueKind.Number => element.TryGetDouble(out double value) && double.IsFinite(value)
+            ? value
+            : throw new CaseFormatException($"{where}: the number {element.GetRawText()} is outside the range of a double (write \"Infinity\" or \"-Infinity\" for an infinity)"),
         JsonValueKind.String => element.GetString() switch
         {
             "NaN" => double.NaN,
@@ -267,10 +403,20 @@ public static class CaseJson
         Property(parent, key) is { ValueKind: JsonValueKind.String } value ? value.GetString()! : throw new CaseFormatException($"'{key}' must be a string");
 
     private static int Int(JsonElement parent, string key) =>
-        Property(parent, key).TryGetInt32(out int value) ? value : throw new CaseFormatException($"'{key}' must be an integer");
+        Property(parent, key) is { ValueKind: JsonValueKind.Number } element && element.TryGetInt32(out int value)
+            ? value
+            : throw new CaseFormatException($"'{key}' must be an integer between {int.MinValue} and {int.MaxValue}");
 
     private static long Long(JsonElement parent, string key, string where = "buffers") =>
-        Property(parent, key, where).TryGetInt64(out long value) ? value : throw new CaseFormatException($"{where}.{key} must be an integer");
+        Property(parent, key, where) is { ValueKind: JsonValueKind.Number } element && element.TryGetInt64(out long value)
+            ? value
+            : throw new CaseFormatException($"{where}.{key} must be a 64-bit integer");
+
+    /// <summary>An optional object member: absent gives null; present, it must be an object.</summary>
+    private static JsonElement? Optional(JsonElement parent, string key, string where) =>
+        !parent.TryGetProperty(key, out var value) ? null
+        : value.ValueKind == JsonValueKind.Object ? value
+        : throw new CaseFormatException($"{where}.{key} must be an object");
 
     private static bool Bool(JsonElement parent, string key, string where = "case") => Property(parent, key, where).ValueKind switch
     {
@@ -282,23 +428,60 @@ public static class CaseJson
     /// <summary>The committed PyTorch cases, copied next to every assembly that references the harness.</summary>
     public static string CommittedCasesDirectory => Path.Combine(AppContext.BaseDirectory, "fixtures", "pytorch");
 
-    /// <summary>Every *.json under the given files and directories, in ordinal order.</summary>
-    public static IReadOnlyList<string> ExpandPaths(IEnumerable<string> paths)
+    /// <summary>Every *.json under the given files and directories, in ordinal order (directories that cannot be listed
+    /// are left out; <see cref="FindCaseFiles"/> reports them).</summary>
+    public static IReadOnlyList<string> ExpandPaths(IEnumerable<string> paths) =>
+        paths.SelectMany(FindCaseFiles).Where(entry => entry.Error is null).Select(entry => entry.Path).ToList();
+
+    /// <summary>
+    /// The case files a command-line path names: the path itself when it is not a directory (reading it reports any
+    /// problem), else every *.json below it in ordinal order. A directory that cannot be listed (unreadable, a path
+    /// too long) is an entry with an <see cref="CaseFileEntry.Error"/>, and the walk goes on; a directory reached
+    /// again through a symbolic link (a loop) is walked once.
+    /// </summary>
+    public static IReadOnlyList<CaseFileEntry> FindCaseFiles(string path)
     {
-        var files = new List<string>();
-        foreach (string path in paths)
+        ArgumentNullException.ThrowIfNull(path);
+        if (!Directory.Exists(path))
         {
-            if (Directory.Exists(path))
+            return [new CaseFileEntry(path, null)];
+        }
+
+        var files = new List<string>();
+        var problems = new List<CaseFileEntry>();
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        pending.Push(path);
+        while (pending.Count > 0)
+        {
+            string directory = pending.Pop();
+            try
             {
-                files.AddRange(Directory.GetFiles(path, "*.json", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal));
+                var info = new DirectoryInfo(directory);
+                string identity = (info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) ?? info).FullName;
+                if (!visited.Add(identity))
+                {
+                    continue;
+                }
+
+                files.AddRange(Directory.GetFiles(directory, "*.json"));
+                foreach (string child in Directory.GetDirectories(directory).OrderByDescending(d => d, StringComparer.Ordinal))
+                {
+                    pending.Push(child);
+                }
             }
-            else
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException or System.Security.SecurityException)
             {
-                files.Add(path);
+                problems.Add(new CaseFileEntry(directory, $"cannot list directory: {error.Message}"));
             }
         }
 
-        return files;
+        if (files.Count == 0 && problems.Count == 0)
+        {
+            problems.Add(new CaseFileEntry(path, "no *.json case files in this directory"));
+        }
+
+        return [.. problems, .. files.OrderBy(f => f, StringComparer.Ordinal).Select(f => new CaseFileEntry(f, null))];
     }
 
     internal static string Invariant(double value) => value.ToString("R", CultureInfo.InvariantCulture);
