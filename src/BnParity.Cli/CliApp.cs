@@ -176,7 +176,7 @@ public static class CliApp
             {
                 if (entry.Error is not null)
                 {
-                    output.WriteLine($"ERROR {entry.Path}: {entry.Error}");
+                    output.WriteLine(OneLine($"ERROR {entry.Path}: {entry.Error}"));
                     tally.Errors++;
                     continue;
                 }
@@ -195,7 +195,7 @@ public static class CliApp
         }
         catch (CaseFormatException error)
         {
-            output.WriteLine($"ERROR {file}: {error.Message}");
+            output.WriteLine(OneLine($"ERROR {file}: {error.Message}"));
             tally.Errors++;
             return;
         }
@@ -211,7 +211,7 @@ public static class CliApp
 #pragma warning restore CA1031
         {
             // A case that parses but cannot be run (e.g. grad_output shaped unlike the input).
-            output.WriteLine($"ERROR {file}: cannot run the case: {error.GetType().Name}: {error.Message}");
+            output.WriteLine(OneLine($"ERROR {file}: cannot run the case: {error.GetType().Name}: {error.Message}"));
             tally.Errors++;
             return;
         }
@@ -219,12 +219,12 @@ public static class CliApp
         string label = Label(batchNormCase.Name, file);
         if (report.Passed)
         {
-            output.WriteLine("PASS " + label);
+            output.WriteLine(OneLine("PASS " + label));
             tally.Passed++;
         }
         else
         {
-            output.WriteLine($"FAIL {label}: {report.FirstFailure}");
+            output.WriteLine(OneLine($"FAIL {label}: {report.FirstFailure}"));
             if (verbose)
             {
                 output.Write(Indent(report.Format()));
@@ -232,6 +232,38 @@ public static class CliApp
 
             tally.Failed++;
         }
+    }
+
+    /// <summary>The most characters of one result line: a message quoting a damaged file stays readable.</summary>
+    public const int MaxLineLength = 1000;
+
+    /// <summary>
+    /// One result line, whatever the file put into it: control characters and Unicode line breaks (a case name, a
+    /// parser message quoting raw bytes) are shown as <c>\uXXXX</c>, so every PASS / FAIL / ERROR is exactly one line
+    /// for the scripts that read them, and the line is cut at <see cref="MaxLineLength"/> characters.
+    /// </summary>
+    public static string OneLine(string text)
+    {
+        var line = new System.Text.StringBuilder(Math.Min(text.Length, MaxLineLength));
+        foreach (char c in text)
+        {
+            if (line.Length >= MaxLineLength)
+            {
+                line.Append('…');
+                break;
+            }
+
+            if (char.IsControl(c) || c is '\u2028' or '\u2029')
+            {
+                line.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            }
+            else
+            {
+                line.Append(c);
+            }
+        }
+
+        return line.ToString();
     }
 
     private static string Label(string name, string file) =>
