@@ -5,7 +5,7 @@ using static BnParity.ParityTests.Cli.CliDriver;
 namespace BnParity.ParityTests.Cli;
 
 /// <summary>
-/// The CLI's error contract under hostile or careless input (README, "The CLI's error contract"): whatever a path
+/// The CLI's error contract under hostile or careless input (README, "Checking parity from the command line", the error contract): whatever a path
 /// names, `replay` prints exactly one `ERROR &lt;file&gt;: &lt;reason&gt;` line for it, no stack trace, exits 2, and the
 /// other files still run; nothing it reads is allowed to allocate beyond what the file paid for, or to hang.
 /// </summary>
