@@ -98,4 +98,18 @@ public sealed class ComparerRejectsFaultsTests
         AssertRejected(Run(new PerturbedLibrary(Perturbation.WeightGradient), batchNormCase), "grad_weight");
         AssertAccepted(Run(new LibraryImplementation(), batchNormCase));
     }
+
+    /// <summary>A recorded error step: the error text alone is not enough, the comparer must also see that the failed
+    /// call left num_batches_tracked where it was.</summary>
+    [Fact]
+    public void Rejects_a_num_batches_tracked_bumped_before_the_error_of_a_recorded_error_step()
+    {
+        var recorded = Harness.Cases.RecordedCases.Load("bn2d-one-value-per-channel-error");
+        Assert.NotNull(recorded.Steps[^1].Expected?.Error);
+        AssertAccepted(TraceComparer.CompareWithRecorded(recorded, CaseRunner.Run(new FaultyBatchNorm(Fault.None), recorded)));
+
+        var report = TraceComparer.CompareWithRecorded(recorded, CaseRunner.Run(new FaultyBatchNorm(Fault.CountBumpedBeforeError), recorded));
+        Assert.False(report.Passed, "the comparer accepted a counter bumped by a failed call:\n" + report.Format());
+        Assert.Contains("the failed call changed the buffers (num_batches_tracked", report.Format(), StringComparison.Ordinal);
+    }
 }

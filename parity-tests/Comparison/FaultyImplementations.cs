@@ -17,6 +17,10 @@ public enum Fault
 
     /// <summary>Cumulative average (momentum None) with factor 1/(count + 1) instead of 1/count.</summary>
     CumulativeFactorOffByOne,
+
+    /// <summary>Training on one value per channel bumps num_batches_tracked, then raises (PyTorch's own order; the
+    /// harness requires a failed call to change nothing).</summary>
+    CountBumpedBeforeError,
 }
 
 /// <summary>
@@ -45,6 +49,11 @@ public class FaultyBatchNorm(Fault fault) : IBatchNormUnderTest
             bool batchStatistics = training || !config.TrackRunningStats;
             if (batchStatistics && n == 1)
             {
+                if (fault == Fault.CountBumpedBeforeError && training && config.TrackRunningStats)
+                {
+                    _count += 1;
+                }
+
                 throw new ArgumentException($"Expected more than 1 value per channel when training, got input size [{string.Join(", ", input.Shape)}]");
             }
 

@@ -110,6 +110,40 @@ public sealed class ConcurrencyTests
         }
     }
 
+    /// <summary>A training forward that saves nothing still writes the running statistics and the counter: it must be
+    /// exclusive like every writer (classifying it with the shared eval-without-saving calls would let two of them
+    /// blend into the same buffers).</summary>
+    [Theory]
+    [MemberData(nameof(LibraryRunMatrix.PathsAndThreads), MemberType = typeof(LibraryRunMatrix))]
+    public void A_training_forward_that_does_not_save_is_exclusive(LibraryPath path, int threads)
+    {
+        var execution = new LibraryExecution(path, threads);
+        string where = $"BatchNorm2d<float>(3) training forward with SaveForBackward = false, {execution}";
+        var module = new BatchNorm2d<float>(3) { SaveForBackward = false };
+        execution.ApplyTo(module);
+        var x = RandomTensor<float>(5, [4, 3, 6, 7], mean: 1, std: 2);
+        var expected = new BatchNorm2d<float>(3) { SaveForBackward = false };
+        execution.ApplyTo(expected);
+        var expectedY = expected.Forward(x);
+
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        BlockFirstWorkItem(module, entered, release);
+        DenseTensor<float>? y = null;
+        var trainer = new Thread(() => y = module.Forward(x));
+        trainer.Start();
+        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), $"{where}: never started its work");
+
+        var second = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
+        Assert.Contains("another thread", second.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => module.StateDict());
+        release.Set();
+        Assert.True(trainer.Join(TimeSpan.FromMinutes(1)), $"{where}: hung after the overlap");
+        BitEqual(expectedY.Data, y!.Data, $"{where}: output");
+        Assert.True(Snapshot(expected) == Snapshot(module), $"{where}: running statistics after one step overlapped by a refused second one");
+        Assert.Equal(1, module.NumBatchesTracked);
+    }
+
     [Fact]
     public void A_training_forward_throws_while_an_eval_forward_is_running_and_other_eval_forwards_still_run()
     {
