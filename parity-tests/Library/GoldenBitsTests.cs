@@ -6,7 +6,8 @@ using BnParity.Harness.Implementations;
 namespace BnParity.ParityTests.Library;
 
 /// <summary>
-/// The golden-bits matrix: every scenario × odd shape × path (channel, split, streaming backward, row) × threads
+/// The golden-bits matrix: every scenario × odd shape × path (channel, split, row, and each of them with streaming
+/// (non-temporal) float outputs forced on, forward and backward) × threads
 /// {1, 2, 3, 5}, float and double. Asserts (1) bit-identical results for every thread count of a path, (2) split and
 /// streaming bit-identical to the channel path (the library documents them as equivalent), (3) the SHA-256 of every
 /// result equals the committed table for the vector width this machine runs (golden-bits.&lt;width&gt;.txt). Any change
@@ -60,13 +61,14 @@ public sealed class GoldenBitsTests
             string where = $"{type} {LibraryScenarios.Key(scenario, shape)}";
             var channel = LibraryScenarios.Run<T>(scenario, shape, new LibraryExecution(LibraryPath.Channel, 1));
             var row = LibraryScenarios.Run<T>(scenario, shape, new LibraryExecution(LibraryPath.Row, 1));
-            foreach (var path in new[] { LibraryPath.Channel, LibraryPath.Split, LibraryPath.ChannelStreaming, LibraryPath.Row })
+            foreach (var path in new[] { LibraryPath.Channel, LibraryPath.Split, LibraryPath.ChannelStreaming, LibraryPath.SplitStreaming, LibraryPath.Row, LibraryPath.RowStreaming })
             {
                 foreach (int threads in s_threads)
                 {
                     var execution = new LibraryExecution(path, threads);
-                    var reference = path == LibraryPath.Row ? row : channel;
-                    string referenceName = path == LibraryPath.Row ? "path=Row threads=1" : "path=Channel threads=1";
+                    bool rowOrder = path is LibraryPath.Row or LibraryPath.RowStreaming;
+                    var reference = rowOrder ? row : channel;
+                    string referenceName = rowOrder ? "path=Row threads=1" : "path=Channel threads=1";
                     var results = LibraryScenarios.Run<T>(scenario, shape, execution);
                     if (LibraryScenarios.FirstDifference(reference, results) is { } difference)
                     {

@@ -47,6 +47,17 @@ public enum Scenario
     /// training forward + backward, then through the span overloads an eval forward + backward after the caller has
     /// overwritten its input buffer. Results are recorded in logical order, so indices read as [n, c, s].</summary>
     ChannelsLast,
+
+    /// <summary>Training forward + backward where even channels need the second statistics pass (SecondPass's spiky,
+    /// narrow data) and odd ones do not (plain data): the pass is decided per channel, and the split path, which
+    /// reduces a channel in parts, must still agree with the channel path bit for bit.</summary>
+    MixedSecondPass,
+
+    /// <summary>Eval forward + backward with eps = 0, running_var = 1 and power-of-two weights, so α = weight·invstd is
+    /// exact in float (its low part α_lo is 0), on data holding ±∞ and NaN: x = ±∞ must give ±∞ (sign of α), never
+    /// NaN, and NaN stays NaN, at every vector width (the column kernels once formed ∞·0 from α_lo). Also run
+    /// channels-last for 2d/3d shapes.</summary>
+    NonFiniteExactScale,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -220,6 +231,73 @@ public static class LibraryScenarios
                 Add(results, "step 1 grad_input", MemoryOrder.ToLogical(dx, shape, layout), shape);
                 Add(results, "step 1 grad_weight", gw, [c]);
                 Add(results, "step 1 grad_bias", gb, [c]);
+                break;
+            }
+
+            case Scenario.MixedSecondPass:
+            {
+                var mixed = RandomTensor<T>(5, shape, mean: 1000, std: 0.001);
+                var plain = RandomTensor<T>(8, shape, mean: 3, std: 2);
+                long perChannel = mixed.Length / c;
+                long spatial = perChannel / shape[0];
+                for (int i = 0; i < mixed.Length; i++)
+                {
+                    long channel = i / spatial % c;
+                    long p = ((i / (c * spatial)) * spatial) + (i % spatial);
+                    if (channel % 2 == 1)
+                    {
+                        mixed.Data[i] = plain.Data[i];
+                    }
+                    else if (perChannel >= 16 && (p * 16 % perChannel) < 16)
+                    {
+                        mixed.Data[i] = T.CreateChecked(1000.05);
+                    }
+                }
+
+                Add(results, "step 0 output", module.Forward(mixed));
+                AddGradients(results, "step 0", module.Backward(gradOutput));
+                break;
+            }
+
+            case Scenario.NonFiniteExactScale:
+            {
+                module.Eval();
+                module.Eps = 0;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    module.RunningVar![ch] = T.One;
+                    module.Weight![ch] = T.CreateChecked(ch % 3 == 0 ? 2.0 : ch % 3 == 1 ? -0.5 : 1.0);
+                }
+
+                var special = new[] { T.PositiveInfinity, T.NegativeInfinity, T.NaN };
+                var data = (T[])x.Data.Clone();
+                for (int i = 0; i < data.Length; i += 7)
+                {
+                    data[i] = special[(i / 7) % 3];
+                }
+
+                foreach (var layout in shape.Length >= 4 ? new[] { MemoryLayout.ChannelsFirst, MemoryLayout.ChannelsLast } : [MemoryLayout.ChannelsFirst])
+                {
+                    string step = layout == MemoryLayout.ChannelsFirst ? "step 0" : "step 1 (channels-last)";
+                    var stored = new DenseTensor<T>(MemoryOrder.ToMemory(data, shape, layout), shape);
+                    var y = MemoryOrder.ToLogical(module.Forward(stored, layout).Data, shape, layout);
+                    for (int i = 0; i < data.Length; i++)
+                    {
+                        int ch = (int)(i / (data.Length / shape[0] / c) % c);
+                        T expected = T.IsNaN(data[i]) ? T.NaN : T.IsInfinity(data[i]) ? data[i] * module.Weight![ch] : y[i];
+                        if (!(T.IsNaN(expected) ? T.IsNaN(y[i]) : y[i] == expected))
+                        {
+                            throw new InvalidOperationException(
+                                $"NonFiniteExactScale {execution} {layout}: x{Index(shape, i)} = {data[i]} gave {y[i]}, expected {expected} (α exact, α_lo = 0)");
+                        }
+                    }
+
+                    Add(results, step + " output", y, shape);
+                    var gradients = module.Backward(new DenseTensor<T>(MemoryOrder.ToMemory(gradOutput.Data, shape, layout), shape), layout);
+                    AddGradients(results, step, new BatchNormGradients<T>(
+                        new DenseTensor<T>(MemoryOrder.ToLogical(gradients.Input.Data, shape, layout), shape), gradients.Weight, gradients.Bias));
+                }
+
                 break;
             }
 

@@ -24,6 +24,12 @@ public enum LibraryPath
     /// <summary>The channel path with non-temporal (streaming) float outputs forced on: y in the forward (including the
     /// eval sweep), dx in the backward.</summary>
     ChannelStreaming,
+
+    /// <summary>The split path with streaming float outputs forced on.</summary>
+    SplitStreaming,
+
+    /// <summary>The row path with streaming float outputs forced on (channels-last runs here).</summary>
+    RowStreaming,
 }
 
 /// <summary>
@@ -44,7 +50,7 @@ public sealed record LibraryExecution(LibraryPath Path = LibraryPath.Default, in
         select new LibraryExecution(path, t);
 
     /// <summary>Whether the path produces the same bits as the channel path (everything but the row path does).</summary>
-    public bool EquivalentToChannelPath => Path is LibraryPath.Channel or LibraryPath.Split or LibraryPath.ChannelStreaming;
+    public bool EquivalentToChannelPath => Path is LibraryPath.Channel or LibraryPath.Split or LibraryPath.ChannelStreaming or LibraryPath.SplitStreaming;
 
     internal ExecutionOptions ToOptions() => Path switch
     {
@@ -53,7 +59,10 @@ public sealed record LibraryExecution(LibraryPath Path = LibraryPath.Default, in
         LibraryPath.Channel => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0 },
         LibraryPath.Split => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0 },
         LibraryPath.Row => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0 },
-        _ => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0, StreamingMinBytes = 0 },
+        LibraryPath.ChannelStreaming => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0, StreamingMinBytes = 0 },
+        LibraryPath.SplitStreaming => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0, StreamingMinBytes = 0 },
+        LibraryPath.RowStreaming => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0, StreamingMinBytes = 0 },
+        _ => throw new ArgumentOutOfRangeException(nameof(Path), Path, "unknown library path"),
     };
 
     /// <summary>Applies the path and thread count to a module.</summary>
