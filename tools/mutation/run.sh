@@ -8,6 +8,8 @@
 #   MUTATION_SINCE=main tools/mutation/run.sh  # only files changed since a commit
 #   MUTATION_FILTER='FullyQualifiedName~…' tools/mutation/run.sh …   # another test filter (default: parity-tests/Library;
 #       the module surface also needs Rules.ModuleRuleTests, Rules.ValidationRuleTests and Rules.StateDictRuleTests)
+#   tools/mutation/run.sh 'src/BnParity.Harness/Comparison/*.cs'     # files of the harness: the project to mutate is
+#       BnParity.Harness.csproj (chosen from the globs; one project per run), with a filter such as docs/mutation-testing.md gives
 #
 # Budget: about 4 s per mutant with 2 test sessions on this 2-core machine (coverage analysis is off, so every mutant
 # runs the whole Library suite), plus ~1 min to build. A whole-library run (~2 200 mutants) takes about 2.5 hours, so
@@ -23,9 +25,12 @@ if [ ${#patterns[@]} -eq 0 ]; then
 fi
 
 args=()
+project=BnParity.csproj
 for p in "${patterns[@]}"; do
   args+=(--mutate "**/$p")
+  case "$p" in src/BnParity.Harness/*) project=BnParity.Harness.csproj ;; esac
 done
+args+=(--project "$project")
 if [ -n "${MUTATION_SINCE:-}" ]; then
   args+=("--since:$MUTATION_SINCE")
 fi
