@@ -242,6 +242,49 @@ public sealed class ModuleSurfaceTests
         }
     }
 
+    private sealed class AnyRank : BatchNorm<float>
+    {
+        public AnyRank()
+            : base(2)
+        {
+        }
+
+        protected override void ValidateRank(int rank)
+        {
+        }
+    }
+
+    private sealed class Generic<TTag> : BatchNorm<double>
+    {
+        public Generic()
+            : base(2)
+        {
+        }
+
+        public TTag? Tag { get; set; }
+
+        protected override void ValidateRank(int rank)
+        {
+        }
+    }
+
+    /// <summary>A user's subclass is named by its own name: the generic arity suffix ("`1") is the only thing trimmed
+    /// (trimming two characters turned AnyRank into "AnyRa").</summary>
+    [Fact]
+    public void Messages_name_a_user_subclass_by_its_whole_name()
+    {
+        var x = new DenseTensor<float>(2, 2, 3, 3);
+        var e = Assert.Throws<ArgumentException>(() => new AnyRank().Forward(x, MemoryLayout.ChannelsLast));
+        Assert.Equal("layout", e.ParamName);
+        Assert.StartsWith("AnyRank does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<ArgumentException>(() => new Generic<int>().Forward(new DenseTensor<double>(2, 2, 3, 3), MemoryLayout.ChannelsLast));
+        Assert.StartsWith("Generic does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<ArgumentException>(() => new BatchNorm1d<float>(2).Forward(new DenseTensor<float>(2, 2, 3), MemoryLayout.ChannelsLast));
+        Assert.StartsWith("BatchNorm1d does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+    }
+
     private sealed class FakeTensor(int[]? shape, Type? elementType, Array? data) : IStateTensor
     {
         public int[] Shape => shape!;

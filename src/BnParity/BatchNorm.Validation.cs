@@ -22,7 +22,7 @@ public abstract partial class BatchNorm<T>
         if (layout == MemoryLayout.ChannelsLast && !SupportsChannelsLast)
         {
             throw new ArgumentException(
-                $"{GetType().Name[..^2]} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
+                $"{TypeName} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
                 nameof(layout));
         }
     }

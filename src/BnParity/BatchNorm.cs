@@ -115,7 +115,7 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         _savedMean = new double[numFeatures];
         _savedInvstd = new double[numFeatures];
         _savedWeight = new double[numFeatures];
-        _guard = new CallGuard($"{GetType().Name.Split('`')[0]}<{typeof(T).Name}>({numFeatures})");
+        _guard = new CallGuard($"{TypeName}<{typeof(T).Name}>({numFeatures})");
         _idleExecution = new Execution(this);
         ResetParameters();
     }
@@ -126,6 +126,18 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
 
     /// <summary>C, the number of channels.</summary>
     public int NumFeatures { get; }
+
+    /// <summary>The module's type name for messages, without a generic arity suffix: "BatchNorm2d`1" is "BatchNorm2d",
+    /// and a user's subclass keeps its whole name (a blind two-character trim made "AnyRank" "AnyRa").</summary>
+    private string TypeName
+    {
+        get
+        {
+            string name = GetType().Name;
+            int arity = name.IndexOf('`', StringComparison.Ordinal);
+            return arity < 0 ? name : name[..arity];
+        }
+    }
 
     /// <summary>Added to the variance before the square root. Not range-checked.</summary>
     /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
