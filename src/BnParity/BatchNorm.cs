@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace BnParity;
 
@@ -92,7 +94,9 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         {
             throw new ArgumentOutOfRangeException(
                 nameof(numFeatures), numFeatures,
-                $"numFeatures must be at most {MaxNumFeatures} (2^24): a module keeps about 120 bytes of state and scratch per channel.");
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"numFeatures must be at most {MaxNumFeatures} (2^24): a module allocates up to {BytesPerChannel} bytes of state and scratch per channel ({(double)BytesPerChannel * MaxNumFeatures / 1e9:0.0} GB at 2^24)."));
         }
 
         NumFeatures = numFeatures;
@@ -120,9 +124,17 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         ResetParameters();
     }
 
-    /// <summary>The largest accepted <see cref="NumFeatures"/> (2^24 channels, about 2 GB of per-channel state and
-    /// scratch); larger values are an argument error rather than an out-of-memory failure halfway through.</summary>
+    /// <summary>The largest accepted <see cref="NumFeatures"/> (2^24 channels, about 3 GB of per-channel state and
+    /// scratch, see <see cref="BytesPerChannel"/>); larger values are an argument error rather than an out-of-memory
+    /// failure halfway through.</summary>
     public const int MaxNumFeatures = 1 << 24;
+
+    /// <summary>The bytes a module with weights and running statistics allocates per channel (169 for float, 185 for
+    /// double): weight, bias and the running buffers (4 T), the saved backward context (3 doubles) and the per-channel
+    /// scratch of its idle <see cref="Execution"/>. Computed from the element sizes of those arrays, so the numFeatures
+    /// limit's message states what a module really allocates; MisuseTests measures the allocation and holds the two
+    /// equal, so an array added to either class without counting it here fails a test.</summary>
+    internal static int BytesPerChannel => (4 * Unsafe.SizeOf<T>()) + (3 * sizeof(double)) + Execution.BytesPerChannel;
 
     /// <summary>C, the number of channels.</summary>
     public int NumFeatures { get; }

@@ -63,6 +63,11 @@ public abstract partial class BatchNorm<T>
         /// read.</summary>
         private bool _streamOutput;
 
+        /// <summary>Bytes the constructor allocates per channel: the ten double arrays (<see cref="Mean"/> …
+        /// <see cref="_chGradMean"/>), the output coefficients and the refine flags (counted in
+        /// <see cref="BatchNorm{T}.BytesPerChannel"/>).</summary>
+        internal static int BytesPerChannel => (10 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
+
         /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
         private const int Block = SummationPlan.Block;
 
