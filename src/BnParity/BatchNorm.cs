@@ -468,8 +468,9 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// <paramref name="gradOutput"/> or disjoint from it. When affine, <paramref name="gradWeight"/> and
     /// <paramref name="gradBias"/> must have length C; when not affine they are ignored (may be empty).</summary>
     /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
-    /// <exception cref="ArgumentException">A shape or length mismatch, or <paramref name="gradInput"/> overlaps the
-    /// input saved by the forward (the message names the argument).</exception>
+    /// <exception cref="ArgumentException">A shape or length mismatch, <paramref name="gradInput"/> overlaps the
+    /// input saved by the forward, or (when affine) <paramref name="gradWeight"/> or <paramref name="gradBias"/> overlaps
+    /// gradOutput, gradInput, the saved input or each other (the message names the argument and the rule).</exception>
     public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias) =>
         Backward(gradOutput, shape, gradInput, gradWeight, gradBias, MemoryLayout.ChannelsFirst);
 
