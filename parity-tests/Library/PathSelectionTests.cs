@@ -36,6 +36,10 @@ public sealed class PathSelectionTests
     [InlineData(16L * 11 * 4096, 11, 4096L, 3, "Split", 3)]
     [InlineData(8L * 12 * 4096, 12, 4096L, 3, "Channel", 3)]
     [InlineData(8L * 13 * 4096, 13, 4096L, 3, "Channel", 3)]
+    // A degree beyond any machine (the module clamps it to the processors before planning) does not overflow 4·threads:
+    // 1024 channels are few for 2^31 − 1 threads (split), 7 channels of 224 Ki elements stay below the split threshold.
+    [InlineData(8L * 7 * 4096, 7, 4096L, int.MaxValue, "Channel", 1)]
+    [InlineData(8L * 1024 * 4096, 1024, 4096L, int.MaxValue, "Split", int.MaxValue)]
     // One thread never splits.
     [InlineData(3L * 512 * 1024, 3, 65536L, 1, "Channel", 1)]
     // Beyond int: 2^33 elements of one channel, and N = 2^31 rows of BatchNorm1d.

@@ -216,7 +216,8 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         }
     }
 
-    /// <summary>The maximum number of threads a call uses (default <see cref="Environment.ProcessorCount"/>).
+    /// <summary>The maximum number of threads a call uses (default <see cref="Environment.ProcessorCount"/>); a call
+    /// never uses more threads than there are processors or units of work, so int.MaxValue means "all processors".
     /// Results do not depend on it.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Set below 1.</exception>
     public int MaxDegreeOfParallelism

@@ -122,11 +122,13 @@ public abstract partial class BatchNorm<T>
             RowBackwardFloat,
         }
 
-        /// <summary>Snapshots the module's settings for this call.</summary>
+        /// <summary>Snapshots the module's settings for this call. The thread budget is the module's
+        /// MaxDegreeOfParallelism clamped to <see cref="ExecutionOptions.MaxWorkers"/> (the processors); each path then
+        /// uses at most one worker per unit of work.</summary>
         public void Begin(double eps, int maxThreads, ExecutionOptions options)
         {
             _eps = eps;
-            _maxThreads = maxThreads;
+            _maxThreads = Math.Clamp(maxThreads, 1, Math.Max(1, options.MaxWorkers));
             _options = options;
         }
 

@@ -31,7 +31,7 @@ internal static class PathSelection
             return (ExecutionPath.Row, threads);
         }
 
-        if (threads > 1 && channels % threads != 0 && channels < 4 * threads)
+        if (threads > 1 && channels % threads != 0 && channels < 4L * threads)
         {
             // Few channels for the threads: split channels into fixed blocks so all threads get equal work, once the
             // input is large enough to pay for the split path's extra fork/joins. Same results either way.
