@@ -29,6 +29,34 @@ public sealed class ExtremeValueRuleTests
         AssertLikeLibTorch(batchNormCase);
     }
 
+    [Theory]
+    [InlineData(MemoryLayout.ChannelsFirst, 16384)]
+    [InlineData(MemoryLayout.ChannelsFirst, 16385)]
+    [InlineData(MemoryLayout.ChannelsLast, 16384)]
+    [InlineData(MemoryLayout.ChannelsLast, 16385)]
+    public void A_dot_product_beyond_float_range_gives_libtorchs_NaN_gradients_in_layout(MemoryLayout layout, int channels)
+    {
+        var config = new ModuleConfig(ModuleKind.BatchNorm2d, channels, DType: ElementType.Float32);
+        int[] shape = [4, channels, 2, 2];
+        int length = 16 * channels;
+        double[] x = Normal<float>(21, length);
+        double[] dy = Normal<float>(22, length);
+        for (int n = 0, k = 0; n < 4; n++)
+        {
+            for (int s = 0; s < 4; s++, k++)
+            {
+                // Channel 0 alternates ±3e38 (μ = 0) with dy = 1.5·sign(x): Σ(x − μ)·dy = 16·4.5e38.
+                double sign = k % 2 == 0 ? 1 : -1;
+                x[(n * channels * 4) + s] = sign * 3e38;
+                dy[(n * channels * 4) + s] = sign * 1.5;
+            }
+        }
+
+        var batchNormCase = new BatchNormCase("channel 0 of ±3e38", config, ModuleState.Defaults(config),
+            [new CaseStep(true, new CaseTensor(shape, x), new CaseTensor(shape, dy), Layout: layout)]);
+        AssertLikeLibTorch(batchNormCase);
+    }
+
     private static void AssertLikeLibTorch(BatchNormCase batchNormCase)
     {
         var torch = CaseRunner.Run(new TorchSharpImplementation(), batchNormCase);

@@ -195,6 +195,7 @@ public abstract partial class BatchNorm<T>
             _groups = checked((int)plan.Groups);
             _rowsPerBlock = checked((int)plan.RowsPerBlock);
             _rowBlocks = checked((int)plan.RowBlocks);
+            _rowTileChannels = checked((int)plan.RowTileChannels);
             switch (plan.Path)
             {
                 case ExecutionPath.Row:
