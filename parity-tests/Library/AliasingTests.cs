@@ -159,4 +159,85 @@ public sealed class AliasingTests
         // Either way a second backward still sees the input of the forward.
         AssertSameGradients(expected, module.Backward(dy), $"{(spanForward ? "span" : "tensor")} forward: backward after a rejected aliasing call");
     }
+
+    /// <summary>
+    /// gradWeight and gradBias are written after dx, element by element: pointed into gradInput they overwrite dx,
+    /// into gradOutput the caller's gradient, into each other one another, and into the input a tensor forward saved by
+    /// reference they silently change what the next Backward differentiates. Each overlap is an argument error naming
+    /// the argument and the rule, and nothing is written: not the module, not a buffer.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Parameter_gradients_that_overlap_another_buffer_are_rejected_and_nothing_is_written(bool spanForward)
+    {
+        int[] shape = [8, 2, 5];
+        const int length = 80;
+        var x = RandomTensor<float>(1, shape);
+        var dy = RandomTensor<float>(2, shape);
+        var module = new BatchNorm1d<float>(2);
+        RandomAffine(module, 3);
+        var input = (float[])x.Data.Clone();
+        if (spanForward)
+        {
+            module.Forward(input, shape, new float[length]);
+        }
+        else
+        {
+            module.Forward(new DenseTensor<float>(input, shape));
+        }
+
+        var expected = module.Backward(dy);
+        string before = Snapshot(module);
+        var gradInput = new float[length];
+        var gradOutput = (float[])dy.Data.Clone();
+        var parameters = new float[4];
+        void Check(string name, string param, string rule, Span<float> gi, Span<float> gw, Span<float> gb)
+        {
+            string where = $"{(spanForward ? "span" : "tensor")} forward, {name}";
+            var inputBefore = (float[])input.Clone();
+            var gradInputBefore = (float[])gradInput.Clone();
+            var gradOutputBefore = (float[])gradOutput.Clone();
+            var parametersBefore = (float[])parameters.Clone();
+            ArgumentException? e = null;
+            try
+            {
+                module.Backward(gradOutput, shape, gi, gw, gb);
+            }
+            catch (ArgumentException caught)
+            {
+                e = caught;
+            }
+
+            Assert.True(e is not null, $"{where}: accepted");
+            Assert.True(e.ParamName == param, $"{where}: ParamName {e.ParamName}, expected {param} ({e.Message})");
+            Assert.True(e.Message.Contains(rule, StringComparison.Ordinal), $"{where}: message \"{e.Message}\" does not state the rule \"{rule}\"");
+            BitEqual(inputBefore, input, $"{where}: the saved input");
+            BitEqual(gradInputBefore, gradInput, $"{where}: gradInput");
+            BitEqual(gradOutputBefore, gradOutput, $"{where}: gradOutput");
+            BitEqual(parametersBefore, parameters, $"{where}: the parameter-gradient buffer");
+            Assert.Equal(before, Snapshot(module));
+        }
+
+        var ownWeight = new float[2];
+        var ownBias = new float[2];
+        Check("gradWeight inside gradInput", "gradWeight", "gradWeight overlaps gradInput", gradInput, gradInput.AsSpan(10, 2), ownBias);
+        Check("gradBias inside gradInput", "gradBias", "gradBias overlaps gradInput", gradInput, ownWeight, gradInput.AsSpan(length - 2, 2));
+        Check("gradWeight inside gradOutput", "gradWeight", "gradWeight overlaps gradOutput", gradInput, gradOutput.AsSpan(0, 2), ownBias);
+        Check("gradBias inside gradOutput", "gradBias", "gradBias overlaps gradOutput", gradInput, ownWeight, gradOutput.AsSpan(7, 2));
+        Check("gradBias inside gradOutput used in place", "gradBias", "gradBias overlaps gradOutput", gradOutput, ownWeight, gradOutput.AsSpan(40, 2));
+        Check("gradWeight and gradBias the same buffer", "gradBias", "gradBias overlaps gradWeight", gradInput, parameters.AsSpan(0, 2), parameters.AsSpan(0, 2));
+        Check("gradWeight and gradBias sharing an element", "gradBias", "gradBias overlaps gradWeight", gradInput, parameters.AsSpan(0, 2), parameters.AsSpan(1, 2));
+        if (!spanForward)
+        {
+            // The tensor forward keeps the caller's input buffer: the gradients of the next Backward would change.
+            Check("gradWeight inside the saved input", "gradWeight", "gradWeight overlaps the input saved by the last Forward", gradInput, input.AsSpan(4, 2), ownBias);
+            Check("gradBias inside the saved input", "gradBias", "gradBias overlaps the input saved by the last Forward", gradInput, ownWeight, input.AsSpan(78, 2));
+        }
+
+        AssertSameGradients(expected, module.Backward(dy), $"{(spanForward ? "span" : "tensor")} forward: backward after the rejected calls");
+        module.Backward(gradOutput, shape, gradInput, parameters.AsSpan(0, 2), parameters.AsSpan(2, 2));
+        BitEqual(expected.Weight, parameters[..2], "disjoint parameter gradients in one buffer: grad_weight");
+        BitEqual(expected.Bias, parameters[2..], "disjoint parameter gradients in one buffer: grad_bias");
+    }
 }

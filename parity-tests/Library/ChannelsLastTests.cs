@@ -43,7 +43,7 @@ public sealed class ChannelsLastTests
         {
             RandomAffine(m, 5);
             m.MaxDegreeOfParallelism = threads;
-            m.ExecutionOptions = m.ExecutionOptions with { ParallelThreshold = 0 };
+            m.ExecutionOptions = m.ExecutionOptions with { ParallelThreshold = 0, MaxWorkers = int.MaxValue };
         }
 
         var nchw = RandomTensor<T>(1, shape, mean: 3, std: 2);

@@ -44,6 +44,44 @@ public sealed class MisuseTests
         Assert.Contains("2^24", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>The limit's message states the bytes a module allocates per channel, measured here: the difference
+    /// between a module of 2048 and one of 1024 channels (the fixed costs cancel) over 1024 channels. It said "about
+    /// 120" where float modules allocate 169 and double ones 185.</summary>
+    [Fact]
+    public void The_numFeatures_limit_states_the_bytes_a_module_really_allocates_per_channel()
+    {
+        foreach (var (name, create) in new (string, Func<int, object>)[]
+        {
+            ("BatchNorm1d<float>", c => new BatchNorm1d<float>(c)),
+            ("BatchNorm2d<float>", c => new BatchNorm2d<float>(c)),
+            ("BatchNorm3d<double>", c => new BatchNorm3d<double>(c)),
+            ("BatchNorm1d<double>", c => new BatchNorm1d<double>(c)),
+        })
+        {
+            long perChannel = Allocated(() => create(2048)) - Allocated(() => create(1024));
+            Assert.True(perChannel % 1024 == 0, $"{name}: {perChannel} bytes more for 1024 more channels");
+            perChannel /= 1024;
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => create(BatchNorm<float>.MaxNumFeatures + 1));
+            Assert.True(
+                e.Message.Contains($" {perChannel} bytes", StringComparison.Ordinal),
+                $"{name} allocates {perChannel} bytes per channel; the message says: {e.Message}");
+        }
+
+        static long Allocated(Func<object> create)
+        {
+            // The least of a few constructions: a first call's one-time costs (type loading, JIT) are not per channel.
+            long least = long.MaxValue;
+            for (int attempt = 0; attempt < 3; attempt++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                GC.KeepAlive(create());
+                least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+            }
+
+            return least;
+        }
+    }
+
     [Fact]
     public void The_batch_counter_cannot_wrap_into_a_state_the_module_cannot_reload()
     {

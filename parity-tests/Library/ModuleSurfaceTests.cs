@@ -242,6 +242,96 @@ public sealed class ModuleSurfaceTests
         }
     }
 
+    /// <summary>
+    /// MaxDegreeOfParallelism = int.MaxValue queued one thread-pool item per channel, split unit or run of the eval
+    /// sweep: past the thread pool queue's largest segment (2^20 items) every call allocated its queue anew (33.5 MB for
+    /// the sweep of a channels-last [2, 32768, 4, 4] on the channel path), and each item cost a claim, 3–11× the time. The
+    /// module now uses at most min(degree, processors) workers (and the path at most one per unit of work), so warm calls
+    /// allocate (next to) nothing at any degree: on the default paths (channels-first: channel path, S = 16; channels-last: row
+    /// path) and on the channel path forced for the channels-last input, whose sweep has 2^20 runs.
+    /// </summary>
+    [Theory]
+    [InlineData(MemoryLayout.ChannelsFirst, false)]
+    [InlineData(MemoryLayout.ChannelsLast, false)]
+    [InlineData(MemoryLayout.ChannelsLast, true)]
+    public void Warm_calls_allocate_nothing_whatever_MaxDegreeOfParallelism(MemoryLayout layout, bool channelPath)
+    {
+        const int channels = 32768;
+        int[] shape = [2, channels, 4, 4];
+        var x = RandomTensor<float>(15, shape).Data;
+        var dy = RandomTensor<float>(16, shape).Data;
+        var y = new float[x.Length];
+        var dx = new float[x.Length];
+        var dw = new float[channels];
+        var db = new float[channels];
+        var options = channelPath ? ExecutionOptions.Default with { Path = ExecutionPath.Channel } : ExecutionOptions.Default;
+        foreach (int degree in new[] { 1, 2, 3, 64, int.MaxValue })
+        {
+            var training = new BatchNorm2d<float>(channels) { MaxDegreeOfParallelism = degree, ExecutionOptions = options };
+            var eval = new BatchNorm2d<float>(channels) { MaxDegreeOfParallelism = degree, ExecutionOptions = options, SaveForBackward = false };
+            eval.Eval();
+            long allocated = 0;
+            for (int call = 0; call < 3; call++)
+            {
+                // Calls 1 and 2 allocate the scratch and both saved-input buffers; call 3 is measured.
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                training.Forward(x, shape, y, layout);
+                training.Backward(dy, shape, dx, dw, db, layout);
+                eval.Forward(x, shape, y, layout);
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+
+            // Not exactly 0: when other tests keep the thread pool busy, queuing an item can make the caller start a pool
+            // thread (a few hundred bytes), whatever the degree.
+            Assert.True(
+                allocated <= 4096,
+                $"MaxDegreeOfParallelism {degree}, {layout} [2, {channels}, 4, 4]{(channelPath ? " on the channel path" : "")}: a warm training forward, backward and eval forward allocated {allocated} bytes on the calling thread");
+        }
+    }
+
+    private sealed class AnyRank : BatchNorm<float>
+    {
+        public AnyRank()
+            : base(2)
+        {
+        }
+
+        protected override void ValidateRank(int rank)
+        {
+        }
+    }
+
+    private sealed class Generic<TTag> : BatchNorm<double>
+    {
+        public Generic()
+            : base(2)
+        {
+        }
+
+        public TTag? Tag { get; set; }
+
+        protected override void ValidateRank(int rank)
+        {
+        }
+    }
+
+    /// <summary>A user's subclass is named by its own name: the generic arity suffix ("`1") is the only thing trimmed
+    /// (trimming two characters turned AnyRank into "AnyRa").</summary>
+    [Fact]
+    public void Messages_name_a_user_subclass_by_its_whole_name()
+    {
+        var x = new DenseTensor<float>(2, 2, 3, 3);
+        var e = Assert.Throws<ArgumentException>(() => new AnyRank().Forward(x, MemoryLayout.ChannelsLast));
+        Assert.Equal("layout", e.ParamName);
+        Assert.StartsWith("AnyRank does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<ArgumentException>(() => new Generic<int>().Forward(new DenseTensor<double>(2, 2, 3, 3), MemoryLayout.ChannelsLast));
+        Assert.StartsWith("Generic does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<ArgumentException>(() => new BatchNorm1d<float>(2).Forward(new DenseTensor<float>(2, 2, 3), MemoryLayout.ChannelsLast));
+        Assert.StartsWith("BatchNorm1d does not take MemoryLayout.ChannelsLast", e.Message, StringComparison.Ordinal);
+    }
+
     private sealed class FakeTensor(int[]? shape, Type? elementType, Array? data) : IStateTensor
     {
         public int[] Shape => shape!;

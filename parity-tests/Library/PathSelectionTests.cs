@@ -18,10 +18,13 @@ public sealed class PathSelectionTests
     // S = 15 is still short; S = 16 is not.
     [InlineData(1_000_000L, 4, 15L, 2, "Row", 2)]
     [InlineData(1_000_000L, 4, 16L, 2, "Channel", 2)]
-    // C·S = 16384 is the last row-path width; one more column is too wide.
+    // Short runs take the row path at any width (in tiles of at most 2^14 columns, SummationPlan.RowTileChannels): past
+    // 2^14 columns the channel path read a channels-last input one element per cache line, 4–14× slower.
     [InlineData(16384L * 100, 16384, 1L, 2, "Row", 2)]
-    [InlineData(16385L * 100, 16385, 1L, 2, "Channel", 2)]
-    [InlineData(5462L * 3 * 100, 5462, 3L, 2, "Channel", 2)]
+    [InlineData(16385L * 100, 16385, 1L, 2, "Row", 2)]
+    [InlineData(5462L * 3 * 100, 5462, 3L, 2, "Row", 2)]
+    [InlineData((1L << 24) * 64, 1 << 24, 1L, 2, "Row", 2)]
+    [InlineData((1L << 24) * 15 * 2, 1 << 24, 15L, 2, "Row", 2)]
     // Few channels for the threads: split from 512 Ki elements on, one thread below.
     [InlineData(3L * 512 * 1024, 3, 65536L, 2, "Split", 2)]
     [InlineData((512L * 1024) - 1, 3, 65535L, 2, "Channel", 1)]
@@ -36,6 +39,10 @@ public sealed class PathSelectionTests
     [InlineData(16L * 11 * 4096, 11, 4096L, 3, "Split", 3)]
     [InlineData(8L * 12 * 4096, 12, 4096L, 3, "Channel", 3)]
     [InlineData(8L * 13 * 4096, 13, 4096L, 3, "Channel", 3)]
+    // A degree beyond any machine (the module clamps it to the processors before planning) does not overflow 4·threads:
+    // 1024 channels are few for 2^31 − 1 threads (split), 7 channels of 224 Ki elements stay below the split threshold.
+    [InlineData(8L * 7 * 4096, 7, 4096L, int.MaxValue, "Channel", 1)]
+    [InlineData(8L * 1024 * 4096, 1024, 4096L, int.MaxValue, "Split", int.MaxValue)]
     // One thread never splits.
     [InlineData(3L * 512 * 1024, 3, 65536L, 1, "Channel", 1)]
     // Beyond int: 2^33 elements of one channel, and N = 2^31 rows of BatchNorm1d.

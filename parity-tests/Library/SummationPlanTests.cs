@@ -22,6 +22,10 @@ public sealed class SummationPlanTests
         { 4096, 3, 1L << 20 },                // 2^33.6 elements
         { 1L << 40, 7, 3 },
         { 3, 1 << 24, 1 << 20 },
+        { 32, 16385, 1 },                     // channels-last one channel past 2^14: two row tiles
+        { 2, 5462, 3 },
+        { 128, 1 << 24, 1 },
+        { 7, 16384, 1 },
     };
 
     [Theory]
@@ -49,10 +53,26 @@ public sealed class SummationPlanTests
         {
             var plan = SummationPlan.Create(batch, channels, spatial, threads, ExecutionOptions.Default);
             Assert.True(
-                (plan.BlocksPerRun, plan.RunsPerGroup, plan.Groups, plan.SplitUnits, plan.RowsPerBlock, plan.RowBlocks)
-                == (one.BlocksPerRun, one.RunsPerGroup, one.Groups, one.SplitUnits, one.RowsPerBlock, one.RowBlocks),
+                (plan.BlocksPerRun, plan.RunsPerGroup, plan.Groups, plan.SplitUnits, plan.RowsPerBlock, plan.RowBlocks, plan.RowTileChannels)
+                == (one.BlocksPerRun, one.RunsPerGroup, one.Groups, one.SplitUnits, one.RowsPerBlock, one.RowBlocks, one.RowTileChannels),
                 $"N={batch} C={channels} S={spatial}: {threads} threads plan {plan}, 1 thread {one}");
         }
+    }
+
+    /// <summary>The row path takes a wide matrix in tiles of whole channels, at most 2^14 columns each (one channel when
+    /// a channel alone is wider), covering every channel once; up to 2^14 columns it is one tile, the geometry the golden
+    /// bits pin. Tiles bound the scratch (it grew with C·S, which is why wider inputs took the slow channel path).</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Row_tiles_are_whole_channels_of_at_most_2_14_columns_covering_every_channel(long batch, int channels, long spatial)
+    {
+        var plan = SummationPlan.Create(batch, channels, spatial, 2, ExecutionOptions.Default);
+        string where = $"N={batch} C={channels} S={spatial}: {plan.RowTileChannels} channels per tile, {plan.RowTiles} tiles";
+        Assert.True(plan.RowTileChannels >= 1 && plan.RowTileChannels <= channels, where);
+        Assert.True(plan.RowTileChannels == 1 || plan.RowTileChannels * spatial <= SummationPlan.RowTileMaxColumns, where);
+        Assert.True(plan.RowTileChannels == channels || (plan.RowTileChannels + 1) * spatial > SummationPlan.RowTileMaxColumns, where + " (a tile could hold one more channel)");
+        Assert.True((plan.RowTiles - 1) * plan.RowTileChannels < channels && plan.RowTiles * plan.RowTileChannels >= channels, where);
+        Assert.True(channels * spatial > SummationPlan.RowTileMaxColumns || plan.RowTiles == 1, where + " (C·S ≤ 2^14 must be one tile)");
     }
 
     [Fact]
@@ -66,6 +86,18 @@ public sealed class SummationPlanTests
         plan = SummationPlan.Create(1, 1, int.MaxValue, 1, ExecutionOptions.Default);
         Assert.Equal(524_288, plan.BlocksPerRun); // ⌈(2^31 − 1)/4096⌉
         Assert.Equal(1, plan.Groups);
+
+        // Channels-last past 2^14 channels: the (N·H·W, C) matrix runs on the row path, in tiles of 2^14 channels.
+        plan = SummationPlan.Create(8 * 4 * 4, 16385, 1, 2, ExecutionOptions.Default);
+        Assert.Equal(ExecutionPath.Row, plan.Path);
+        Assert.Equal((16384, 2), (plan.RowTileChannels, plan.RowTiles));
+        plan = SummationPlan.Create(128, 1 << 24, 1, 2, ExecutionOptions.Default);
+        Assert.Equal(ExecutionPath.Row, plan.Path);
+        Assert.Equal((16384, 1024), (plan.RowTileChannels, plan.RowTiles));
+        plan = SummationPlan.Create(2, 5462, 3, 2, ExecutionOptions.Default);
+        Assert.Equal((5461, 2), (plan.RowTileChannels, plan.RowTiles));
+        plan = SummationPlan.Create(256, 256, 1, 2, ExecutionOptions.Default);
+        Assert.Equal((256, 1), (plan.RowTileChannels, plan.RowTiles));
 
         plan = SummationPlan.Create(40, 3, 100, 1, ExecutionOptions.Default);
         Assert.Equal(40, plan.RunsPerGroup);

@@ -22,7 +22,7 @@ public abstract partial class BatchNorm<T>
         if (layout == MemoryLayout.ChannelsLast && !SupportsChannelsLast)
         {
             throw new ArgumentException(
-                $"{GetType().Name[..^2]} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
+                $"{TypeName} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
                 nameof(layout));
         }
     }
@@ -112,6 +112,16 @@ public abstract partial class BatchNorm<T>
             {
                 throw new ArgumentException($"gradBias has {gradBias.Length} elements; expected {NumFeatures}.", nameof(gradBias));
             }
+
+            // The parameter gradients are written after dx, channel by channel: inside gradInput they would overwrite dx,
+            // inside gradOutput the caller's gradient, inside each other one another, and inside the input a tensor
+            // forward saved by reference they would change what the next Backward differentiates.
+            ValidateParameterGradient(gradWeight, nameof(gradWeight), gradOutput, gradInput, length);
+            ValidateParameterGradient(gradBias, nameof(gradBias), gradOutput, gradInput, length);
+            if (gradBias.Overlaps(gradWeight))
+            {
+                throw new ArgumentException("gradBias overlaps gradWeight; write the parameter gradients to buffers of their own.", nameof(gradBias));
+            }
         }
 
         if (length > 0 && gradInput.Overlaps((_savedRef ?? _savedInput).AsSpan(0, length)))
@@ -120,6 +130,19 @@ public abstract partial class BatchNorm<T>
             // differentiate the overwritten values.
             throw new ArgumentException(
                 "gradInput overlaps the input saved by the last Forward; write the gradient to another buffer.", nameof(gradInput));
+        }
+    }
+
+    /// <summary>A parameter gradient (<paramref name="name"/>) overlaps none of gradOutput, gradInput and the saved input.</summary>
+    private void ValidateParameterGradient(Span<T> gradient, string name, ReadOnlySpan<T> gradOutput, Span<T> gradInput, int length)
+    {
+        string? other = gradient.Overlaps(gradOutput) ? "gradOutput"
+            : gradient.Overlaps(gradInput) ? "gradInput"
+            : length > 0 && gradient.Overlaps((_savedRef ?? _savedInput).AsSpan(0, length)) ? "the input saved by the last Forward"
+            : null;
+        if (other is not null)
+        {
+            throw new ArgumentException($"{name} overlaps {other}; write the parameter gradients to buffers of their own.", name);
         }
     }
 

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace BnParity;
 
@@ -92,7 +94,9 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         {
             throw new ArgumentOutOfRangeException(
                 nameof(numFeatures), numFeatures,
-                $"numFeatures must be at most {MaxNumFeatures} (2^24): a module keeps about 120 bytes of state and scratch per channel.");
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"numFeatures must be at most {MaxNumFeatures} (2^24): a module allocates up to {BytesPerChannel} bytes of state and scratch per channel ({(double)BytesPerChannel * MaxNumFeatures / 1e9:0.0} GB at 2^24)."));
         }
 
         NumFeatures = numFeatures;
@@ -115,17 +119,37 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         _savedMean = new double[numFeatures];
         _savedInvstd = new double[numFeatures];
         _savedWeight = new double[numFeatures];
-        _guard = new CallGuard($"{GetType().Name.Split('`')[0]}<{typeof(T).Name}>({numFeatures})");
+        _guard = new CallGuard($"{TypeName}<{typeof(T).Name}>({numFeatures})");
         _idleExecution = new Execution(this);
         ResetParameters();
     }
 
-    /// <summary>The largest accepted <see cref="NumFeatures"/> (2^24 channels, about 2 GB of per-channel state and
-    /// scratch); larger values are an argument error rather than an out-of-memory failure halfway through.</summary>
+    /// <summary>The largest accepted <see cref="NumFeatures"/> (2^24 channels, about 3 GB of per-channel state and
+    /// scratch, see <see cref="BytesPerChannel"/>); larger values are an argument error rather than an out-of-memory
+    /// failure halfway through.</summary>
     public const int MaxNumFeatures = 1 << 24;
+
+    /// <summary>The bytes a module with weights and running statistics allocates per channel (169 for float, 185 for
+    /// double): weight, bias and the running buffers (4 T), the saved backward context (3 doubles) and the per-channel
+    /// scratch of its idle <see cref="Execution"/>. Computed from the element sizes of those arrays, so the numFeatures
+    /// limit's message states what a module really allocates; MisuseTests measures the allocation and holds the two
+    /// equal, so an array added to either class without counting it here fails a test.</summary>
+    internal static int BytesPerChannel => (4 * Unsafe.SizeOf<T>()) + (3 * sizeof(double)) + Execution.BytesPerChannel;
 
     /// <summary>C, the number of channels.</summary>
     public int NumFeatures { get; }
+
+    /// <summary>The module's type name for messages, without a generic arity suffix: "BatchNorm2d`1" is "BatchNorm2d",
+    /// and a user's subclass keeps its whole name (a blind two-character trim made "AnyRank" "AnyRa").</summary>
+    private string TypeName
+    {
+        get
+        {
+            string name = GetType().Name;
+            int arity = name.IndexOf('`', StringComparison.Ordinal);
+            return arity < 0 ? name : name[..arity];
+        }
+    }
 
     /// <summary>Added to the variance before the square root. Not range-checked.</summary>
     /// <exception cref="InvalidOperationException">Set while another thread is in a call on this module.</exception>
@@ -192,7 +216,8 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
         }
     }
 
-    /// <summary>The maximum number of threads a call uses (default <see cref="Environment.ProcessorCount"/>).
+    /// <summary>The maximum number of threads a call uses (default <see cref="Environment.ProcessorCount"/>); a call
+    /// never uses more threads than there are processors or units of work, so int.MaxValue means "all processors".
     /// Results do not depend on it.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Set below 1.</exception>
     public int MaxDegreeOfParallelism
@@ -444,8 +469,9 @@ public abstract partial class BatchNorm<T> where T : unmanaged, IFloatingPointIe
     /// <paramref name="gradOutput"/> or disjoint from it. When affine, <paramref name="gradWeight"/> and
     /// <paramref name="gradBias"/> must have length C; when not affine they are ignored (may be empty).</summary>
     /// <exception cref="InvalidOperationException">No successful forward preceded this call.</exception>
-    /// <exception cref="ArgumentException">A shape or length mismatch, or <paramref name="gradInput"/> overlaps the
-    /// input saved by the forward (the message names the argument).</exception>
+    /// <exception cref="ArgumentException">A shape or length mismatch, <paramref name="gradInput"/> overlaps the
+    /// input saved by the forward, or (when affine) <paramref name="gradWeight"/> or <paramref name="gradBias"/> overlaps
+    /// gradOutput, gradInput, the saved input or each other (the message names the argument and the rule).</exception>
     public void Backward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias) =>
         Backward(gradOutput, shape, gradInput, gradWeight, gradBias, MemoryLayout.ChannelsFirst);
 

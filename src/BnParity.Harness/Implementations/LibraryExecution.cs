@@ -52,16 +52,19 @@ public sealed record LibraryExecution(LibraryPath Path = LibraryPath.Default, in
     /// <summary>Whether the path produces the same bits as the channel path (everything but the row path does).</summary>
     public bool EquivalentToChannelPath => Path is LibraryPath.Channel or LibraryPath.Split or LibraryPath.ChannelStreaming or LibraryPath.SplitStreaming;
 
+    /// <remarks>Every run but <see cref="LibraryPath.Default"/> lifts the library's clamp of the thread count to the
+    /// processors, so that 3 and 5 threads cut the work into 3 and 5 chunks on any machine (the determinism the tests
+    /// check across thread counts); the default run keeps it, as users do.</remarks>
     internal ExecutionOptions ToOptions() => Path switch
     {
         LibraryPath.Default => ExecutionOptions.Default,
-        LibraryPath.AutoSmallThresholds => new ExecutionOptions { ParallelThreshold = 0, SplitMinElements = 0 },
-        LibraryPath.Channel => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0 },
-        LibraryPath.Split => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0 },
-        LibraryPath.Row => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0 },
-        LibraryPath.ChannelStreaming => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0, StreamingMinBytes = 0 },
-        LibraryPath.SplitStreaming => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0, StreamingMinBytes = 0 },
-        LibraryPath.RowStreaming => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0, StreamingMinBytes = 0 },
+        LibraryPath.AutoSmallThresholds => new ExecutionOptions { ParallelThreshold = 0, SplitMinElements = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.Channel => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.Split => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.Row => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.ChannelStreaming => new ExecutionOptions { Path = ExecutionPath.Channel, ParallelThreshold = 0, StreamingMinBytes = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.SplitStreaming => new ExecutionOptions { Path = ExecutionPath.Split, ParallelThreshold = 0, StreamingMinBytes = 0, MaxWorkers = int.MaxValue },
+        LibraryPath.RowStreaming => new ExecutionOptions { Path = ExecutionPath.Row, ParallelThreshold = 0, StreamingMinBytes = 0, MaxWorkers = int.MaxValue },
         _ => throw new ArgumentOutOfRangeException(nameof(Path), Path, "unknown library path"),
     };
 

@@ -27,20 +27,41 @@ public abstract partial class BatchNorm<T>
         private bool _rowSecondPass;
         private int _rowsPerBlock;
         private int _rowBlocks;
+        private int _rowTileChannels;
+        // The tile being run: its first channel, channel count and columns (channels·S). Per-column arrays and block
+        // partials are indexed by the tile's own columns; the data by the tile's first column plus row·C·S.
+        private int _tileFirst;
+        private int _tileChannels;
+        private int _tileColumns;
 
         /// <summary>
         /// Row-major path for short spatial runs: the input is an (N, C·S) matrix cut into blocks of
         /// <see cref="_rowsPerBlock"/> rows (a function of N only). Each phase computes per-block column partials
         /// (a left fold over the block's rows); the caller folds the blocks in order per column, then each channel sums
         /// its S columns left to right. Threads take whole blocks, so the order never depends on the thread count.
+        /// A matrix wider than <see cref="SummationPlan.RowTileMaxColumns"/> columns runs as tiles of whole channels
+        /// (<see cref="SummationPlan.RowTileChannels"/>), one after the other: every column's operations and order are its
+        /// own, so a tile gives each of its columns the bits the whole width would, while the scratch (block partials and
+        /// per-column coefficients, 16·blocks + 72 bytes a float column) stays that of one tile instead of growing with C.
         /// </summary>
         private void RunRows(int threads)
         {
-            int c = _c;
+            for (int first = 0; first < _c; first += _rowTileChannels)
+            {
+                RunRowTile(first, Math.Min(_rowTileChannels, _c - first), threads);
+            }
+        }
+
+        /// <summary>Runs the call on channels [first, first + channels) (see <see cref="RunRows"/>).</summary>
+        private void RunRowTile(int first, int channels, int threads)
+        {
             int s = _jobS;
             int n = _jobN;
-            int columns = c * s;
+            int columns = channels * s;
             int blocks = _rowBlocks;
+            _tileFirst = first;
+            _tileChannels = channels;
+            _tileColumns = columns;
             _units = blocks;
             long parts = (long)blocks * columns;
             if (_partA.Length < parts)
@@ -107,52 +128,54 @@ public abstract partial class BatchNorm<T>
         /// </summary>
         private void RowBackward(int workers, long count)
         {
-            int c = _c, s = _jobS, blocks = _rowBlocks;
+            int first = _tileFirst, channels = _tileChannels, s = _jobS, blocks = _rowBlocks;
             bool floatBatch = IsFloat && _call == CallKind.BackwardBatch;
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
+                int ch = first + t;
                 // The dx scale: the double kernels' and float's eval backward (FloatColumns.Scale) read it.
-                FillChannel(_colScale, ch, s, Invstd[ch] * Weight[ch]);
+                FillChannel(_colScale, t, s, Invstd[ch] * Weight[ch]);
                 if (IsFloat)
                 {
-                    FillChannel(_colM, ch, s, (float)Mean[ch]);
+                    FillChannel(_colM, t, s, (float)Mean[ch]);
                 }
                 else
                 {
-                    FillChannel(_colMean, ch, s, Mean[ch]);
+                    FillChannel(_colMean, t, s, Mean[ch]);
                 }
             }
 
             _phase = IsFloat ? Phase.RowSumDotFloat : Phase.RowSumDot;
             RunPhase(workers);
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                double sumDy = FoldRowParts(_partA, ch, blocks);
-                var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, ch, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
+                int ch = first + t;
+                double sumDy = FoldRowParts(_partA, t, blocks);
+                var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, t, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
                 GradWeight[ch] = terms.GradWeight;
                 GradBias[ch] = terms.GradBias;
                 if (floatBatch)
                 {
                     double scale = Invstd[ch] * Weight[ch];
                     double lo = Mean[ch] - (float)Mean[ch];
-                    FillChannel(_colBackwardK, ch, s, (float)(-terms.K * scale));
-                    FillChannel(_colBackwardC, ch, s, (float)(((lo * terms.K) - terms.GradMean) * scale));
-                    FillChannel(_colBackwardA, ch, s, (float)scale);
+                    FillChannel(_colBackwardK, t, s, (float)(-terms.K * scale));
+                    FillChannel(_colBackwardC, t, s, (float)(((lo * terms.K) - terms.GradMean) * scale));
+                    FillChannel(_colBackwardA, t, s, (float)scale);
                 }
                 else if (!IsFloat)
                 {
-                    FillChannel(_colK, ch, s, terms.K);
-                    FillChannel(_colGradMean, ch, s, terms.GradMean);
+                    FillChannel(_colK, t, s, terms.K);
+                    FillChannel(_colGradMean, t, s, terms.GradMean);
                 }
             }
 
             if (floatBatch)
             {
-                FloatColumns.WrapColumns(c * s, _colM, _colBackwardK, _colBackwardC, _colBackwardA);
+                FloatColumns.WrapColumns(_tileColumns, _colM, _colBackwardK, _colBackwardC, _colBackwardA);
             }
             else if (IsFloat)
             {
-                FloatColumns.WrapColumns(_colScale, c * s);
+                FloatColumns.WrapColumns(_colScale, _tileColumns);
             }
 
             _phase = floatBatch ? Phase.RowBackwardFloat : Phase.RowBackward;
@@ -163,21 +186,22 @@ public abstract partial class BatchNorm<T>
         private void RowDoubleStatistics(int workers, long count)
         {
             _rowSecondPass = false;
-            int c = _c, s = _jobS, blocks = _rowBlocks;
+            int first = _tileFirst, channels = _tileChannels, s = _jobS, blocks = _rowBlocks;
             _phase = Phase.RowSum;
             RunPhase(workers);
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                double m = FoldRowParts(_partA, ch, blocks) / count;
-                Mean[ch] = m;
-                FillChannel(_colMean, ch, s, m);
+                double m = FoldRowParts(_partA, t, blocks) / count;
+                Mean[first + t] = m;
+                FillChannel(_colMean, t, s, m);
             }
 
             _phase = Phase.RowSquares;
             RunPhase(workers);
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                double varSum = HeldVarSum(FoldRowParts(_partA, ch, blocks));
+                int ch = first + t;
+                double varSum = HeldVarSum(FoldRowParts(_partA, t, blocks));
                 VarSum[ch] = varSum;
                 Invstd[ch] = InvstdOf(varSum / count, _eps);
             }
@@ -192,32 +216,33 @@ public abstract partial class BatchNorm<T>
         /// </summary>
         private void RowFloatStatistics(int workers, long count)
         {
-            int c = _c, s = _jobS, blocks = _rowBlocks;
-            if (_channelStatisticShift.Length < c)
+            int first = _tileFirst, channels = _tileChannels, s = _jobS, blocks = _rowBlocks;
+            if (_channelStatisticShift.Length < channels)
             {
-                _channelStatisticShift = new double[c];
-                _channelSecondSum = new double[c];
-                _channelNeedsSecondPass = new bool[c];
+                _channelStatisticShift = new double[channels];
+                _channelSecondSum = new double[channels];
+                _channelNeedsSecondPass = new bool[channels];
             }
 
             double[] shifts = _channelStatisticShift;
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                shifts[ch] = ChannelShift(ch);
-                FillChannel(_colShiftF, ch, s, (float)shifts[ch]);
+                shifts[t] = ChannelShift(first + t);
+                FillChannel(_colShiftF, t, s, (float)shifts[t]);
             }
 
             _rowSecondPass = false;
             _phase = Phase.RowShiftedSquares;
             RunPhase(workers);
             bool anySecondPass = false;
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                double mean = TrustedMean(ch, shifts[ch] + (FoldRowParts(_partA, ch, blocks) / count));
+                int ch = first + t;
+                double mean = TrustedMean(ch, shifts[t] + (FoldRowParts(_partA, t, blocks) / count));
                 Mean[ch] = mean;
-                bool accepted = TryShiftedVarSum(FoldRowParts(_partB, ch, blocks), mean, shifts[ch], count, out double varSum);
+                bool accepted = TryShiftedVarSum(FoldRowParts(_partB, t, blocks), mean, shifts[t], count, out double varSum);
                 VarSum[ch] = varSum;
-                _channelNeedsSecondPass[ch] = !accepted;
+                _channelNeedsSecondPass[t] = !accepted;
                 anySecondPass |= !accepted;
             }
 
@@ -227,31 +252,33 @@ public abstract partial class BatchNorm<T>
                 // of very different sizes (spikes far from the shift), whose squares float partials would round on the
                 // spikes' coarse grid.
                 _rowSecondPass = true;
-                for (int ch = 0; ch < c; ch++)
+                for (int t = 0; t < channels; t++)
                 {
-                    FillChannel(_colMean, ch, s, (float)Mean[ch]);
+                    FillChannel(_colMean, t, s, (float)Mean[first + t]);
                 }
 
                 _phase = Phase.RowSum;
                 RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
+                for (int t = 0; t < channels; t++)
                 {
-                    _channelSecondSum[ch] = FoldRowParts(_partA, ch, blocks) - (count * (double)(float)Mean[ch]);
+                    _channelSecondSum[t] = FoldRowParts(_partA, t, blocks) - (count * (double)(float)Mean[first + t]);
                 }
 
                 _phase = Phase.RowSquares;
                 RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
+                for (int t = 0; t < channels; t++)
                 {
-                    if (_channelNeedsSecondPass[ch])
+                    int ch = first + t;
+                    if (_channelNeedsSecondPass[t])
                     {
-                        (Mean[ch], VarSum[ch]) = FinishSecondPass(_channelSecondSum[ch], FoldRowParts(_partA, ch, blocks), Mean[ch], count);
+                        (Mean[ch], VarSum[ch]) = FinishSecondPass(_channelSecondSum[t], FoldRowParts(_partA, t, blocks), Mean[ch], count);
                     }
                 }
             }
 
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
+                int ch = first + t;
                 double varSum = HeldVarSum(TrustedVarSum(ch, Mean[ch], VarSum[ch], count));
                 VarSum[ch] = varSum;
                 Invstd[ch] = InvstdOf(varSum / count, _eps);
@@ -263,16 +290,17 @@ public abstract partial class BatchNorm<T>
         /// unless a channel needs libtorch's folded form, which the double column kernel evaluates.</summary>
         private void RowNormalize(int workers)
         {
-            int c = _c, s = _jobS;
+            int first = _tileFirst, channels = _tileChannels, s = _jobS;
             bool floatTerms = IsFloat;
-            for (int ch = 0; ch < c && floatTerms; ch++)
+            for (int t = 0; t < channels && floatTerms; t++)
             {
+                int ch = first + t;
                 if (NormalizeCoefficients.Of(Mean[ch], Invstd[ch] * Weight[ch], Bias(ch)).TryFloatTerms(out float m, out float hi, out float lo, out float b))
                 {
-                    FillChannel(_colM, ch, s, m);
-                    FillChannel(_colHi, ch, s, hi);
-                    FillChannel(_colLo, ch, s, lo);
-                    FillChannel(_colB, ch, s, b);
+                    FillChannel(_colM, t, s, m);
+                    FillChannel(_colHi, t, s, hi);
+                    FillChannel(_colLo, t, s, lo);
+                    FillChannel(_colB, t, s, b);
                 }
                 else
                 {
@@ -282,20 +310,21 @@ public abstract partial class BatchNorm<T>
 
             if (floatTerms)
             {
-                FloatColumns.WrapColumns(c * s, _colM, _colHi, _colLo, _colB);
+                FloatColumns.WrapColumns(_tileColumns, _colM, _colHi, _colLo, _colB);
                 _phase = Phase.RowNormalizeFloat;
                 RunPhase(workers);
                 return;
             }
 
-            for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < channels; t++)
             {
-                FillChannel(_colMean, ch, s, Mean[ch]);
-                FillChannel(_colScale, ch, s, Invstd[ch] * Weight[ch]);
-                FillChannel(_colShift, ch, s, Bias(ch));
+                int ch = first + t;
+                FillChannel(_colMean, t, s, Mean[ch]);
+                FillChannel(_colScale, t, s, Invstd[ch] * Weight[ch]);
+                FillChannel(_colShift, t, s, Bias(ch));
             }
 
-            FoldNonFiniteScaleColumns(c, s);
+            FoldNonFiniteScaleColumns(channels, s);
             _phase = Phase.RowNormalize;
             RunPhase(workers);
         }
@@ -314,11 +343,12 @@ public abstract partial class BatchNorm<T>
             }
         }
 
-        /// <summary>Channel total: per column fold the block partials in block order, then the S columns left to right.</summary>
+        /// <summary>Total of the tile's channel <paramref name="ch"/>: per column fold the block partials in block order,
+        /// then the S columns left to right.</summary>
         private double FoldRowParts(double[] parts, int ch, int blocks)
         {
             int s = _jobS;
-            int columns = _c * s;
+            int columns = _tileColumns;
             double total = 0;
             for (int j = ch * s; j < (ch + 1) * s; j++)
             {
@@ -355,20 +385,22 @@ public abstract partial class BatchNorm<T>
             }
         }
 
-        /// <summary>Copies <paramref name="rows"/> rows from offset <paramref name="offset"/> into the saved input (row by
-        /// row: a block can hold more than int.MaxValue elements).</summary>
-        private void SaveRows(T* x, long offset, int rows, int columns)
+        /// <summary>Copies <paramref name="columns"/> columns of <paramref name="rows"/> rows from offset
+        /// <paramref name="offset"/>, <paramref name="rowStride"/> apart, into the saved input (row by row: a block can
+        /// hold more than int.MaxValue elements).</summary>
+        private void SaveRows(T* x, long offset, int rows, int columns, long rowStride)
         {
             for (int r = 0; r < rows; r++)
             {
-                SaveRun(x, (T*)_pSave, offset + ((long)r * columns), columns);
+                SaveRun(x, (T*)_pSave, offset + (r * rowStride), columns);
             }
         }
 
         private void RunRowBlock(int block)
         {
             WorkItemStarting();
-            int columns = _c * _jobS;
+            int columns = _tileColumns;
+            long rowStride = (long)_c * _jobS;
             long r0 = (long)block * _rowsPerBlock;
             long r1 = Math.Min(_jobN, r0 + _rowsPerBlock);
             T* x = (T*)_pX;
@@ -383,32 +415,32 @@ public abstract partial class BatchNorm<T>
                 double* acc = pa + ((long)block * columns);
                 double* acc2 = pb + ((long)block * columns);
                 int rows = (int)(r1 - r0);
-                long o = r0 * columns;
+                long o = (r0 * rowStride) + ((long)_tileFirst * _jobS);
                 T* xb = x + o;
                 switch (_phase)
                 {
                     case Phase.RowSum:
                         if (_pSave != 0 && !_rowSecondPass)
                         {
-                            SaveRows(x, o, rows, columns);
+                            SaveRows(x, o, rows, columns, rowStride);
                         }
 
-                        Kernels<T>.SumColumns(xb, columns, rows, acc, columns);
+                        Kernels<T>.SumColumns(xb, rowStride, rows, acc, columns);
                         break;
 
                     case Phase.RowSquares:
-                        Kernels<T>.SumSquaredDeviationColumns(xb, columns, rows, mean, acc, columns);
+                        Kernels<T>.SumSquaredDeviationColumns(xb, rowStride, rows, mean, acc, columns);
                         break;
 
                     case Phase.RowShiftedSquares:
                         if (_pSave != 0 && !_rowSecondPass)
                         {
-                            SaveRows(x, o, rows, columns);
+                            SaveRows(x, o, rows, columns, rowStride);
                         }
 
                         fixed (float* c = _colShiftF)
                         {
-                            FloatColumns.SumAndSquaresShifted((float*)xb, columns, rows, c, acc, acc2, columns);
+                            FloatColumns.SumAndSquaresShifted((float*)xb, rowStride, rows, c, acc, acc2, columns);
                         }
 
                         break;
@@ -416,33 +448,33 @@ public abstract partial class BatchNorm<T>
                     case Phase.RowNormalize:
                         if (_splitCopy && _pSave != 0)
                         {
-                            SaveRows(x, o, rows, columns);
+                            SaveRows(x, o, rows, columns, rowStride);
                         }
 
-                        Kernels<T>.NormalizeColumns(xb, (T*)_pOut + o, columns, rows, mean, scale, shift, columns);
+                        Kernels<T>.NormalizeColumns(xb, (T*)_pOut + o, rowStride, rows, mean, scale, shift, columns);
                         break;
 
                     case Phase.RowNormalizeFloat:
                         if (_splitCopy && _pSave != 0)
                         {
-                            SaveRows(x, o, rows, columns);
+                            SaveRows(x, o, rows, columns, rowStride);
                         }
 
                         fixed (float* m = _colM, hi = _colHi, lo = _colLo, b = _colB)
                         {
-                            FloatColumns.Normalize((float*)xb, (float*)_pOut + o, columns, rows, m, hi, lo, b, columns, _streamOutput);
+                            FloatColumns.Normalize((float*)xb, (float*)_pOut + o, rowStride, rows, m, hi, lo, b, columns, _streamOutput);
                         }
 
                         break;
 
                     case Phase.RowSumDot:
-                        Kernels<T>.SumDotColumns(xb, (T*)_pDy + o, columns, rows, mean, acc, acc2, columns);
+                        Kernels<T>.SumDotColumns(xb, (T*)_pDy + o, rowStride, rows, mean, acc, acc2, columns);
                         break;
 
                     case Phase.RowSumDotFloat:
                         fixed (float* m = _colM)
                         {
-                            FloatColumns.SumAndDotAbout((float*)xb, (float*)_pDy + o, columns, rows, m, acc, acc2, columns);
+                            FloatColumns.SumAndDotAbout((float*)xb, (float*)_pDy + o, rowStride, rows, m, acc, acc2, columns);
                         }
 
                         break;
@@ -450,7 +482,7 @@ public abstract partial class BatchNorm<T>
                     case Phase.RowBackwardFloat:
                         fixed (float* m = _colM, bk = _colBackwardK, bc = _colBackwardC, ba = _colBackwardA)
                         {
-                            FloatColumns.Backward((float*)xb, (float*)_pDy + o, (float*)_pOut + o, columns, rows, m, bk, bc, ba, columns, _streamOutput);
+                            FloatColumns.Backward((float*)xb, (float*)_pDy + o, (float*)_pOut + o, rowStride, rows, m, bk, bc, ba, columns, _streamOutput);
                         }
 
                         break;
@@ -458,15 +490,15 @@ public abstract partial class BatchNorm<T>
                     case Phase.RowBackward:
                         if (_call == CallKind.BackwardBatch)
                         {
-                            Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, columns, rows, mean, k, gradMean, scale, columns);
+                            Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, rowStride, rows, mean, k, gradMean, scale, columns);
                         }
                         else if (IsFloat)
                         {
-                            FloatColumns.Scale((float*)_pDy + o, (float*)_pOut + o, columns, rows, scale, columns, _streamOutput);
+                            FloatColumns.Scale((float*)_pDy + o, (float*)_pOut + o, rowStride, rows, scale, columns, _streamOutput);
                         }
                         else
                         {
-                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pOut + o, columns, rows, scale, columns);
+                            Kernels<T>.ScaleColumns((T*)_pDy + o, (T*)_pOut + o, rowStride, rows, scale, columns);
                         }
 
                         break;

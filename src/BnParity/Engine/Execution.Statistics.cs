@@ -290,9 +290,10 @@ public abstract partial class BatchNorm<T>
         private static void SaveRun(T* x, T* save, long offset, int length) =>
             new ReadOnlySpan<T>(x + offset, length).CopyTo(new Span<T>(save + offset, length));
 
-        /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy.</summary>
+        /// <summary>float: Σ(x − μ)·dy = Σ(x − μ_hi)·dy − μ_lo·Σdy. A mean that is ±∞ (an infinite running_mean in eval)
+        /// is its own μ_hi with no μ_lo: μ − μ_hi = ∞ − ∞ = NaN would turn the ∓∞ the runs summed into NaN.</summary>
         private static double FinishDot(double raw, double sumDy, double mean) =>
-            IsFloat ? raw - ((mean - (float)mean) * sumDy) : raw;
+            IsFloat && double.IsFinite(mean) ? raw - ((mean - (float)mean) * sumDy) : raw;
 
         /// <summary>y = (x − mean)·scale + shift over one run (see <see cref="NormalizeCoefficients"/>).</summary>
         private static void RunNormalize(T* x, T* y, int length, double mean, double scale, double shift, bool streaming) =>
@@ -316,13 +317,15 @@ public abstract partial class BatchNorm<T>
 
             private NormalizeCoefficients(double mean, double scale, double shift)
             {
-                if (ScaleNotFiniteInT(scale) || scale == 0)
+                if (ScaleNotFiniteInT(scale) || scale == 0 || !double.IsFinite(mean))
                 {
                     // α = invstd·weight is ±∞ or NaN in T (var + eps = 0 or tiny, e.g. a negative running_var from
                     // momentum outside [0, 1], or a non-finite or huge weight). Which non-finite value comes out (NaN or
                     // ±∞) depends on the evaluation order, so use libtorch's folded x·α + (b − μ·α) here, as PyTorch does.
                     // α = 0 (a zero weight, or Σ(x − μ)² held as ∞ so invstd = 0) too: x − μ can overflow for data near
                     // float's range (−3e38 − 7.5e37), and (x − μ)·0 would be NaN where libtorch's x·0 + b is b.
+                    // μ = ±∞ (an infinite running_mean in eval) too: the float terms split μ into μ_hi + μ_lo with
+                    // μ_lo = ∞ − ∞ = NaN, so b' = b − μ_lo·α made every output NaN where x·α + (b − ∞·α) is ∓∞.
                     double alpha = ScaleInT(scale);
                     _folded = true;
                     _mean = 0;

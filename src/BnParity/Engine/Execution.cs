@@ -63,6 +63,11 @@ public abstract partial class BatchNorm<T>
         /// read.</summary>
         private bool _streamOutput;
 
+        /// <summary>Bytes the constructor allocates per channel: the ten double arrays (<see cref="Mean"/> …
+        /// <see cref="_chGradMean"/>), the output coefficients and the refine flags (counted in
+        /// <see cref="BatchNorm{T}.BytesPerChannel"/>).</summary>
+        internal static int BytesPerChannel => (10 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
+
         /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
         private const int Block = SummationPlan.Block;
 
@@ -117,11 +122,13 @@ public abstract partial class BatchNorm<T>
             RowBackwardFloat,
         }
 
-        /// <summary>Snapshots the module's settings for this call.</summary>
+        /// <summary>Snapshots the module's settings for this call. The thread budget is the module's
+        /// MaxDegreeOfParallelism clamped to <see cref="ExecutionOptions.MaxWorkers"/> (the processors); each path then
+        /// uses at most one worker per unit of work.</summary>
         public void Begin(double eps, int maxThreads, ExecutionOptions options)
         {
             _eps = eps;
-            _maxThreads = maxThreads;
+            _maxThreads = Math.Clamp(maxThreads, 1, Math.Max(1, options.MaxWorkers));
             _options = options;
         }
 
@@ -188,6 +195,7 @@ public abstract partial class BatchNorm<T>
             _groups = checked((int)plan.Groups);
             _rowsPerBlock = checked((int)plan.RowsPerBlock);
             _rowBlocks = checked((int)plan.RowBlocks);
+            _rowTileChannels = checked((int)plan.RowTileChannels);
             switch (plan.Path)
             {
                 case ExecutionPath.Row:

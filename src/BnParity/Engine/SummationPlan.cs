@@ -13,7 +13,8 @@ namespace BnParity;
 /// the left fold, over the <see cref="Groups"/> in order and then over the <see cref="BlocksPerRun"/> blocks
 /// [b, b + Block) of the group's runs, of each kernel sum. The split path makes each (group, channel, block) one of
 /// <see cref="SplitUnits"/> units and folds their partials in that same order. Row path: the input is an (N, C·S)
-/// matrix cut into <see cref="RowBlocks"/> blocks of <see cref="RowsPerBlock"/> rows.
+/// matrix cut into <see cref="RowBlocks"/> blocks of <see cref="RowsPerBlock"/> rows, taken
+/// <see cref="RowTileChannels"/> channels at a time.
 /// </remarks>
 internal readonly record struct SummationPlan
 {
@@ -25,6 +26,10 @@ internal readonly record struct SummationPlan
 
     /// <summary>At most this many row blocks (rows per block grow with N).</summary>
     public const int RowBlockMaxBlocks = 32;
+
+    /// <summary>The row path takes at most this many columns at a time (<see cref="RowTileChannels"/>): its scratch is
+    /// about (2·blocks + 9) doubles per column, 9 MB for a tile of 2^14 columns in 32 blocks.</summary>
+    public const int RowTileMaxColumns = 1 << 14;
 
     public ExecutionPath Path { get; init; }
 
@@ -54,6 +59,15 @@ internal readonly record struct SummationPlan
 
     /// <summary>⌈N / RowsPerBlock⌉ (at most 32).</summary>
     public long RowBlocks => CeilDiv(Batch, RowsPerBlock);
+
+    /// <summary>Channels per row tile: as many whole channels as fit <see cref="RowTileMaxColumns"/> columns (one when a
+    /// channel alone is wider), at most C. The row path runs a wider matrix tile by tile; a column's operations do not
+    /// depend on its tile, so the tiles change the scratch and the work split, never a result bit. All of C·S ≤ 2^14
+    /// is one tile.</summary>
+    public long RowTileChannels => Math.Min(Channels, Math.Max(1, RowTileMaxColumns / Spatial));
+
+    /// <summary>⌈C / RowTileChannels⌉.</summary>
+    public long RowTiles => CeilDiv(Channels, RowTileChannels);
 
     /// <summary>Plans a non-empty (N, C, S) input (N, C, S ≥ 1).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A dimension is below 1.</exception>
