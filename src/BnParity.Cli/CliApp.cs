@@ -176,7 +176,7 @@ public static class CliApp
             {
                 if (entry.Error is not null)
                 {
-                    output.WriteLine(OneLine($"ERROR {entry.Path}: {entry.Error}"));
+                    output.WriteLine(ResultLine("ERROR", entry.Path, entry.Error));
                     tally.Errors++;
                     continue;
                 }
@@ -195,7 +195,7 @@ public static class CliApp
         }
         catch (CaseFormatException error)
         {
-            output.WriteLine(OneLine($"ERROR {file}: {error.Message}"));
+            output.WriteLine(ResultLine("ERROR", file, error.Message));
             tally.Errors++;
             return;
         }
@@ -211,7 +211,7 @@ public static class CliApp
 #pragma warning restore CA1031
         {
             // A case that parses but cannot be run (e.g. grad_output shaped unlike the input).
-            output.WriteLine(OneLine($"ERROR {file}: cannot run the case: {error.GetType().Name}: {error.Message}"));
+            output.WriteLine(ResultLine("ERROR", file, $"cannot run the case: {error.GetType().Name}: {error.Message}"));
             tally.Errors++;
             return;
         }
@@ -219,12 +219,12 @@ public static class CliApp
         string label = Label(batchNormCase.Name, file);
         if (report.Passed)
         {
-            output.WriteLine(OneLine("PASS " + label));
+            output.WriteLine(ResultLine("PASS", label, null));
             tally.Passed++;
         }
         else
         {
-            output.WriteLine(OneLine($"FAIL {label}: {report.FirstFailure}"));
+            output.WriteLine(ResultLine("FAIL", label, report.FirstFailure));
             if (verbose)
             {
                 output.Write(Indent(report.Format()));
@@ -234,20 +234,24 @@ public static class CliApp
         }
     }
 
-    /// <summary>The most characters of one result line: a message quoting a damaged file stays readable.</summary>
-    public const int MaxLineLength = 1000;
+    /// <summary>The most characters of a result line's reason: a message quoting a damaged file stays readable.</summary>
+    public const int MaxReasonLength = 1000;
 
     /// <summary>
-    /// One result line, whatever the file put into it: control characters and Unicode line breaks (a case name, a
-    /// parser message quoting raw bytes) are shown as <c>\uXXXX</c>, so every PASS / FAIL / ERROR is exactly one line
-    /// for the scripts that read them, and the line is cut at <see cref="MaxLineLength"/> characters.
+    /// One result line, <c>KIND subject[: reason]</c>, whatever the file put into it: control characters and Unicode
+    /// line breaks (a case name, a parser message quoting raw bytes) are shown as <c>\uXXXX</c>, so every PASS / FAIL /
+    /// ERROR is exactly one line for the scripts that read them. The subject (a file or case name) is kept whole; the
+    /// reason is cut at <see cref="MaxReasonLength"/> characters.
     /// </summary>
-    public static string OneLine(string text)
+    public static string ResultLine(string kind, string subject, string? reason) =>
+        kind + " " + OneLine(subject, int.MaxValue) + (reason is null ? "" : ": " + OneLine(reason, MaxReasonLength));
+
+    private static string OneLine(string text, int maxLength)
     {
-        var line = new System.Text.StringBuilder(Math.Min(text.Length, MaxLineLength));
+        var line = new System.Text.StringBuilder(Math.Min(text.Length, 4096));
         foreach (char c in text)
         {
-            if (line.Length >= MaxLineLength)
+            if (line.Length >= maxLength)
             {
                 line.Append('…');
                 break;
