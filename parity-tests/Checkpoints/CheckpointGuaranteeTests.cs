@@ -321,14 +321,6 @@ public sealed class CheckpointGuaranteeTests : IDisposable
         Assert.Throws<InvalidDataException>(() => Safetensors.Parse(bytes.AsSpan(0, bytes.Length - 3), out _));
     }
 
-    /// <summary>A stream that cannot seek and has no length (a pipe, a socket).</summary>
-    private sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes, writable: false)
-    {
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin loc) => throw new NotSupportedException();
-    }
-
     [Fact]
     public void Metadata_must_be_an_object_of_strings_named_once()
     {

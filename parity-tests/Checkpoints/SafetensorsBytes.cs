@@ -67,3 +67,13 @@ internal static class SafetensorsBytes
         RawTensor.Count(prefix + "num_batches_tracked", 12),
     ];
 }
+
+/// <summary>A stream that cannot seek and has no length (a pipe, a socket).</summary>
+internal sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes, writable: false)
+{
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin loc) => throw new NotSupportedException();
+}

@@ -150,14 +150,6 @@ public sealed class SafetensorsEdgeTests : IDisposable
         Assert.Equal(BitConverter.GetBytes(floats[^1]), bytes.AsSpan((int)dataStart + ((length - 1) * 4), 4).ToArray());
     }
 
-    /// <summary>A stream that cannot seek and has no length (a pipe, a socket).</summary>
-    private sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes, writable: false)
-    {
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin loc) => throw new NotSupportedException();
-    }
-
     [Fact]
     public void A_stream_that_cannot_seek_reads_every_selected_tensor_in_file_order_and_reports_cuts_as_invalid_data()
     {
