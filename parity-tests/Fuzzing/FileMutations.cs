@@ -87,6 +87,21 @@ public abstract partial record FileMutation
         return result;
     }
 
+    /// <summary>Replaces group <paramref name="group"/> of match number <paramref name="which"/> (modulo the count) of
+    /// <paramref name="pattern"/> in the JSON text; a text without matches is returned unchanged.</summary>
+    protected static byte[] ReplaceMatch(byte[] file, int jsonStart, int jsonEnd, Regex pattern, int which, int group, Func<string, string> replacement)
+    {
+        string json = JsonOf(file, jsonStart, jsonEnd);
+        var matches = pattern.Matches(json);
+        if (matches.Count == 0)
+        {
+            return file;
+        }
+
+        var target = matches[which % matches.Count].Groups[group];
+        return ReplaceJson(file, jsonStart, jsonEnd, json[..target.Index] + replacement(target.Value) + json[(target.Index + target.Length)..]);
+    }
+
     protected static string JsonOf(byte[] file, int jsonStart, int jsonEnd) => Encoding.UTF8.GetString(file, jsonStart, jsonEnd - jsonStart);
 
     public sealed record BitFlips((int Position, int Bit)[] Flips) : FileMutation
@@ -145,17 +160,7 @@ public abstract partial record FileMutation
     public sealed partial record ExtremeNumber(int Which, string Number) : FileMutation
     {
         public override byte[] Apply(byte[] file, int jsonStart, int jsonEnd)
-        {
-            string json = JsonOf(file, jsonStart, jsonEnd);
-            var numbers = NumberPattern().Matches(json);
-            if (numbers.Count == 0)
-            {
-                return file;
-            }
-
-            var match = numbers[Which % numbers.Count];
-            return ReplaceJson(file, jsonStart, jsonEnd, json[..match.Index] + Number + json[(match.Index + match.Length)..]);
-        }
+            => ReplaceMatch(file, jsonStart, jsonEnd, NumberPattern(), Which, 0, _ => Number);
 
         public override string ToString() => $"number #{Which} (mod count) := {Number}";
 
@@ -166,18 +171,8 @@ public abstract partial record FileMutation
     public sealed partial record RepeatedMember(int Which) : FileMutation
     {
         public override byte[] Apply(byte[] file, int jsonStart, int jsonEnd)
-        {
-            string json = JsonOf(file, jsonStart, jsonEnd);
-            var members = MemberPattern().Matches(json);
-            if (members.Count == 0)
-            {
-                return file;
-            }
-
             // Repeat a "key": scalar-or-short-value member right after itself.
-            var match = members[Which % members.Count];
-            return ReplaceJson(file, jsonStart, jsonEnd, json[..(match.Index + match.Length)] + "," + match.Value + json[(match.Index + match.Length)..]);
-        }
+            => ReplaceMatch(file, jsonStart, jsonEnd, MemberPattern(), Which, 0, member => member + "," + member);
 
         public override string ToString() => $"member #{Which} (mod count) repeated";
 
@@ -188,17 +183,7 @@ public abstract partial record FileMutation
     public sealed partial record OtherKind(int Which, string Value) : FileMutation
     {
         public override byte[] Apply(byte[] file, int jsonStart, int jsonEnd)
-        {
-            string json = JsonOf(file, jsonStart, jsonEnd);
-            var values = ValuePattern().Matches(json);
-            if (values.Count == 0)
-            {
-                return file;
-            }
-
-            var match = values[Which % values.Count].Groups[1];
-            return ReplaceJson(file, jsonStart, jsonEnd, json[..match.Index] + Value + json[(match.Index + match.Length)..]);
-        }
+            => ReplaceMatch(file, jsonStart, jsonEnd, ValuePattern(), Which, 1, _ => Value);
 
         public override string ToString() => $"value #{Which} (mod count) := {Value}";
 
