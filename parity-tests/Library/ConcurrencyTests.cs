@@ -57,7 +57,8 @@ public sealed class ConcurrencyTests
                     errors.Enqueue($"caller {t} call {k}: {e.GetType().Name}: {e.Message}");
                 }
             }
-        })).ToList();
+        })
+        { IsBackground = true }).ToList();
         workers.ForEach(w => w.Start());
         foreach (var w in workers)
         {
@@ -79,13 +80,8 @@ public sealed class ConcurrencyTests
         execution.ApplyTo(expected);
         var expectedY = expected.Forward(x);
 
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        BlockFirstWorkItem(module, entered, release);
         DenseTensor<double>? y = null;
-        var trainer = new Thread(() => y = module.Forward(x));
-        trainer.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), $"{execution}: the training forward never started its work");
+        using var trainer = BlockedCall.Start(module, () => y = module.Forward(x), $"{execution}: the training forward");
 
         string owner = "BatchNorm1d<Double>(4)";
         AssertOverlap(() => module.Forward(x), owner, "training Forward");
@@ -96,8 +92,7 @@ public sealed class ConcurrencyTests
         AssertOverlap(() => module.StateDict(), owner, "StateDict (reads buffers being written)");
         AssertOverlap(() => module.LoadStateDict(expected.StateDict()), owner, "LoadStateDict");
 
-        release.Set();
-        Assert.True(trainer.Join(TimeSpan.FromMinutes(1)), $"{execution}: the training forward hung after the overlaps");
+        trainer.Finish();
         BitEqual(expectedY.Data, y!.Data, $"{execution}: output of the training forward that others overlapped");
         Assert.Equal(Snapshot(expected), Snapshot(module));
         Assert.Equal(1, module.NumBatchesTracked);
@@ -126,19 +121,13 @@ public sealed class ConcurrencyTests
         execution.ApplyTo(expected);
         var expectedY = expected.Forward(x);
 
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        BlockFirstWorkItem(module, entered, release);
         DenseTensor<float>? y = null;
-        var trainer = new Thread(() => y = module.Forward(x));
-        trainer.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), $"{where}: never started its work");
+        using var trainer = BlockedCall.Start(module, () => y = module.Forward(x), where);
 
         var second = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
         Assert.Contains("another thread", second.Message, StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => module.StateDict());
-        release.Set();
-        Assert.True(trainer.Join(TimeSpan.FromMinutes(1)), $"{where}: hung after the overlap");
+        trainer.Finish();
         BitEqual(expectedY.Data, y!.Data, $"{where}: output");
         Assert.True(Snapshot(expected) == Snapshot(module), $"{where}: running statistics after one step overlapped by a refused second one");
         Assert.Equal(1, module.NumBatchesTracked);
@@ -152,34 +141,16 @@ public sealed class ConcurrencyTests
         module.SaveForBackward = false;
         var x = RandomTensor<float>(4, [2, 2, 5, 5]);
         var reference = new BatchNorm2d<float>(2).Eval().Forward(x);
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var blockedThread = new int[1];
-        Thread? evalThread = null;
-        module.ExecutionOptions = module.ExecutionOptions with
-        {
-            WorkItemHook = () =>
-            {
-                if (Thread.CurrentThread == evalThread && Interlocked.Exchange(ref blockedThread[0], 1) == 0)
-                {
-                    entered.Set();
-                    release.Wait(TimeSpan.FromMinutes(1));
-                }
-            },
-        };
-        module.MaxDegreeOfParallelism = 1;
+        module.MaxDegreeOfParallelism = 1; // the blocked eval forward's work items run on its own thread
         DenseTensor<float>? y = null;
-        evalThread = new Thread(() => y = module.Forward(x));
-        evalThread.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)));
+        using var evalCall = BlockedCall.Start(module, () => y = module.Forward(x), "an eval forward (path=Default threads=1)", onlyItsOwnThread: true);
 
         BitEqual(reference.Data, module.Forward(x).Data, "an overlapping eval forward (path=Default threads=1)");
         Assert.Equal(5, module.StateDict().Count);
         Assert.Throws<InvalidOperationException>(() => module.Training = true);
         Assert.Throws<InvalidOperationException>(() => module.SaveForBackward = true);
 
-        release.Set();
-        Assert.True(evalThread.Join(TimeSpan.FromMinutes(1)));
+        evalCall.Finish();
         BitEqual(reference.Data, y!.Data, "the blocked eval forward (path=Default threads=1)");
         module.Training = true;
         module.Forward(x);
@@ -192,20 +163,14 @@ public sealed class ConcurrencyTests
         var module = new BatchNorm1d<float>(3);
         var x = RandomTensor<float>(1, [16, 3, 40]);
         module.Forward(x);
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        BlockFirstWorkItem(module, entered, release);
         module.Eval();
         module.SaveForBackward = false; // the saved context of the training forward stays; eval forwards now share
-        var backward = new Thread(() => module.Backward(x));
-        backward.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "Backward never started its work (path=Default threads=default)");
+        using var backward = BlockedCall.Start(module, () => module.Backward(x), "Backward (path=Default threads=default)");
         var e = Assert.Throws<InvalidOperationException>(() => module.Forward(x));
         Assert.Contains("BatchNorm1d<Single>(3)", e.Message, StringComparison.Ordinal);
         Assert.Contains("Only eval-mode Forward calls with SaveForBackward = false may run concurrently", e.Message, StringComparison.Ordinal);
         Assert.Contains("Use one module per thread", e.Message, StringComparison.Ordinal);
-        release.Set();
-        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
+        backward.Finish();
     }
 
     [Fact]
@@ -214,15 +179,9 @@ public sealed class ConcurrencyTests
         var module = new BatchNorm1d<float>(3);
         module.Eval(); // SaveForBackward stays true: this forward writes the saved context
         var x = RandomTensor<float>(2, [16, 3, 40]);
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        BlockFirstWorkItem(module, entered, release);
-        var saving = new Thread(() => module.Forward(x));
-        saving.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "the saving eval forward never started its work (path=Default threads=default)");
+        using var saving = BlockedCall.Start(module, () => module.Forward(x), "the saving eval forward (path=Default threads=default)");
         Assert.Throws<InvalidOperationException>(() => module.Forward(x));
-        release.Set();
-        Assert.True(saving.Join(TimeSpan.FromMinutes(1)));
+        saving.Finish();
         module.Backward(x); // its context was saved
     }
 
@@ -232,36 +191,89 @@ public sealed class ConcurrencyTests
         var module = new BatchNorm1d<float>(3);
         var x = RandomTensor<float>(3, [16, 3, 40]);
         module.Forward(x);
-        using var entered = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        BlockFirstWorkItem(module, entered, release);
         module.Eval();
         module.SaveForBackward = false;
         var dx = new float[x.Length];
-        var backward = new Thread(() => module.Backward(x.Data, x.Shape, dx, new float[3], new float[3]));
-        backward.Start();
-        Assert.True(entered.Wait(TimeSpan.FromMinutes(1)), "the span Backward never started its work (path=Default threads=default)");
+        using var backward = BlockedCall.Start(module, () => module.Backward(x.Data, x.Shape, dx, new float[3], new float[3]), "the span Backward (path=Default threads=default)");
         Assert.Throws<InvalidOperationException>(() => module.Forward(x));
-        release.Set();
-        Assert.True(backward.Join(TimeSpan.FromMinutes(1)));
+        backward.Finish();
     }
 
-    /// <summary>Makes the module's first work item signal <paramref name="entered"/> and wait for
-    /// <paramref name="release"/>: the call that runs it stays inside the module while the test overlaps it.</summary>
-    private static void BlockFirstWorkItem<T>(BatchNorm<T> module, ManualResetEventSlim entered, ManualResetEventSlim release)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    /// <summary>
+    /// A call held inside the module while the test overlaps it: it runs on a background thread, and its first work
+    /// item (or, with <c>onlyItsOwnThread</c>, the first one on that thread) waits until <see cref="Finish"/> or
+    /// <see cref="Dispose"/>. Disposing releases it, so an assertion that fails halfway never leaves a thread blocked in
+    /// the module (such a thread kept the test host alive for a minute, and mutation runs counted the failure as a
+    /// timeout); an exception the call throws is reported by <see cref="Finish"/> with <c>where</c>.
+    /// </summary>
+    private sealed class BlockedCall : IDisposable
     {
-        int blocked = 0;
-        module.ExecutionOptions = module.ExecutionOptions with
+        /// <summary>How long a step may take before the test fails: work items start within milliseconds, so only a
+        /// broken module (a call that never reaches its work, or never returns) waits this long.</summary>
+        private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+
+        private readonly ManualResetEventSlim _entered = new();
+        private readonly ManualResetEventSlim _release = new();
+        private readonly string _where;
+        private Thread? _thread;
+        private Exception? _error;
+
+        private BlockedCall(string where) => _where = where;
+
+        public static BlockedCall Start<T>(BatchNorm<T> module, Action call, string where, bool onlyItsOwnThread = false)
+            where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
         {
-            WorkItemHook = () =>
+            var blocked = new BlockedCall(where);
+            int taken = 0;
+            module.ExecutionOptions = module.ExecutionOptions with
             {
-                if (Interlocked.Exchange(ref blocked, 1) == 0)
+                WorkItemHook = () =>
                 {
-                    entered.Set();
-                    release.Wait(TimeSpan.FromMinutes(1));
+                    if ((!onlyItsOwnThread || Thread.CurrentThread == blocked._thread) && Interlocked.Exchange(ref taken, 1) == 0)
+                    {
+                        blocked._entered.Set();
+                        blocked._release.Wait(Patience);
+                    }
+                },
+            };
+            blocked._thread = new Thread(() =>
+            {
+                try
+                {
+                    call();
                 }
-            },
-        };
+                catch (Exception e)
+                {
+                    blocked._error = e;
+                }
+            })
+            { IsBackground = true };
+            blocked._thread.Start();
+            if (!blocked._entered.Wait(Patience))
+            {
+                blocked.Dispose();
+                Assert.Fail($"{where}: never started its work{(blocked._error is { } e ? $" ({e.GetType().Name}: {e.Message})" : "")}");
+            }
+
+            return blocked;
+        }
+
+        /// <summary>Lets the call finish and asserts that it returned without an exception.</summary>
+        public void Finish()
+        {
+            _release.Set();
+            Assert.True(_thread!.Join(Patience), $"{_where}: hung after the overlap");
+            Assert.True(_error is null, $"{_where}: threw {_error?.GetType().Name}: {_error?.Message}");
+        }
+
+        public void Dispose()
+        {
+            _release.Set();
+            if (_thread!.Join(Patience))
+            {
+                _entered.Dispose();
+                _release.Dispose();
+            }
+        }
     }
 }
