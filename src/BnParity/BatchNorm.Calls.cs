@@ -4,7 +4,7 @@ namespace BnParity;
 
 /// <content>
 /// The orchestration of a call, behind the public surface: entering the concurrency guard, renting the per-call
-/// <see cref="Execution"/>, running it over pinned buffers, and committing its results (saved backward context,
+/// <see cref="NormalizationEngine{T}"/>, running it over pinned buffers, and committing its results (saved backward context,
 /// running statistics) only after it succeeded.
 /// </content>
 public abstract unsafe partial class BatchNorm<T>
@@ -45,9 +45,9 @@ public abstract unsafe partial class BatchNorm<T>
     private static (int N, int S) EngineRuns(ReadOnlySpan<int> shape, MemoryLayout layout) =>
         layout == MemoryLayout.ChannelsLast ? (shape[0] * SpatialCount(shape), 1) : (shape[0], SpatialCount(shape));
 
-    private Execution RentExecution() => Interlocked.Exchange(ref _idleExecution, null) ?? new Execution(this);
+    private NormalizationEngine<T> RentEngine() => Interlocked.Exchange(ref _idleEngine, null) ?? new NormalizationEngine<T>(NumFeatures);
 
-    private void ReturnExecution(Execution execution) => Volatile.Write(ref _idleExecution, execution);
+    private void ReturnEngine(NormalizationEngine<T> engine) => Volatile.Write(ref _idleEngine, engine);
 
     /// <summary>Runs a validated forward and commits its results.</summary>
     /// <param name="input">The input values.</param>
@@ -59,7 +59,7 @@ public abstract unsafe partial class BatchNorm<T>
     private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray, MemoryLayout layout = MemoryLayout.ChannelsFirst)
     {
         // Everything is validated. Allocation (the only thing that can fail before the run) happens first; the run
-        // writes only the destination and the call's own Execution (and the staging copy of the input); the module's
+        // writes only the destination and the call's own engine (and the staging copy of the input); the module's
         // saved context and running statistics are written after the run succeeded, so a failure anywhere leaves the
         // module as it was.
         int length = input.Length;
@@ -79,13 +79,14 @@ public abstract unsafe partial class BatchNorm<T>
         long count = (long)n * s;
         bool batch = UsesBatchStats;
         bool updateRunning = _training && TrackRunningStats;
-        Execution ex = RentExecution();
+        NormalizationEngine<T> ex = RentEngine();
         try
         {
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
             for (int ch = 0; ch < c; ch++)
             {
                 ex.Weight[ch] = _weight is null ? 1.0 : Widening<T>.ToDouble(_weight[ch]);
+                ex.Bias[ch] = _bias is null ? 0.0 : Widening<T>.ToDouble(_bias[ch]);
             }
 
             if (!batch)
@@ -93,7 +94,7 @@ public abstract unsafe partial class BatchNorm<T>
                 for (int ch = 0; ch < c; ch++)
                 {
                     ex.Mean[ch] = Widening<T>.ToDouble(_runningMean![ch]);
-                    ex.Invstd[ch] = Execution.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![ch]), _eps);
+                    ex.Invstd[ch] = NormalizationEngine<T>.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![ch]), _eps);
                 }
             }
             else if (count == 0)
@@ -139,7 +140,7 @@ public abstract unsafe partial class BatchNorm<T>
         }
         finally
         {
-            ReturnExecution(ex);
+            ReturnEngine(ex);
         }
     }
 
@@ -159,8 +160,8 @@ public abstract unsafe partial class BatchNorm<T>
         {
             double rm = Widening<T>.ToDouble(_runningMean![ch]);
             double rv = Widening<T>.ToDouble(_runningVar![ch]);
-            _runningMean[ch] = Widening<T>.FromDouble(Execution.RunningBlend(f, mean[ch], rm));
-            _runningVar[ch] = Widening<T>.FromDouble(Execution.RunningBlend(f, Execution.UnbiasedVariance(varSum[ch], count), rv));
+            _runningMean[ch] = Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, mean[ch], rm));
+            _runningVar[ch] = Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, NormalizationEngine<T>.UnbiasedVariance(varSum[ch], count), rv));
         }
     }
 
@@ -169,7 +170,7 @@ public abstract unsafe partial class BatchNorm<T>
         int[] shape = _savedShape!;
         int length = gradOutput.Length;
         int c = NumFeatures;
-        Execution ex = RentExecution();
+        NormalizationEngine<T> ex = RentEngine();
         try
         {
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
@@ -200,7 +201,7 @@ public abstract unsafe partial class BatchNorm<T>
         }
         finally
         {
-            ReturnExecution(ex);
+            ReturnEngine(ex);
         }
     }
 }

@@ -2,7 +2,7 @@ namespace BnParity;
 
 /// <summary>
 /// The module's concurrency contract, enforced. A call either shares the module (an eval-mode forward that saves
-/// nothing for backward: it reads weights and buffers, and runs on its own <c>Execution</c>) or needs it exclusively
+/// nothing for backward: it reads weights and buffers, and runs on its own <c>NormalizationEngine</c>) or needs it exclusively
 /// (anything that writes the module: a training forward, a forward that saves for backward, <c>Backward</c>, a
 /// setter, a reset, a state-dict load). State: 0 idle, n &gt; 0 shared calls in progress, −1 one exclusive call.
 /// A call that cannot enter throws instead of waiting: an overlap is a bug in the caller, and waiting would hide it

@@ -21,7 +21,7 @@ internal interface IChunkOperation
 /// fails, so an item that starts late either helps the current phase legitimately or finds nothing and returns. The
 /// caller never waits for an item that has not started: it claims any unclaimed chunk itself and waits only for
 /// chunks in progress, so a starved thread pool costs parallelism, never progress. Not reentrant: one phase at a time
-/// per scheduler (each per-call <c>Execution</c> owns one).
+/// per scheduler (each per-call <c>NormalizationEngine</c> owns one).
 /// </remarks>
 internal sealed class ForkJoinScheduler
 {

@@ -1,0 +1,197 @@
+namespace BnParity;
+
+/// <content>The channel path: threads take whole channels.</content>
+internal sealed unsafe partial class NormalizationEngine<T>
+{
+    /// <summary>Per-channel output coefficients of the sweep (<see cref="RunSweep"/>).</summary>
+    private readonly NormalizeCoefficients[] _chNormalize;
+
+    /// <summary>Runs every channel: on the caller, or with threads taking contiguous ranges of whole channels. A
+    /// forward with fixed statistics has no per-channel reduction, so it sweeps the input in memory order instead
+    /// (<see cref="RunSweep"/>).</summary>
+    private void RunChannels(int threads)
+    {
+        if (_call == CallKind.ForwardFixed)
+        {
+            RunSweep(threads);
+            return;
+        }
+
+        int workers = Math.Min(threads, _c);
+        _units = _c;
+        if (workers <= 1)
+        {
+            for (int ch = 0; ch < _c; ch++)
+            {
+                RunChannel(ch);
+            }
+
+            return;
+        }
+
+        RunPhase(workers);
+    }
+
+    /// <summary>All work for one channel: its data is N runs of S contiguous elements at (n·C + c)·S.</summary>
+    private void RunChannel(int ch)
+    {
+        WorkItemStarting();
+        int nBatch = _jobN;
+        int s = _jobS;
+        long stride = (long)_c * s;
+        long first = (long)ch * s;
+        long count = (long)nBatch * s;
+        int group = _runsPerGroup;
+        T* x = (T*)_pX;
+        switch (_call)
+        {
+            case CallKind.ForwardBatch:
+            {
+                T* y = (T*)_pOut;
+                T* save = (T*)_pSave;
+                double shift = ChannelShift(ch);
+                double sum = 0, shiftedSquares = 0;
+                for (long g0 = 0; g0 < nBatch; g0 += group)
+                {
+                    int runs = (int)Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
+                    if (save != null)
+                    {
+                        for (int r = 0; r < runs; r++)
+                        {
+                            SaveRun(x, save, o + (r * stride), s);
+                        }
+                    }
+
+                    for (long b = 0; b < s; b += Block)
+                    {
+                        BlockSumSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                        sum += bs;
+                        shiftedSquares += bq;
+                    }
+                }
+
+                double mean = TrustedMean(ch, shift + (sum / count));
+                if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
+                {
+                    double sum2 = 0, squares2 = 0;
+                    for (long g0 = 0; g0 < nBatch; g0 += group)
+                    {
+                        int runs = (int)Math.Min(group, nBatch - g0);
+                        long o = first + (g0 * stride);
+                        for (long b = 0; b < s; b += Block)
+                        {
+                            BlockSecondPass(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double bs, out double bq);
+                            sum2 += bs;
+                            squares2 += bq;
+                        }
+                    }
+
+                    (mean, varSum) = FinishSecondPass(sum2, squares2, mean, count);
+                }
+
+                varSum = HeldVarSum(TrustedVarSum(ch, mean, varSum, count));
+                double invstd = InvstdOf(varSum / count, _eps);
+                double scale = invstd * Weight[ch];
+                double bias = Bias[ch];
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    RunNormalize(x + o, y + o, s, mean, scale, bias, _streamOutput);
+                }
+
+                Mean[ch] = mean;
+                Invstd[ch] = invstd;
+                VarSum[ch] = varSum;
+                break;
+            }
+
+            case CallKind.BackwardBatch:
+            case CallKind.BackwardFixed:
+            {
+                T* dy = (T*)_pDy;
+                T* dx = (T*)_pOut;
+                double mean = Mean[ch];
+                double invstd = Invstd[ch];
+                double scale = invstd * Weight[ch];
+                double sumDy = 0, dot = 0;
+                for (long g0 = 0; g0 < nBatch; g0 += group)
+                {
+                    int runs = (int)Math.Min(group, nBatch - g0);
+                    long o = first + (g0 * stride);
+                    for (long b = 0; b < s; b += Block)
+                    {
+                        BlockSumDot(x + o + b, dy + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double sd, out double dd);
+                        sumDy += sd;
+                        dot += dd;
+                    }
+                }
+
+                var terms = ChannelBackward.From(FinishDot(dot, sumDy, mean), sumDy, invstd, count);
+                if (_call == CallKind.BackwardBatch)
+                {
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, _streamOutput);
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        Kernels<T>.Scale(dy + o, dx + o, s, scale);
+                    }
+                }
+
+                GradWeight[ch] = terms.GradWeight;
+                GradBias[ch] = terms.GradBias;
+                break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Eval forward (fixed statistics) in memory order: the N·C runs of S elements are taken in the order they lie
+    /// in memory, threads taking contiguous ranges of runs. Every output depends only on its own input and its
+    /// channel's coefficients, so the result is the per-channel result bit for bit; one forward stream is what the
+    /// hardware prefetchers follow best (a channel-major sweep jumps C·S elements after every run of S).
+    /// </summary>
+    private void RunSweep(int threads)
+    {
+        for (int ch = 0; ch < _c; ch++)
+        {
+            _chNormalize[ch] = NormalizeCoefficients.Of(Mean[ch], Invstd[ch] * Weight[ch], Bias[ch]);
+        }
+
+        _units = (long)_jobN * _c;
+        _phase = Phase.Sweep;
+        RunPhase((int)Math.Min(threads, _units));
+    }
+
+    /// <summary>Runs [<paramref name="first"/>, <paramref name="end"/>) of the sweep (run r is channel r mod C).</summary>
+    private void RunSweepRuns(long first, long end)
+    {
+        int s = _jobS;
+        T* x = (T*)_pX;
+        T* y = (T*)_pOut;
+        T* save = (T*)_pSave;
+        int ch = (int)(first % _c);
+        for (long r = first; r < end; r++)
+        {
+            WorkItemStarting();
+            long o = r * s;
+            if (save != null)
+            {
+                SaveRun(x, save, o, s);
+            }
+
+            _chNormalize[ch].Apply(x + o, y + o, s, _streamOutput);
+            if (++ch == _c)
+            {
+                ch = 0;
+            }
+        }
+    }
+}

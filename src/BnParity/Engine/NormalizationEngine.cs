@@ -1,0 +1,289 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <summary>
+/// The one normalisation engine: normalises the <b>reduction sets</b> of a tensor, forward and backward, on the
+/// channel, split or row path, and knows nothing of which layer asked. A set here is what the paths call a
+/// "channel": the <c>N</c> runs of <c>S</c> contiguous elements at <c>(n·C + c)·S</c> of an (N, C, S) view, whose
+/// statistics (mean, invstd) and affine coefficients (weight, bias: one per set, filled in by the caller) are shared.
+/// A layer describes its sets by the view it passes: BatchNorm's channels-first input is (N, C, spatial) and its
+/// channels-last input the (N·spatial, C, 1) matrix it is in memory.
+/// </summary>
+/// <remarks>
+/// <para>Everything one call writes while it runs lives here: per-set statistics, the job description the workers
+/// read, the path scratch and the fork/join state. A layer keeps one idle instance (so a call allocates nothing); a
+/// concurrent shared call (eval forward) rents a second one, so no two calls ever write the same memory. The layer
+/// copies the results it keeps (saved context, running statistics) only after the call succeeded, which is what makes
+/// a failure inside a worker atomic.</para>
+/// <para>
+/// Raw pointers: <see cref="_pX"/>, <see cref="_pOut"/>, <see cref="_pDy"/> and <see cref="_pSave"/> point into
+/// buffers the calling thread has pinned with <c>fixed</c> for the whole of <see cref="RunForward"/> /
+/// <see cref="RunBackward"/>; workers only dereference them between the fork and the join of a phase, which both
+/// happen inside that pinned region, and the pointers are cleared before the call returns.</para>
+/// </remarks>
+/// <typeparam name="T">float or double.</typeparam>
+internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>C, the number of reduction sets.</summary>
+    private readonly int _c;
+
+    /// <summary>Per-channel mean of the call: the batch mean (written by the statistics phase) or, with running
+    /// statistics, running_mean (written by the module before the run).</summary>
+    public readonly double[] Mean;
+
+    /// <summary>Per-channel 1/sqrt(var + eps), like <see cref="Mean"/>.</summary>
+    public readonly double[] Invstd;
+
+    /// <summary>Per-set weight as double (1 when not affine), set by the layer before the run.</summary>
+    public readonly double[] Weight;
+
+    /// <summary>Per-set bias as double (0 when not affine), set by the layer before a forward.</summary>
+    public readonly double[] Bias;
+
+    /// <summary>Per-channel Σ(x − mean)² of the batch (training forward).</summary>
+    public readonly double[] VarSum;
+
+    /// <summary>Per-channel dL/dweight and dL/dbias in double (backward).</summary>
+    public readonly double[] GradWeight;
+
+    /// <summary>Per-channel dL/dbias in double (backward).</summary>
+    public readonly double[] GradBias;
+
+    private readonly ForkJoinScheduler _scheduler;
+
+    // Settings snapshot of the call.
+    private double _eps;
+    private int _maxThreads;
+    private ExecutionOptions _options = ExecutionOptions.Default;
+
+    // The job the workers execute (set before dispatch).
+    private CallKind _call;
+    private Phase _phase;
+    private nint _pX;
+    /// <summary>The tensor the call writes: y in a forward, dx in a backward.</summary>
+    private nint _pOut;
+    private nint _pDy;
+    private nint _pSave;
+    private int _jobN;
+    private int _jobS;
+    /// <summary>Whether the float output (y or dx) is written with non-temporal stores: from
+    /// <see cref="ExecutionOptions.StreamingMinBytes"/> on, where the output cannot stay cached for its consumer
+    /// anyway, and ordinary stores would first read each output line from memory and evict the input still to be
+    /// read.</summary>
+    private bool _streamOutput;
+
+    /// <summary>Bytes the constructor allocates per set: the eleven double arrays (<see cref="Mean"/> …
+    /// <see cref="_chGradMean"/>), the output coefficients and the refine flags (counted in
+    /// <see cref="BatchNorm{T}.BytesPerChannel"/>).</summary>
+    internal static int BytesPerSet => (11 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
+
+    /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
+    private const int Block = SummationPlan.Block;
+
+    /// <param name="sets">C, the number of reduction sets every call of this instance runs over.</param>
+    public NormalizationEngine(int sets)
+    {
+        _c = sets;
+        Mean = new double[_c];
+        Invstd = new double[_c];
+        Weight = new double[_c];
+        Bias = new double[_c];
+        VarSum = new double[_c];
+        GradWeight = new double[_c];
+        GradBias = new double[_c];
+        _chScale = new double[_c];
+        _chShift = new double[_c];
+        _chK = new double[_c];
+        _chGradMean = new double[_c];
+        _chNormalize = new NormalizeCoefficients[_c];
+        _refine = new bool[_c];
+        _scheduler = new ForkJoinScheduler(this);
+    }
+
+    /// <summary>What the caller asked for: set once per call, read by the paths to choose their phases.</summary>
+    private enum CallKind
+    {
+        ForwardBatch,
+        ForwardFixed,
+        BackwardBatch,
+        BackwardFixed,
+    }
+
+    /// <summary>What the workers run now: one phase of a path, dispatched by <see cref="IChunkOperation.RunChunk"/> with an explicit
+    /// switch (the member order carries no meaning). <see cref="Phase.Channel"/> is the channel path's one phase (<see cref="Phase.Sweep"/> its eval forward),
+    /// which does the whole call per channel.</summary>
+    private enum Phase
+    {
+        Channel,
+        Sweep,
+        SplitSum,
+        SplitSquares,
+        SplitNormalize,
+        SplitSumDot,
+        SplitBackward,
+        RowSum,
+        RowSquares,
+        RowShiftedSquares,
+        RowNormalize,
+        RowNormalizeFloat,
+        RowSumDot,
+        RowSumDotFloat,
+        RowBackward,
+        RowBackwardFloat,
+    }
+
+    /// <summary>Snapshots the module's settings for this call. The thread budget is the module's
+    /// MaxDegreeOfParallelism clamped to <see cref="ExecutionOptions.MaxWorkers"/> (the processors); each path then
+    /// uses at most one worker per unit of work.</summary>
+    public void Begin(double eps, int maxThreads, ExecutionOptions options)
+    {
+        _eps = eps;
+        _maxThreads = Math.Clamp(maxThreads, 1, Math.Max(1, options.MaxWorkers));
+        _options = options;
+    }
+
+    /// <summary>Forward over a non-empty (N, C, S) input. With <paramref name="batch"/> the statistics phase fills
+    /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="VarSum"/>; otherwise they are inputs.
+    /// <paramref name="save"/> (may be null) receives a copy of the input.</summary>
+    public void RunForward(T* x, T* y, T* save, int n, int s, bool batch)
+    {
+        _call = batch ? CallKind.ForwardBatch : CallKind.ForwardFixed;
+        _phase = Phase.Channel;
+        _pX = (nint)x;
+        _pOut = (nint)y;
+        _pSave = (nint)save;
+        _jobN = n;
+        _jobS = s;
+        _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
+        if (batch && IsFloat)
+        {
+            PrepareShiftSamples(); // the float statistics' shift (ChannelShift); double needs none
+        }
+
+        try
+        {
+            Dispatch();
+        }
+        finally
+        {
+            _pX = _pOut = _pSave = 0;
+        }
+    }
+
+    /// <summary>Backward over a non-empty input: fills <see cref="GradWeight"/>, <see cref="GradBias"/> and dx.
+    /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="Weight"/> hold the saved forward context.</summary>
+    public void RunBackward(T* x, T* dy, T* dx, int n, int s, bool batch)
+    {
+        _call = batch ? CallKind.BackwardBatch : CallKind.BackwardFixed;
+        _phase = Phase.Channel;
+        _pX = (nint)x;
+        _pDy = (nint)dy;
+        _pOut = (nint)dx;
+        _jobN = n;
+        _jobS = s;
+        _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
+        try
+        {
+            Dispatch();
+        }
+        finally
+        {
+            _pX = _pOut = _pDy = 0;
+        }
+    }
+
+    private void Dispatch()
+    {
+        var plan = SummationPlan.Create(_jobN, _c, _jobS, _maxThreads, _options);
+
+        // Every geometry value fits an int for any input a span can hold (N, S ≤ int.MaxValue); the loops that
+        // step through them use 64-bit counters so that they cannot wrap near int.MaxValue.
+        _blocksPerRun = checked((int)plan.BlocksPerRun);
+        _runsPerGroup = checked((int)plan.RunsPerGroup);
+        _groups = checked((int)plan.Groups);
+        _rowsPerBlock = checked((int)plan.RowsPerBlock);
+        _rowBlocks = checked((int)plan.RowBlocks);
+        _rowTileChannels = checked((int)plan.RowTileChannels);
+        switch (plan.Path)
+        {
+            case ExecutionPath.Row:
+                RunRows(plan.Threads);
+                break;
+            case ExecutionPath.Split:
+                RunSplit(plan.Threads);
+                break;
+            default:
+                RunChannels(plan.Threads);
+                break;
+        }
+    }
+
+    private void WorkItemStarting() => _options.WorkItemHook?.Invoke();
+
+    // ------------------------------------------------------------------ Scheduler
+
+    /// <summary>Runs the current phase with <paramref name="workers"/> threads (on the caller when one). The
+    /// pointers the chunks dereference stay pinned: <see cref="ForkJoinScheduler.Run"/> returns only after every
+    /// chunk finished, and it is called inside <see cref="RunForward"/>'s / <see cref="RunBackward"/>'s pinned
+    /// region.</summary>
+    /// <remarks>One chunk per worker, so that a worker tends to take the same units in every phase of a call: a row
+    /// block or a channel stays in the L2 of the core that read it in the previous phase (measured with 4 chunks per
+    /// worker, which balance late starts better, the 2-thread row path on 256×256 took 2.4× longer).</remarks>
+    private void RunPhase(int workers) => _scheduler.Run(workers);
+
+    /// <summary>Chunk <paramref name="chunk"/> of <paramref name="chunks"/>: a contiguous range of the phase's units.</summary>
+    void IChunkOperation.RunChunk(int chunk, int chunks)
+    {
+        switch (_phase)
+        {
+            case Phase.RowSum:
+            case Phase.RowSquares:
+            case Phase.RowShiftedSquares:
+            case Phase.RowNormalize:
+            case Phase.RowNormalizeFloat:
+            case Phase.RowSumDot:
+            case Phase.RowSumDotFloat:
+            case Phase.RowBackward:
+            case Phase.RowBackwardFloat:
+            {
+                // A phase that reads the data the previous phase just reduced takes the chunk's blocks in reverse,
+                // so it starts on the blocks still in this core's cache (the last ones the reduction touched); each
+                // block writes only its own partials and outputs, so the order changes no result.
+                long start = _units * chunk / chunks, end = _units * (chunk + 1) / chunks;
+                bool reverse = _phase is Phase.RowSquares or Phase.RowNormalize or Phase.RowNormalizeFloat or Phase.RowBackward or Phase.RowBackwardFloat;
+                for (long i = start; i < end; i++)
+                {
+                    RunRowBlock((int)(reverse ? end - 1 - (i - start) : i));
+                }
+
+                break;
+            }
+
+            case Phase.SplitSum:
+            case Phase.SplitSquares:
+            case Phase.SplitNormalize:
+            case Phase.SplitSumDot:
+            case Phase.SplitBackward:
+                for (long u = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; u < end; u++)
+                {
+                    RunUnit(u);
+                }
+
+                break;
+
+            case Phase.Sweep:
+                RunSweepRuns(_units * chunk / chunks, _units * (chunk + 1) / chunks);
+                break;
+
+            case Phase.Channel:
+                for (int ch = (int)((long)chunk * _c / chunks), end = (int)((long)(chunk + 1) * _c / chunks); ch < end; ch++)
+                {
+                    RunChannel(ch);
+                }
+
+                break;
+        }
+    }
+}
