@@ -152,15 +152,16 @@ public sealed class ComparerStructureTests
         Assert.InRange(passed.WorstBudgetRatio, double.Epsilon, 1.0);
 
         var output = trace.Steps[0].Output!;
-        int index = output.Data.Length - 1;
-        var (n, c, s) = output.Locate(index);
+        Assert.Equal([2, 3, 6, 6], output.Shape);
+        int index = output.Data.Length - 1; // the last element: n = 1, c = 2, s = 35 (written out, not taken from Locate)
         var one = Edit(trace, 0, o => o with { Output = output with { Data = Bumped(output.Data, index) } });
         var report = TraceComparer.CompareWithRecorded(recorded, one);
         string text = report.Format();
         Assert.StartsWith($"{Implementation} vs recorded PyTorch: FAIL", text, StringComparison.Ordinal);
         Assert.Contains($"case {recorded}", text, StringComparison.Ordinal);
         Assert.Contains("  1 number(s) outside budget; first 1:", text, StringComparison.Ordinal);
-        Assert.Contains($"    step 1 output[n={n}, c={c}, s={s}]: expected ", text, StringComparison.Ordinal);
+        Assert.Contains("    step 1 output[n=1, c=2, s=35]: expected ", text, StringComparison.Ordinal);
+        Assert.Equal((0, 1, 7), output.Locate(36 + 7)); // a middle element: n = 0, c = 1, s = 7
         Assert.Equal(report.Mismatches[0].ToString(), report.FirstFailure);
         Assert.Equal(index, report.Mismatches[0].Index);
         Assert.Equal(1.0, report.Mismatches[0].AbsoluteError, 6);
