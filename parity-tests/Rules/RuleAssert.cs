@@ -63,7 +63,7 @@ internal static class RuleAssert
     }
 
     /// <summary>Sets weight and bias to seeded non-trivial values (weight in ±[0.5, 1.5]).</summary>
-    public static void RandomAffine<T>(BatchNorm<T> module, int seed) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void RandomAffine<T>(NormBase<T> module, int seed) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
         for (int c = 0; c < module.NumFeatures; c++)
@@ -74,7 +74,7 @@ internal static class RuleAssert
     }
 
     /// <summary>Bit patterns of every parameter and buffer plus the count: two snapshots are equal only when nothing changed.</summary>
-    public static string Snapshot<T>(BatchNorm<T> module) where T : unmanaged, IFloatingPointIeee754<T>
+    public static string Snapshot<T>(NormBase<T> module) where T : unmanaged, IFloatingPointIeee754<T>
     {
         static string Bits(T[]? values) => values is null ? "null" : string.Join(",", values.Select(v => BitConverter.DoubleToInt64Bits(double.CreateChecked(v)).ToString("X16", CultureInfo.InvariantCulture)));
         return $"w={Bits(module.Weight)} b={Bits(module.Bias)} rm={Bits(module.RunningMean)} rv={Bits(module.RunningVar)} n={module.NumBatchesTracked?.ToString(CultureInfo.InvariantCulture) ?? "null"}";

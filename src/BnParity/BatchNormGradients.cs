@@ -1,7 +1,7 @@
 namespace BnParity;
 
 /// <summary>
-/// The gradients produced by one <see cref="BatchNorm{T}.Backward(DenseTensor{T})"/> call. They are
+/// The gradients produced by one <see cref="NormBase{T}.Backward(DenseTensor{T})"/> call. They are
 /// returned fresh per call, never accumulated (unlike PyTorch's <c>.grad</c>).
 /// </summary>
 /// <typeparam name="T">The element type.</typeparam>

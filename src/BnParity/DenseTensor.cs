@@ -1,7 +1,7 @@
 namespace BnParity;
 
 /// <summary>
-/// Non-generic view of a tensor held in a state dictionary (see <see cref="BatchNorm{T}.StateDict"/>).
+/// Non-generic view of a tensor held in a state dictionary (see <see cref="NormBase{T}.StateDict"/>).
 /// </summary>
 public interface IStateTensor
 {

@@ -69,7 +69,7 @@ public sealed record LibraryExecution(LibraryPath Path = LibraryPath.Default, in
     };
 
     /// <summary>Applies the path and thread count to a module.</summary>
-    public void ApplyTo<T>(BatchNorm<T> module)
+    public void ApplyTo<T>(NormBase<T> module)
         where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(module);

@@ -10,8 +10,8 @@ namespace BnParity;
 /// N bytes of UTF-8 JSON mapping every tensor name to <c>{"dtype", "shape", "data_offsets": [begin, end]}</c> (offsets
 /// into the data that follows the header; an optional <c>"__metadata__"</c> object of strings), then the raw
 /// little-endian data. The tensors BnParity decodes are <c>F32</c>, <c>F64</c> and <c>I64</c> (a BatchNorm's float,
-/// double and <c>num_batches_tracked</c> entries); see <see cref="BatchNorm{T}.SaveSafetensors"/> and
-/// <see cref="BatchNorm{T}.LoadSafetensors"/> for modules.
+/// double and <c>num_batches_tracked</c> entries); see <see cref="NormBase{T}.SaveSafetensors"/> and
+/// <see cref="NormBase{T}.LoadSafetensors"/> for modules.
 /// </summary>
 /// <remarks>
 /// <para><b>Saving is atomic.</b> Every entry is validated and the header is built before the first byte is written;

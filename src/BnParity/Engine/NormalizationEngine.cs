@@ -29,6 +29,9 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
     /// <summary>C, the number of reduction sets.</summary>
     private readonly int _c;
 
+    /// <summary>The number of reduction sets every call of this instance runs over.</summary>
+    public int Sets => _c;
+
     /// <summary>Per-channel mean of the call: the batch mean (written by the statistics phase) or, with running
     /// statistics, running_mean (written by the module before the run).</summary>
     public readonly double[] Mean;
@@ -76,7 +79,7 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
     /// <summary>Bytes the constructor allocates per set: the eleven double arrays (<see cref="Mean"/> …
     /// <see cref="_chGradMean"/>), the output coefficients and the refine flags (counted in
-    /// <see cref="BatchNorm{T}.BytesPerChannel"/>).</summary>
+    /// <see cref="NormBase{T}.BytesPerChannel"/>).</summary>
     internal static int BytesPerSet => (11 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
 
     /// <summary>See <see cref="SummationPlan.Block"/>.</summary>

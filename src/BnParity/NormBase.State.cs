@@ -3,7 +3,7 @@ using System.Numerics;
 namespace BnParity;
 
 /// <content>State dictionary support (PyTorch's <c>state_dict</c> / <c>load_state_dict</c>).</content>
-public abstract partial class BatchNorm<T>
+public abstract partial class NormBase<T>
 {
     private const string WeightKey = "weight";
     private const string BiasKey = "bias";

@@ -1,7 +1,7 @@
 namespace BnParity;
 
 /// <content>Checkpoint files: the state dictionary as safetensors, with PyTorch's key names.</content>
-public abstract partial class BatchNorm<T>
+public abstract partial class NormBase<T>
 {
     /// <summary>
     /// Writes <see cref="StateDict"/> to a safetensors file, each key under <paramref name="prefix"/> (PyTorch's module

@@ -6,9 +6,9 @@ namespace BnParity;
 /// Validation of every public call's arguments. Each rule throws before anything is written (the module, the
 /// destination and the saved context stay exactly as they were) and names the argument and the rule.
 /// </content>
-public abstract partial class BatchNorm<T>
+public abstract partial class NormBase<T>
 {
-    /// <summary>Whether this module takes <see cref="MemoryLayout.ChannelsLast"/> (BatchNorm2d and BatchNorm3d).</summary>
+    /// <summary>Whether this module takes <see cref="MemoryLayout.ChannelsLast"/> (the 2d and 3d layers).</summary>
     private protected virtual bool SupportsChannelsLast => false;
 
     /// <summary>A defined layout that this module takes.</summary>
@@ -22,7 +22,7 @@ public abstract partial class BatchNorm<T>
         if (layout == MemoryLayout.ChannelsLast && !SupportsChannelsLast)
         {
             throw new ArgumentException(
-                $"{TypeName} does not take MemoryLayout.ChannelsLast: only BatchNorm2d and BatchNorm3d inputs have a channels-last layout.",
+                $"{TypeName} does not take MemoryLayout.ChannelsLast: only the 2d and 3d layers' inputs have a channels-last layout.",
                 nameof(layout));
         }
     }
@@ -45,20 +45,17 @@ public abstract partial class BatchNorm<T>
         }
 
         long length = DenseTensor<T>.CheckedLength(shape, shapeParam);
-        if (shape[1] != NumFeatures)
-        {
-            throw BatchNormErrors.Argument(BatchNormErrors.WrongChannels(NumFeatures, shape[1]), "input");
-        }
-
+        InputDims dims = DimsOf(shape);
+        ValidateChannels(shape, dims);
         if (length != inputLength)
         {
             throw new ArgumentException(
                 $"shape {DenseTensor<T>.FormatShape(shape)} needs {length} elements; input has {inputLength}.", shapeParam);
         }
 
-        if (UsesBatchStats && SpatialCount(shape) * shape[0] == 1)
+        if (UsesBatchStats)
         {
-            throw BatchNormErrors.Argument(BatchNormErrors.MoreThanOneValuePerChannel(shape), "input");
+            ValidateSetSize(shape, dims);
         }
 
         if (_training && TrackRunningStats && _numBatchesTracked == long.MaxValue)
@@ -67,19 +64,6 @@ public abstract partial class BatchNorm<T>
             throw new InvalidOperationException(
                 $"num_batches_tracked is {long.MaxValue} and cannot count another training batch; reset it (ResetRunningStats or NumBatchesTracked) first.");
         }
-    }
-
-    /// <summary>Product of the dims after the channel dim (saturated; it only matters when the input is non-empty,
-    /// where it cannot overflow).</summary>
-    private static int SpatialCount(ReadOnlySpan<int> shape)
-    {
-        long s = 1;
-        for (int i = 2; i < shape.Length; i++)
-        {
-            s = Math.Min(s * shape[i], int.MaxValue);
-        }
-
-        return (int)s;
     }
 
     private void ValidateSpanBackward(ReadOnlySpan<T> gradOutput, ReadOnlySpan<int> shape, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)

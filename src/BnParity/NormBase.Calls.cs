@@ -1,0 +1,293 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <content>
+/// The orchestration of a call, behind the public surface: entering the concurrency guard, renting the per-call
+/// <see cref="NormalizationEngine{T}"/>, running it over pinned buffers, and committing its results (saved backward context,
+/// running statistics) only after it succeeded.
+/// </content>
+public abstract unsafe partial class NormBase<T>
+{
+    private protected bool UsesBatchStats => _training || !TrackRunningStats;
+
+    /// <summary>Enters a forward call: shared when it writes nothing of the module (eval statistics or batch
+    /// statistics without running stats, and nothing saved for backward), else exclusive. The mode is read after
+    /// entering, when no setter can change it any more.</summary>
+    /// <returns>Whether the call is exclusive.</returns>
+    private bool EnterForward()
+    {
+        _guard.EnterShared();
+        if ((_training && TrackRunningStats) || _saveForBackward)
+        {
+            _guard.UpgradeToExclusive();
+            return true;
+        }
+
+        return false;
+    }
+
+    private void ExitCall(bool exclusive)
+    {
+        if (exclusive)
+        {
+            _guard.ExitExclusive();
+        }
+        else
+        {
+            _guard.ExitShared();
+        }
+    }
+
+    /// <summary>Takes the idle engine when it has <paramref name="sets"/> sets (a BatchNorm's always has), else makes
+    /// one of that size (an InstanceNorm's sets grow with the batch).</summary>
+    private NormalizationEngine<T> RentEngine(int sets)
+    {
+        NormalizationEngine<T>? idle = Interlocked.Exchange(ref _idleEngine, null);
+        return idle is not null && idle.Sets == sets ? idle : new NormalizationEngine<T>(sets);
+    }
+
+    private void ReturnEngine(NormalizationEngine<T> engine) => Volatile.Write(ref _idleEngine, engine);
+
+    /// <summary>Runs a validated forward and commits its results.</summary>
+    /// <param name="input">The input values.</param>
+    /// <param name="shape">The input's shape.</param>
+    /// <param name="destination">Receives the output (may be the input's own buffer).</param>
+    /// <param name="inputArray">The input's own array when it may be saved by reference (DenseTensor overloads,
+    /// not in place); null to copy.</param>
+    /// <param name="layout">The memory layout of input and destination.</param>
+    private void ForwardCore(ReadOnlySpan<T> input, ReadOnlySpan<int> shape, Span<T> destination, T[]? inputArray, MemoryLayout layout = MemoryLayout.ChannelsFirst)
+    {
+        // Everything is validated. Allocation (the only thing that can fail before the run) happens first; the run
+        // writes only the destination and the call's own engine and scratch (and the staging copy of the input); the
+        // module's saved context and running statistics are written after the run succeeded, so a failure anywhere
+        // leaves the module as it was.
+        int length = input.Length;
+        bool save = _saveForBackward;
+        bool copy = save && inputArray is null && length > 0;
+        if (copy && _stagingInput.Length < length)
+        {
+            _stagingInput = new T[length];
+        }
+
+        int[]? savedShape = !save ? null
+            : _savedShape is not null && _savedShape.AsSpan().SequenceEqual(shape) ? _savedShape
+            : shape.ToArray();
+
+        InputDims dims = DimsOf(shape);
+        ReductionView view = ViewOf(dims, layout);
+        int sets = view.Sets;
+        int total = view.TotalSets;
+        int features = dims.C;
+        long count = view.SetCount;
+        bool batch = UsesBatchStats;
+        bool updateRunning = _training && TrackRunningStats;
+
+        // A view of one sample reads its statistics straight from the engine; several samples (channels-last
+        // instances) collect theirs per call.
+        bool direct = view.Samples == 1;
+        if (!direct && _callMean.Length < total)
+        {
+            _callMean = new double[total];
+            _callInvstd = new double[total];
+            _callVarSum = new double[total];
+        }
+
+        double[]? savedMean = save && _savedMean.Length != total ? new double[total] : null;
+        double[]? savedInvstd = savedMean is null ? null : new double[total];
+        double[]? savedWeight = save && _savedWeight.Length != sets ? new double[sets] : null;
+        NormalizationEngine<T> ex = RentEngine(sets);
+        try
+        {
+            double[] mean = direct ? ex.Mean : _callMean;
+            double[] invstd = direct ? ex.Invstd : _callInvstd;
+            double[] varSum = direct ? ex.VarSum : _callVarSum;
+            ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
+            for (int set = 0; set < sets; set++)
+            {
+                // Set j takes feature j mod C's parameters (an InstanceNorm's (n, c) plane takes channel c's).
+                int f = set % features;
+                ex.Weight[set] = _weight is null ? 1.0 : Widening<T>.ToDouble(_weight[f]);
+                ex.Bias[set] = _bias is null ? 0.0 : Widening<T>.ToDouble(_bias[f]);
+            }
+
+            if (!batch)
+            {
+                for (int set = 0; set < sets; set++)
+                {
+                    int f = set % features;
+                    ex.Mean[set] = Widening<T>.ToDouble(_runningMean![f]);
+                    ex.Invstd[set] = NormalizationEngine<T>.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![f]), _eps);
+                }
+            }
+            else if (count == 0)
+            {
+                Array.Fill(ex.Mean, double.NaN);
+                Array.Fill(ex.Invstd, double.NaN);
+            }
+
+            long sampleLength = view.SampleLength;
+            if (length > 0)
+            {
+                fixed (T* px = input)
+                fixed (T* py = destination)
+                fixed (T* ps = _stagingInput)
+                {
+                    for (int i = 0; i < view.Samples; i++)
+                    {
+                        long o = i * sampleLength;
+                        ex.RunForward(px + o, py + o, copy ? ps + o : null, view.Batch, view.Spatial, batch);
+                        if (!direct)
+                        {
+                            Array.Copy(ex.Mean, 0, mean, i * sets, sets);
+                            Array.Copy(ex.Invstd, 0, invstd, i * sets, sets);
+                            Array.Copy(ex.VarSum, 0, varSum, i * sets, sets);
+                        }
+                    }
+                }
+            }
+
+            // Commit: nothing below can fail.
+            _savedShape = savedShape;
+            if (save)
+            {
+                _savedMean = savedMean ?? _savedMean;
+                _savedInvstd = savedInvstd ?? _savedInvstd;
+                _savedWeight = savedWeight ?? _savedWeight;
+                Array.Copy(mean, _savedMean, total);
+                Array.Copy(invstd, _savedInvstd, total);
+                Array.Copy(ex.Weight, _savedWeight, sets);
+                _savedBatchStats = batch;
+                _savedLayout = layout;
+                _savedRef = copy ? null : inputArray;
+                if (copy)
+                {
+                    (_savedInput, _stagingInput) = (_stagingInput, _savedInput);
+                }
+            }
+            else
+            {
+                _savedRef = null;
+            }
+
+            if (updateRunning)
+            {
+                UpdateRunningStatistics(mean, varSum, total, features, count);
+            }
+        }
+        finally
+        {
+            ReturnEngine(ex);
+        }
+    }
+
+    /// <summary>
+    /// num_batches_tracked + 1 when the layer counts batches, then (for a non-empty batch) per feature c:
+    /// running = mean over c's sets j of T(f·stat_j + (1 − f)·running) with f = <see cref="RunningFactor"/> and the
+    /// unbiased variance varSum/(n − 1); each blend in double rounded once to T (libtorch's order), the mean of the
+    /// rounded blends in double rounded once more. A BatchNorm channel is its one set, so that is the blend itself;
+    /// an InstanceNorm channel has a set per instance, and PyTorch blends each (its batch_norm over (1, N·C, …) with
+    /// the running buffers repeated N times) and then averages them over the batch.
+    /// </summary>
+    private void UpdateRunningStatistics(double[] mean, double[] varSum, int total, int features, long count)
+    {
+        if (CountsBatches)
+        {
+            _numBatchesTracked++;
+        }
+
+        if (count == 0 || total == 0)
+        {
+            return;
+        }
+
+        double f = RunningFactor(_momentum, _numBatchesTracked);
+        int instances = total / features;
+        for (int ch = 0; ch < features; ch++)
+        {
+            double rm = Widening<T>.ToDouble(_runningMean![ch]);
+            double rv = Widening<T>.ToDouble(_runningVar![ch]);
+            double sumMean = 0, sumVar = 0;
+            for (int j = ch; j < total; j += features)
+            {
+                sumMean += Widening<T>.ToDouble(Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, mean[j], rm)));
+                sumVar += Widening<T>.ToDouble(Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, NormalizationEngine<T>.UnbiasedVariance(varSum[j], count), rv)));
+            }
+
+            _runningMean[ch] = Widening<T>.FromDouble(sumMean / instances);
+            _runningVar[ch] = Widening<T>.FromDouble(sumVar / instances);
+        }
+    }
+
+    private void BackwardCore(ReadOnlySpan<T> gradOutput, Span<T> gradInput, Span<T> gradWeight, Span<T> gradBias)
+    {
+        int[] shape = _savedShape!;
+        int length = gradOutput.Length;
+        InputDims dims = DimsOf(shape);
+        ReductionView view = ViewOf(dims, _savedLayout);
+        int sets = view.Sets;
+        int features = dims.C;
+
+        // A set per feature (BatchNorm) gives its gradients straight from the engine; otherwise each feature's are
+        // the sum over its sets, folded in set order (the same order at every thread count).
+        bool direct = view.Samples == 1 && sets == features;
+        if (!direct && _callGradWeight.Length < features)
+        {
+            _callGradWeight = new double[features];
+            _callGradBias = new double[features];
+        }
+
+        NormalizationEngine<T> ex = RentEngine(sets);
+        try
+        {
+            double[] gw = direct ? ex.GradWeight : _callGradWeight;
+            double[] gb = direct ? ex.GradBias : _callGradBias;
+            ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
+            Array.Copy(_savedWeight, ex.Weight, sets);
+            Array.Clear(ex.GradWeight);
+            Array.Clear(ex.GradBias);
+            Array.Clear(gw, 0, features);
+            Array.Clear(gb, 0, features);
+            long sampleLength = view.SampleLength;
+            if (length > 0)
+            {
+                fixed (T* pdy = gradOutput)
+                fixed (T* pdx = gradInput)
+                fixed (T* ps = _savedRef ?? _savedInput)
+                {
+                    for (int i = 0; i < view.Samples; i++)
+                    {
+                        long o = i * sampleLength;
+                        Array.Copy(_savedMean, i * sets, ex.Mean, 0, sets);
+                        Array.Copy(_savedInvstd, i * sets, ex.Invstd, 0, sets);
+                        ex.RunBackward(ps + o, pdy + o, pdx + o, view.Batch, view.Spatial, _savedBatchStats);
+                        if (!direct)
+                        {
+                            for (int set = 0; set < sets; set++)
+                            {
+                                // The first term is taken as it is (0 + −0 would turn a −0 gradient into +0).
+                                int f = set % features;
+                                bool first = i == 0 && set < features;
+                                gw[f] = first ? ex.GradWeight[set] : gw[f] + ex.GradWeight[set];
+                                gb[f] = first ? ex.GradBias[set] : gb[f] + ex.GradBias[set];
+                            }
+                        }
+                    }
+                }
+            }
+
+            if (!gradWeight.IsEmpty)
+            {
+                for (int ch = 0; ch < features; ch++)
+                {
+                    gradWeight[ch] = Widening<T>.FromDouble(gw[ch]);
+                    gradBias[ch] = Widening<T>.FromDouble(gb[ch]);
+                }
+            }
+        }
+        finally
+        {
+            ReturnEngine(ex);
+        }
+    }
+}
