@@ -109,7 +109,7 @@ public abstract unsafe class KernelTests<T>
         var x = Gaussian(4, MaxLength + 4, mean: 2, std: 3);
         var dy = Gaussian(5, MaxLength + 4);
         var y = new T[MaxLength + 4];
-        const double mean = 1.75, scale = -0.3125, shift = 0.7, k = 0.45, gradMean = -0.2;
+        const double mean = 1.75, scale = -0.3125, shift = 0.7, k = 0.45, gradMean = -0.2, dyScale = -1.375;
         fixed (T* px = x)
         fixed (T* pdy = dy)
         fixed (T* py = y)
@@ -130,10 +130,17 @@ public abstract unsafe class KernelTests<T>
                         BitsEqual(R(D(dy[offset + i]) * scale), y[offset + i], Where("Scale", length, offset), i);
                     }
 
-                    Kernels<T>.BackwardBatch(px + offset, pdy + offset, py + offset, length, mean, k, gradMean, scale);
+                    Kernels<T>.BackwardBatch(px + offset, pdy + offset, py + offset, length, mean, k, gradMean, scale, 1);
                     for (int i = 0; i < length; i++)
                     {
                         BitsEqual(R((D(dy[offset + i]) - gradMean - ((D(x[offset + i]) - mean) * k)) * scale), y[offset + i], Where("BackwardBatch", length, offset), i);
+                    }
+
+                    // A set of several channels (GroupNorm) scales dy by the channel's weight.
+                    Kernels<T>.BackwardBatch(px + offset, pdy + offset, py + offset, length, mean, k, gradMean, scale, dyScale);
+                    for (int i = 0; i < length; i++)
+                    {
+                        BitsEqual(R(((D(dy[offset + i]) * dyScale) - gradMean - ((D(x[offset + i]) - mean) * k)) * scale), y[offset + i], Where("BackwardBatch with dy scale", length, offset), i);
                     }
                 }
             }
@@ -154,6 +161,7 @@ public abstract unsafe class KernelTests<T>
         double[] scale = Gaussian(9, stride).Select(D).ToArray();
         double[] shift = Gaussian(10, stride).Select(D).ToArray();
         double[] k = Gaussian(11, stride).Select(D).ToArray();
+        double[] dyScale = Gaussian(12, stride).Select(D).ToArray();
         var acc = new double[stride];
         var acc2 = new double[stride];
         fixed (T* px = x)
@@ -163,6 +171,7 @@ public abstract unsafe class KernelTests<T>
         fixed (double* ps = scale)
         fixed (double* pb = shift)
         fixed (double* pk = k)
+        fixed (double* pd = dyScale)
         fixed (double* pa = acc)
         fixed (double* pa2 = acc2)
         {
@@ -227,8 +236,8 @@ public abstract unsafe class KernelTests<T>
                         EachOutput("NormalizeColumns", (i, j) => R(((D(x[i]) - mean[j]) * scale[j]) + shift[j]));
 
                         Array.Fill(y, T.NaN);
-                        Kernels<T>.BackwardBatchColumns(px + o, pdy + o, py + o, stride, rows, pm, pk, pb, ps, length);
-                        EachOutput("BackwardBatchColumns", (i, j) => R((D(dy[i]) - shift[j] - ((D(x[i]) - mean[j]) * k[j])) * scale[j]));
+                        Kernels<T>.BackwardBatchColumns(px + o, pdy + o, py + o, stride, rows, pm, pk, pb, ps, pd, length);
+                        EachOutput("BackwardBatchColumns", (i, j) => R(((D(dy[i]) * dyScale[j]) - shift[j] - ((D(x[i]) - mean[j]) * k[j])) * scale[j]));
 
                         Array.Fill(y, T.NaN);
                         Kernels<T>.ScaleColumns(pdy + o, py + o, stride, rows, ps, length);

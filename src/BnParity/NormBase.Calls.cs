@@ -39,12 +39,12 @@ public abstract unsafe partial class NormBase<T>
         }
     }
 
-    /// <summary>Takes the idle engine when it has <paramref name="sets"/> sets (a BatchNorm's always has), else makes
-    /// one of that size (an InstanceNorm's sets grow with the batch).</summary>
-    private NormalizationEngine<T> RentEngine(int sets)
+    /// <summary>Takes the idle engine when it holds exactly <paramref name="channels"/> channels (a BatchNorm's always
+    /// does), else makes one of that size (an InstanceNorm's channels-first view grows with the batch).</summary>
+    private NormalizationEngine<T> RentEngine(int channels)
     {
         NormalizationEngine<T>? idle = Interlocked.Exchange(ref _idleEngine, null);
-        return idle is not null && idle.Sets == sets ? idle : new NormalizationEngine<T>(sets);
+        return idle is not null && idle.Capacity == channels ? idle : new NormalizationEngine<T>(channels);
     }
 
     private void ReturnEngine(NormalizationEngine<T> engine) => Volatile.Write(ref _idleEngine, engine);
@@ -76,8 +76,8 @@ public abstract unsafe partial class NormBase<T>
 
         InputDims dims = DimsOf(shape);
         ReductionView view = ViewOf(dims, layout);
-        int sets = view.Sets;
-        int total = view.TotalSets;
+        int channels = view.Channels;
+        int total = view.TotalChannels;
         int features = dims.C;
         long count = view.SetCount;
         bool batch = UsesBatchStats;
@@ -95,29 +95,29 @@ public abstract unsafe partial class NormBase<T>
 
         double[]? savedMean = save && _savedMean.Length != total ? new double[total] : null;
         double[]? savedInvstd = savedMean is null ? null : new double[total];
-        double[]? savedWeight = save && _savedWeight.Length != sets ? new double[sets] : null;
-        NormalizationEngine<T> ex = RentEngine(sets);
+        double[]? savedWeight = save && _savedWeight.Length != channels ? new double[channels] : null;
+        NormalizationEngine<T> ex = RentEngine(channels);
         try
         {
             double[] mean = direct ? ex.Mean : _callMean;
             double[] invstd = direct ? ex.Invstd : _callInvstd;
             double[] varSum = direct ? ex.VarSum : _callVarSum;
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
-            for (int set = 0; set < sets; set++)
+            for (int ch = 0; ch < channels; ch++)
             {
                 // Set j takes feature j mod C's parameters (an InstanceNorm's (n, c) plane takes channel c's).
-                int f = set % features;
-                ex.Weight[set] = _weight is null ? 1.0 : Widening<T>.ToDouble(_weight[f]);
-                ex.Bias[set] = _bias is null ? 0.0 : Widening<T>.ToDouble(_bias[f]);
+                int f = ch % features;
+                ex.Weight[ch] = _weight is null ? 1.0 : Widening<T>.ToDouble(_weight[f]);
+                ex.Bias[ch] = _bias is null ? 0.0 : Widening<T>.ToDouble(_bias[f]);
             }
 
             if (!batch)
             {
-                for (int set = 0; set < sets; set++)
+                for (int ch = 0; ch < channels; ch++)
                 {
-                    int f = set % features;
-                    ex.Mean[set] = Widening<T>.ToDouble(_runningMean![f]);
-                    ex.Invstd[set] = NormalizationEngine<T>.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![f]), _eps);
+                    int f = ch % features;
+                    ex.Mean[ch] = Widening<T>.ToDouble(_runningMean![f]);
+                    ex.Invstd[ch] = NormalizationEngine<T>.RunningInvstdOf(Widening<T>.ToDouble(_runningVar![f]), _eps);
                 }
             }
             else if (count == 0)
@@ -136,12 +136,12 @@ public abstract unsafe partial class NormBase<T>
                     for (int i = 0; i < view.Samples; i++)
                     {
                         long o = i * sampleLength;
-                        ex.RunForward(px + o, py + o, copy ? ps + o : null, view.Batch, view.Spatial, batch);
+                        ex.RunForward(px + o, py + o, copy ? ps + o : null, view.Batch, channels, view.Spatial, view.ChannelsPerSet, batch);
                         if (!direct)
                         {
-                            Array.Copy(ex.Mean, 0, mean, i * sets, sets);
-                            Array.Copy(ex.Invstd, 0, invstd, i * sets, sets);
-                            Array.Copy(ex.VarSum, 0, varSum, i * sets, sets);
+                            Array.Copy(ex.Mean, 0, mean, i * channels, channels);
+                            Array.Copy(ex.Invstd, 0, invstd, i * channels, channels);
+                            Array.Copy(ex.VarSum, 0, varSum, i * channels, channels);
                         }
                     }
                 }
@@ -156,7 +156,7 @@ public abstract unsafe partial class NormBase<T>
                 _savedWeight = savedWeight ?? _savedWeight;
                 Array.Copy(mean, _savedMean, total);
                 Array.Copy(invstd, _savedInvstd, total);
-                Array.Copy(ex.Weight, _savedWeight, sets);
+                Array.Copy(ex.Weight, _savedWeight, channels);
                 _savedBatchStats = batch;
                 _savedLayout = layout;
                 _savedRef = copy ? null : inputArray;
@@ -183,10 +183,10 @@ public abstract unsafe partial class NormBase<T>
 
     /// <summary>
     /// num_batches_tracked + 1 when the layer counts batches, then (for a non-empty batch) per feature c:
-    /// running = mean over c's sets j of T(f·stat_j + (1 − f)·running) with f = <see cref="RunningFactor"/> and the
+    /// running = mean over c's channels j of T(f·stat_j + (1 − f)·running) with f = <see cref="RunningFactor"/> and the
     /// unbiased variance varSum/(n − 1); each blend in double rounded once to T (libtorch's order), the mean of the
-    /// rounded blends in double rounded once more. A BatchNorm channel is its one set, so that is the blend itself;
-    /// an InstanceNorm channel has a set per instance, and PyTorch blends each (its batch_norm over (1, N·C, …) with
+    /// rounded blends in double rounded once more. A BatchNorm channel is one view channel, so that is the blend
+    /// itself; an InstanceNorm channel has one per instance, and PyTorch blends each (its batch_norm over (1, N·C, …) with
     /// the running buffers repeated N times) and then averages them over the batch.
     /// </summary>
     private void UpdateRunningStatistics(double[] mean, double[] varSum, int total, int features, long count)
@@ -225,25 +225,25 @@ public abstract unsafe partial class NormBase<T>
         int length = gradOutput.Length;
         InputDims dims = DimsOf(shape);
         ReductionView view = ViewOf(dims, _savedLayout);
-        int sets = view.Sets;
+        int channels = view.Channels;
         int features = dims.C;
 
-        // A set per feature (BatchNorm) gives its gradients straight from the engine; otherwise each feature's are
-        // the sum over its sets, folded in set order (the same order at every thread count).
-        bool direct = view.Samples == 1 && sets == features;
+        // A view channel per feature (BatchNorm) gives its gradients straight from the engine; otherwise each
+        // feature's are the sum over its view channels, folded in channel order (the same at every thread count).
+        bool direct = view.Samples == 1 && channels == features;
         if (!direct && _callGradWeight.Length < features)
         {
             _callGradWeight = new double[features];
             _callGradBias = new double[features];
         }
 
-        NormalizationEngine<T> ex = RentEngine(sets);
+        NormalizationEngine<T> ex = RentEngine(channels);
         try
         {
             double[] gw = direct ? ex.GradWeight : _callGradWeight;
             double[] gb = direct ? ex.GradBias : _callGradBias;
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
-            Array.Copy(_savedWeight, ex.Weight, sets);
+            Array.Copy(_savedWeight, ex.Weight, channels);
             Array.Clear(ex.GradWeight);
             Array.Clear(ex.GradBias);
             Array.Clear(gw, 0, features);
@@ -258,18 +258,18 @@ public abstract unsafe partial class NormBase<T>
                     for (int i = 0; i < view.Samples; i++)
                     {
                         long o = i * sampleLength;
-                        Array.Copy(_savedMean, i * sets, ex.Mean, 0, sets);
-                        Array.Copy(_savedInvstd, i * sets, ex.Invstd, 0, sets);
-                        ex.RunBackward(ps + o, pdy + o, pdx + o, view.Batch, view.Spatial, _savedBatchStats);
+                        Array.Copy(_savedMean, i * channels, ex.Mean, 0, channels);
+                        Array.Copy(_savedInvstd, i * channels, ex.Invstd, 0, channels);
+                        ex.RunBackward(ps + o, pdy + o, pdx + o, view.Batch, channels, view.Spatial, view.ChannelsPerSet, _savedBatchStats);
                         if (!direct)
                         {
-                            for (int set = 0; set < sets; set++)
+                            for (int ch = 0; ch < channels; ch++)
                             {
                                 // The first term is taken as it is (0 + −0 would turn a −0 gradient into +0).
-                                int f = set % features;
-                                bool first = i == 0 && set < features;
-                                gw[f] = first ? ex.GradWeight[set] : gw[f] + ex.GradWeight[set];
-                                gb[f] = first ? ex.GradBias[set] : gb[f] + ex.GradBias[set];
+                                int f = ch % features;
+                                bool first = i == 0 && ch < features;
+                                gw[f] = first ? ex.GradWeight[ch] : gw[f] + ex.GradWeight[ch];
+                                gb[f] = first ? ex.GradBias[ch] : gb[f] + ex.GradBias[ch];
                             }
                         }
                     }

@@ -128,7 +128,7 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     /// failure halfway through.</summary>
     public const int MaxNumFeatures = 1 << 24;
 
-    /// <summary>The bytes a module with weights and running statistics allocates per channel (177 for float, 193 for
+    /// <summary>The bytes a module with weights and running statistics allocates per channel (193 for float, 209 for
     /// double): weight, bias and the running buffers (4 T), the saved backward context (3 doubles) and the per-channel
     /// scratch of its idle <see cref="NormalizationEngine{T}"/>. Computed from the element sizes of those arrays, so the numFeatures
     /// limit's message states what a module really allocates; MisuseTests measures the allocation and holds the two

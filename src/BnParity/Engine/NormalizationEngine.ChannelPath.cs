@@ -46,6 +46,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         switch (_call)
         {
             case CallKind.ForwardBatch:
+            case CallKind.Statistics:
             {
                 T* y = (T*)_pOut;
                 T* save = (T*)_pSave;
@@ -92,12 +93,15 @@ internal sealed unsafe partial class NormalizationEngine<T>
 
                 varSum = HeldVarSum(TrustedVarSum(ch, mean, varSum, count));
                 double invstd = InvstdOf(varSum / count, _eps);
-                double scale = invstd * Weight[ch];
-                double bias = Bias[ch];
-                for (int i = 0; i < nBatch; i++)
+                if (_call == CallKind.ForwardBatch)
                 {
-                    long o = first + (i * stride);
-                    RunNormalize(x + o, y + o, s, mean, scale, bias, _streamOutput);
+                    double scale = invstd * Weight[ch];
+                    double bias = Bias[ch];
+                    for (int i = 0; i < nBatch; i++)
+                    {
+                        long o = first + (i * stride);
+                        RunNormalize(x + o, y + o, s, mean, scale, bias, _streamOutput);
+                    }
                 }
 
                 Mean[ch] = mean;
@@ -108,6 +112,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
 
             case CallKind.BackwardBatch:
             case CallKind.BackwardFixed:
+            case CallKind.BackwardSums:
             {
                 T* dy = (T*)_pDy;
                 T* dx = (T*)_pOut;
@@ -127,14 +132,19 @@ internal sealed unsafe partial class NormalizationEngine<T>
                     }
                 }
 
-                var terms = ChannelBackward.From(FinishDot(dot, sumDy, mean), sumDy, invstd, count);
+                dot = FinishDot(dot, sumDy, mean);
+                var terms = ChannelBackward.From(dot, sumDy, invstd, count);
                 if (_call == CallKind.BackwardBatch)
                 {
                     for (int i = 0; i < nBatch; i++)
                     {
                         long o = first + (i * stride);
-                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, _streamOutput);
+                        RunBackwardBatch(x + o, dy + o, dx + o, s, mean, terms.K, terms.GradMean, scale, 1, _streamOutput);
                     }
+                }
+                else if (_call == CallKind.BackwardSums)
+                {
+                    SumDot[ch] = dot;
                 }
                 else
                 {
@@ -149,6 +159,15 @@ internal sealed unsafe partial class NormalizationEngine<T>
                 GradBias[ch] = terms.GradBias;
                 break;
             }
+
+            case CallKind.BackwardApply:
+                for (int i = 0; i < nBatch; i++)
+                {
+                    long o = first + (i * stride);
+                    RunBackwardBatch(x + o, (T*)_pDy + o, (T*)_pOut + o, s, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch], _chDyScale[ch], _streamOutput);
+                }
+
+                break;
         }
     }
 

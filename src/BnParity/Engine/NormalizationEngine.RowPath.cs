@@ -10,6 +10,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
     private double[] _colShift = [];
     private double[] _colK = [];
     private double[] _colGradMean = [];
+    private double[] _colDyScale = [];
     // float: the per-column shift of the statistics pass and the output's float terms (FloatColumns).
     private float[] _colShiftF = [];
     private float[] _colM = [];
@@ -75,6 +76,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
             _colShift = new double[columns];
             _colK = new double[columns];
             _colGradMean = new double[columns];
+            _colDyScale = new double[columns];
         }
 
         if (IsFloat && _colShiftF.Length < columns)
@@ -95,6 +97,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         switch (_call)
         {
             case CallKind.ForwardBatch:
+            case CallKind.Statistics:
                 if (IsFloat)
                 {
                     RowFloatStatistics(workers, count);
@@ -104,8 +107,12 @@ internal sealed unsafe partial class NormalizationEngine<T>
                     RowDoubleStatistics(workers, count);
                 }
 
-                _splitCopy = false;
-                RowNormalize(workers);
+                if (_call == CallKind.ForwardBatch)
+                {
+                    _splitCopy = false;
+                    RowNormalize(workers);
+                }
+
                 break;
 
             case CallKind.ForwardFixed:
@@ -127,7 +134,8 @@ internal sealed unsafe partial class NormalizationEngine<T>
     private void RowBackward(int workers, long count)
     {
         int first = _tileFirst, channels = _tileChannels, s = _jobS, blocks = _rowBlocks;
-        bool floatBatch = IsFloat && _call == CallKind.BackwardBatch;
+        bool fixedStatistics = _call == CallKind.BackwardFixed;
+        bool floatBatch = IsFloat && !fixedStatistics;
         for (int t = 0; t < channels; t++)
         {
             int ch = first + t;
@@ -143,27 +151,52 @@ internal sealed unsafe partial class NormalizationEngine<T>
             }
         }
 
-        _phase = IsFloat ? Phase.RowSumDotFloat : Phase.RowSumDot;
-        RunPhase(workers);
-        for (int t = 0; t < channels; t++)
+        if (_call != CallKind.BackwardApply)
         {
-            int ch = first + t;
-            double sumDy = FoldRowParts(_partA, t, blocks);
-            var terms = ChannelBackward.From(FinishDot(FoldRowParts(_partB, t, blocks), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
-            GradWeight[ch] = terms.GradWeight;
-            GradBias[ch] = terms.GradBias;
-            if (floatBatch)
+            _phase = IsFloat ? Phase.RowSumDotFloat : Phase.RowSumDot;
+            RunPhase(workers);
+            for (int t = 0; t < channels; t++)
             {
-                double scale = Invstd[ch] * Weight[ch];
-                double lo = Mean[ch] - (float)Mean[ch];
-                FillChannel(_colBackwardK, t, s, (float)(-terms.K * scale));
-                FillChannel(_colBackwardC, t, s, (float)(((lo * terms.K) - terms.GradMean) * scale));
-                FillChannel(_colBackwardA, t, s, (float)scale);
+                int ch = first + t;
+                double sumDy = FoldRowParts(_partA, t, blocks);
+                double dot = FinishDot(FoldRowParts(_partB, t, blocks), sumDy, Mean[ch]);
+                var terms = ChannelBackward.From(dot, sumDy, Invstd[ch], count);
+                GradWeight[ch] = terms.GradWeight;
+                GradBias[ch] = terms.GradBias;
+                SumDot[ch] = dot;
+                _chK[ch] = terms.K;
+                _chGradMean[ch] = terms.GradMean;
+                _chScale[ch] = Invstd[ch] * Weight[ch];
+                _chDyScale[ch] = 1;
             }
-            else if (!IsFloat)
+
+            if (_call == CallKind.BackwardSums)
             {
-                FillChannel(_colK, t, s, terms.K);
-                FillChannel(_colGradMean, t, s, terms.GradMean);
+                return;
+            }
+        }
+
+        if (!fixedStatistics)
+        {
+            // dx's per-channel coefficients: this call's terms (a set of one channel) or those CombineSets set.
+            for (int t = 0; t < channels; t++)
+            {
+                int ch = first + t;
+                double scale = _chScale[ch];
+                if (floatBatch)
+                {
+                    double lo = Mean[ch] - (float)Mean[ch];
+                    FillChannel(_colBackwardK, t, s, (float)(-_chK[ch] * scale));
+                    FillChannel(_colBackwardC, t, s, (float)(((lo * _chK[ch]) - _chGradMean[ch]) * scale));
+                    FillChannel(_colBackwardA, t, s, (float)(_chDyScale[ch] * scale));
+                }
+                else
+                {
+                    FillChannel(_colK, t, s, _chK[ch]);
+                    FillChannel(_colGradMean, t, s, _chGradMean[ch]);
+                    FillChannel(_colScale, t, s, scale);
+                    FillChannel(_colDyScale, t, s, _chDyScale[ch]);
+                }
             }
         }
 
@@ -409,6 +442,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         fixed (double* shift = _colShift)
         fixed (double* k = _colK)
         fixed (double* gradMean = _colGradMean)
+        fixed (double* dyScale = _colDyScale)
         {
             double* acc = pa + ((long)block * columns);
             double* acc2 = pb + ((long)block * columns);
@@ -486,9 +520,9 @@ internal sealed unsafe partial class NormalizationEngine<T>
                     break;
 
                 case Phase.RowBackward:
-                    if (_call == CallKind.BackwardBatch)
+                    if (_call != CallKind.BackwardFixed)
                     {
-                        Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, rowStride, rows, mean, k, gradMean, scale, columns);
+                        Kernels<T>.BackwardBatchColumns(xb, (T*)_pDy + o, (T*)_pOut + o, rowStride, rows, mean, k, gradMean, scale, dyScale, columns);
                     }
                     else if (IsFloat)
                     {

@@ -15,6 +15,9 @@ internal sealed unsafe partial class NormalizationEngine<T>
     private readonly double[] _chShift;
     private readonly double[] _chK;
     private readonly double[] _chGradMean;
+    /// <summary>Per-channel a of dx = (a·dy − gradMean − (x − mean)·k)·scale: 1 for a set of one channel (its weight is
+    /// in the scale), the channel's weight in a set of several (see <see cref="CombineSets"/>).</summary>
+    private readonly double[] _chDyScale;
     private readonly bool[] _refine;
 
     /// <summary>
@@ -40,6 +43,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         switch (_call)
         {
             case CallKind.ForwardBatch:
+            case CallKind.Statistics:
                 _phase = Phase.SplitSum;
                 RunPhase(workers);
                 bool anyRefine = false;
@@ -75,6 +79,11 @@ internal sealed unsafe partial class NormalizationEngine<T>
                     _chShift[ch] = Bias[ch];
                 }
 
+                if (_call == CallKind.Statistics)
+                {
+                    break;
+                }
+
                 _splitCopy = false;
                 _phase = Phase.SplitNormalize;
                 RunPhase(workers);
@@ -93,17 +102,28 @@ internal sealed unsafe partial class NormalizationEngine<T>
                 break;
 
             default:
-                _phase = Phase.SplitSumDot;
-                RunPhase(workers);
-                for (int ch = 0; ch < c; ch++)
+                if (_call != CallKind.BackwardApply)
                 {
-                    double sumDy = FoldParts(_partA, ch);
-                    var terms = ChannelBackward.From(FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]), sumDy, Invstd[ch], count);
-                    GradWeight[ch] = terms.GradWeight;
-                    GradBias[ch] = terms.GradBias;
-                    _chK[ch] = terms.K;
-                    _chGradMean[ch] = terms.GradMean;
-                    _chScale[ch] = Invstd[ch] * Weight[ch];
+                    _phase = Phase.SplitSumDot;
+                    RunPhase(workers);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        double sumDy = FoldParts(_partA, ch);
+                        double dot = FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]);
+                        var terms = ChannelBackward.From(dot, sumDy, Invstd[ch], count);
+                        GradWeight[ch] = terms.GradWeight;
+                        GradBias[ch] = terms.GradBias;
+                        SumDot[ch] = dot;
+                        _chK[ch] = terms.K;
+                        _chGradMean[ch] = terms.GradMean;
+                        _chScale[ch] = Invstd[ch] * Weight[ch];
+                        _chDyScale[ch] = 1;
+                    }
+                }
+
+                if (_call == CallKind.BackwardSums)
+                {
+                    break;
                 }
 
                 _phase = Phase.SplitBackward;
@@ -184,9 +204,9 @@ internal sealed unsafe partial class NormalizationEngine<T>
 
                         RunNormalize(x + q, (T*)_pOut + q, len, Mean[ch], _chScale[ch], _chShift[ch], _streamOutput);
                     }
-                    else if (_call == CallKind.BackwardBatch)
+                    else if (_call != CallKind.BackwardFixed)
                     {
-                        RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pOut + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch], _streamOutput);
+                        RunBackwardBatch(x + q, (T*)_pDy + q, (T*)_pOut + q, len, Mean[ch], _chK[ch], _chGradMean[ch], _chScale[ch], _chDyScale[ch], _streamOutput);
                     }
                     else
                     {

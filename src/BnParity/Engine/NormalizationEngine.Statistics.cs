@@ -266,7 +266,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
     }
 
     /// <summary>
-    /// The per-channel backward terms, in one place: dL/dweight = Σ(x − μ)·dy·invstd, dL/dbias = Σdy, and for batch
+    /// The per-channel backward terms of a set of one channel, in one place: dL/dweight = Σ(x − μ)·dy·invstd, dL/dbias = Σdy, and for batch
     /// statistics dx = (dy − gradMean − (x − μ)·k)·invstd·weight with k = Σ(x − μ)·dy·invstd²/n and
     /// gradMean = Σdy/n (the mean and the variance depend on x). Evaluated left to right in double.
     /// </summary>
@@ -378,19 +378,20 @@ internal sealed unsafe partial class NormalizationEngine<T>
         return Math.Abs((double)hi) > Math.Abs(scale) ? MathF.BitDecrement(Math.Abs(hi)) * MathF.Sign(hi) : hi;
     }
 
-    /// <summary>dx = (dy − gradMean − (x − mean)·k)·scale. float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with
-    /// A = scale, K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
-    private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, bool streaming)
+    /// <summary>dx = (a·dy − gradMean − (x − mean)·k)·scale, a = <paramref name="dyScale"/> (1 for a set of one
+    /// channel, where a·dy is dy exactly). float: dx = fma(dy, A, fma(x − μ_hi, K, C)) with A = a·scale,
+    /// K = −k·scale, C = (μ_lo·k − gradMean)·scale, each rounded once from double.</summary>
+    private static void RunBackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, double dyScale, bool streaming)
     {
         if (IsFloat)
         {
             float m = (float)mean;
             double lo = mean - m;
-            FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)scale, streaming);
+            FloatKernels.Backward((float*)x, (float*)dy, (float*)dx, length, m, (float)(-k * scale), (float)(((lo * k) - gradMean) * scale), (float)(dyScale * scale), streaming);
         }
         else
         {
-            Kernels<T>.BackwardBatch(x, dy, dx, length, mean, k, gradMean, scale);
+            Kernels<T>.BackwardBatch(x, dy, dx, length, mean, k, gradMean, scale, dyScale);
         }
     }
 }

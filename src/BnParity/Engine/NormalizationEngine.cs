@@ -4,11 +4,13 @@ namespace BnParity;
 
 /// <summary>
 /// The one normalisation engine: normalises the <b>reduction sets</b> of a tensor, forward and backward, on the
-/// channel, split or row path, and knows nothing of which layer asked. A set here is what the paths call a
-/// "channel": the <c>N</c> runs of <c>S</c> contiguous elements at <c>(n·C + c)·S</c> of an (N, C, S) view, whose
-/// statistics (mean, invstd) and affine coefficients (weight, bias: one per set, filled in by the caller) are shared.
-/// A layer describes its sets by the view it passes: BatchNorm's channels-first input is (N, C, spatial) and its
-/// channels-last input the (N·spatial, C, 1) matrix it is in memory.
+/// channel, split or row path, and knows nothing of which layer asked. It works on two levels of an (N, C, S) view:
+/// a <b>channel</b> is the <c>N</c> runs of <c>S</c> contiguous elements at <c>(n·C + c)·S</c>, the unit of the affine
+/// coefficients (weight, bias: filled in by the caller) and of the parameter gradients; a <b>set</b> is
+/// <c>K</c> consecutive channels sharing one mean and invstd (see <see cref="ReductionView"/>). With K = 1 (BatchNorm,
+/// InstanceNorm) every path runs the set in one fused pass per phase; with K &gt; 1 (GroupNorm) the statistics run over
+/// the (N, C/K, K·S) view of the sets and the output and gradients over the channels, with the same paths, kernels and
+/// formulas.
 /// </summary>
 /// <remarks>
 /// <para>Everything one call writes while it runs lives here: per-set statistics, the job description the workers
@@ -26,11 +28,12 @@ namespace BnParity;
 internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>C, the number of reduction sets.</summary>
-    private readonly int _c;
+    /// <summary>The channels (or, in a statistics call, the sets) of the view the current call runs over: at most
+    /// <see cref="Capacity"/>.</summary>
+    private int _c;
 
-    /// <summary>The number of reduction sets every call of this instance runs over.</summary>
-    public int Sets => _c;
+    /// <summary>The most channels a call of this instance can run over (the length of the per-channel arrays).</summary>
+    public int Capacity { get; }
 
     /// <summary>Per-channel mean of the call: the batch mean (written by the statistics phase) or, with running
     /// statistics, running_mean (written by the module before the run).</summary>
@@ -53,6 +56,9 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
     /// <summary>Per-channel dL/dbias in double (backward).</summary>
     public readonly double[] GradBias;
+
+    /// <summary>Per-channel Σ(x − mean)·dy in double (backward of sets of several channels, which combines them).</summary>
+    public readonly double[] SumDot;
 
     private readonly ForkJoinScheduler _scheduler;
 
@@ -77,18 +83,18 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
     /// read.</summary>
     private bool _streamOutput;
 
-    /// <summary>Bytes the constructor allocates per set: the eleven double arrays (<see cref="Mean"/> …
-    /// <see cref="_chGradMean"/>), the output coefficients and the refine flags (counted in
+    /// <summary>Bytes the constructor allocates per channel: the thirteen double arrays (<see cref="Mean"/> …
+    /// <see cref="_chDyScale"/>), the output coefficients and the refine flags (counted in
     /// <see cref="NormBase{T}.BytesPerChannel"/>).</summary>
-    internal static int BytesPerSet => (11 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
+    internal static int BytesPerSet => (13 * sizeof(double)) + sizeof(NormalizeCoefficients) + sizeof(bool);
 
     /// <summary>See <see cref="SummationPlan.Block"/>.</summary>
     private const int Block = SummationPlan.Block;
 
-    /// <param name="sets">C, the number of reduction sets every call of this instance runs over.</param>
-    public NormalizationEngine(int sets)
+    /// <param name="capacity">The most channels a call of this instance runs over.</param>
+    public NormalizationEngine(int capacity)
     {
-        _c = sets;
+        Capacity = _c = capacity;
         Mean = new double[_c];
         Invstd = new double[_c];
         Weight = new double[_c];
@@ -96,10 +102,12 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         VarSum = new double[_c];
         GradWeight = new double[_c];
         GradBias = new double[_c];
+        SumDot = new double[_c];
         _chScale = new double[_c];
         _chShift = new double[_c];
         _chK = new double[_c];
         _chGradMean = new double[_c];
+        _chDyScale = new double[_c];
         _chNormalize = new NormalizeCoefficients[_c];
         _refine = new bool[_c];
         _scheduler = new ForkJoinScheduler(this);
@@ -112,6 +120,15 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         ForwardFixed,
         BackwardBatch,
         BackwardFixed,
+
+        /// <summary>The statistics of a forward with batch statistics, no output (the set level of K &gt; 1).</summary>
+        Statistics,
+
+        /// <summary>The per-channel sums of a batch backward (GradWeight, GradBias, SumDot), no dx.</summary>
+        BackwardSums,
+
+        /// <summary>dx = (a·dy − gradMean − (x − mean)·k)·scale from per-channel coefficients set before.</summary>
+        BackwardApply,
     }
 
     /// <summary>What the workers run now: one phase of a path, dispatched by <see cref="IChunkOperation.RunChunk"/> with an explicit
@@ -147,20 +164,97 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         _options = options;
     }
 
-    /// <summary>Forward over a non-empty (N, C, S) input. With <paramref name="batch"/> the statistics phase fills
-    /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="VarSum"/>; otherwise they are inputs.
-    /// <paramref name="save"/> (may be null) receives a copy of the input.</summary>
-    public void RunForward(T* x, T* y, T* save, int n, int s, bool batch)
+    /// <summary>Forward over a non-empty (N, C, S) input whose sets are <paramref name="channelsPerSet"/> consecutive
+    /// channels. With <paramref name="batch"/> the statistics fill <see cref="Mean"/>, <see cref="Invstd"/> and
+    /// <see cref="VarSum"/> (per channel: a set's values repeated over its channels); otherwise they are inputs, per
+    /// channel. <paramref name="save"/> (may be null) receives a copy of the input.</summary>
+    public void RunForward(T* x, T* y, T* save, int n, int channels, int s, int channelsPerSet, bool batch)
     {
-        _call = batch ? CallKind.ForwardBatch : CallKind.ForwardFixed;
+        if (channelsPerSet == 1 || !batch)
+        {
+            Run(batch ? CallKind.ForwardBatch : CallKind.ForwardFixed, x, y, null, save, n, channels, s);
+            return;
+        }
+
+        // Sets of K channels: the statistics over the (N, C/K, K·S) view, each set's values repeated over its
+        // channels (in place, from the last channel down: channel c reads set c/K ≤ c), then the output over the
+        // channels with the same formula as a fused pass.
+        int k = channelsPerSet;
+        Run(CallKind.Statistics, x, null, null, save, n, channels / k, checked(k * s));
+        for (int ch = channels - 1; ch >= 0; ch--)
+        {
+            Mean[ch] = Mean[ch / k];
+            Invstd[ch] = Invstd[ch / k];
+            VarSum[ch] = VarSum[ch / k];
+        }
+
+        Run(CallKind.ForwardFixed, x, y, null, null, n, channels, s);
+    }
+
+    /// <summary>Backward over a non-empty input: fills <see cref="GradWeight"/>, <see cref="GradBias"/> (per channel)
+    /// and dx. <see cref="Mean"/>, <see cref="Invstd"/> (per channel) and <see cref="Weight"/> hold the saved forward
+    /// context.</summary>
+    public void RunBackward(T* x, T* dy, T* dx, int n, int channels, int s, int channelsPerSet, bool batch)
+    {
+        if (channelsPerSet == 1 || !batch)
+        {
+            Run(batch ? CallKind.BackwardBatch : CallKind.BackwardFixed, x, dx, dy, null, n, channels, s);
+            return;
+        }
+
+        Run(CallKind.BackwardSums, x, null, dy, null, n, channels, s);
+        CombineSets(channels, channelsPerSet, (long)channelsPerSet * n * s);
+        Run(CallKind.BackwardApply, x, dx, dy, null, n, channels, s);
+    }
+
+    /// <summary>
+    /// The input gradient of sets of K channels c with weights w_c, sharing mean μ and invstd r over M elements:
+    /// dx = (w_c·dy − G − (x − μ)·k)·r with G = Σ_c w_c·Σdy_c / M and k = Σ_c w_c·Σ(x − μ)·dy_c · r² / M, the batch
+    /// formula of a single channel (w = 1 there, the weight in its scale) with the mean's and the variance's
+    /// dependence on x shared by the set. The channel sums are folded in channel order.
+    /// </summary>
+    private void CombineSets(int channels, int k, long count)
+    {
+        for (int first = 0; first < channels; first += k)
+        {
+            double weightedDy = 0, weightedDot = 0;
+            for (int ch = first; ch < first + k; ch++)
+            {
+                weightedDy += Weight[ch] * GradBias[ch];
+                weightedDot += Weight[ch] * SumDot[ch];
+            }
+
+            double invstd = Invstd[first];
+            double gradMean = weightedDy / count;
+            double kk = weightedDot * invstd * invstd / count;
+            for (int ch = first; ch < first + k; ch++)
+            {
+                _chK[ch] = kk;
+                _chGradMean[ch] = gradMean;
+                _chScale[ch] = invstd;
+                _chDyScale[ch] = Weight[ch];
+            }
+        }
+    }
+
+    private void Run(CallKind call, T* x, T* output, T* dy, T* save, int n, int channels, int s)
+    {
+        if ((uint)channels > (uint)Capacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, $"the engine holds at most {Capacity} channels");
+        }
+
+        _c = channels;
+        _call = call;
         _phase = Phase.Channel;
         _pX = (nint)x;
-        _pOut = (nint)y;
+        _pOut = (nint)output;
+        _pDy = (nint)dy;
         _pSave = (nint)save;
         _jobN = n;
         _jobS = s;
         _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
-        if (batch && IsFloat)
+        if ((call == CallKind.ForwardBatch || call == CallKind.Statistics) && IsFloat)
         {
             PrepareShiftSamples(); // the float statistics' shift (ChannelShift); double needs none
         }
@@ -171,29 +265,7 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         }
         finally
         {
-            _pX = _pOut = _pSave = 0;
-        }
-    }
-
-    /// <summary>Backward over a non-empty input: fills <see cref="GradWeight"/>, <see cref="GradBias"/> and dx.
-    /// <see cref="Mean"/>, <see cref="Invstd"/> and <see cref="Weight"/> hold the saved forward context.</summary>
-    public void RunBackward(T* x, T* dy, T* dx, int n, int s, bool batch)
-    {
-        _call = batch ? CallKind.BackwardBatch : CallKind.BackwardFixed;
-        _phase = Phase.Channel;
-        _pX = (nint)x;
-        _pDy = (nint)dy;
-        _pOut = (nint)dx;
-        _jobN = n;
-        _jobS = s;
-        _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
-        try
-        {
-            Dispatch();
-        }
-        finally
-        {
-            _pX = _pOut = _pDy = 0;
+            _pX = _pOut = _pDy = _pSave = 0;
         }
     }
 

@@ -63,10 +63,11 @@ internal static unsafe partial class Kernels<T>
         MapColumns(ref map, y, rowStride, rows, columns);
     }
 
-    /// <summary>dx[r, j] = (dy[r, j] − gradMean[j] − (x[r, j] − mean[j])·k[j])·scale[j], rounded once to T.</summary>
-    public static void BackwardBatchColumns(T* x, T* dy, T* dx, long rowStride, int rows, double* mean, double* k, double* gradMean, double* scale, int columns)
+    /// <summary>dx[r, j] = (a[j]·dy[r, j] − gradMean[j] − (x[r, j] − mean[j])·k[j])·scale[j], rounded once to T
+    /// (a = <paramref name="dyScale"/>, 1 for sets of one channel).</summary>
+    public static void BackwardBatchColumns(T* x, T* dy, T* dx, long rowStride, int rows, double* mean, double* k, double* gradMean, double* scale, double* dyScale, int columns)
     {
-        var map = new BackwardBatchMap(x, dy, mean, k, gradMean, scale);
+        var map = new BackwardBatchMap(x, dy, mean, k, gradMean, scale, dyScale);
         MapColumns(ref map, dx, rowStride, rows, columns);
     }
 
@@ -221,14 +222,14 @@ internal static unsafe partial class Kernels<T>
         public double InvokeScalar(long o, int j) => ((ToDouble(x[o]) - mean[j]) * scale[j]) + shift[j];
     }
 
-    private readonly struct BackwardBatchMap(T* x, T* dy, double* mean, double* k, double* gradMean, double* scale) : IColumnMap
+    private readonly struct BackwardBatchMap(T* x, T* dy, double* mean, double* k, double* gradMean, double* scale, double* dyScale) : IColumnMap
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector256<double> Invoke4(long o, int j) =>
-            (Load4(dy + o) - Vector256.Load(gradMean + j) - ((Load4(x + o) - Vector256.Load(mean + j)) * Vector256.Load(k + j))) * Vector256.Load(scale + j);
+            ((Load4(dy + o) * Vector256.Load(dyScale + j)) - Vector256.Load(gradMean + j) - ((Load4(x + o) - Vector256.Load(mean + j)) * Vector256.Load(k + j))) * Vector256.Load(scale + j);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public double InvokeScalar(long o, int j) => (ToDouble(dy[o]) - gradMean[j] - ((ToDouble(x[o]) - mean[j]) * k[j])) * scale[j];
+        public double InvokeScalar(long o, int j) => ((ToDouble(dy[o]) * dyScale[j]) - gradMean[j] - ((ToDouble(x[o]) - mean[j]) * k[j])) * scale[j];
     }
 
     private readonly struct ScaleMap(T* dy, double* scale) : IColumnMap

@@ -214,9 +214,10 @@ internal static unsafe partial class Kernels<T> where T : unmanaged, IFloatingPo
     }
 
     /// <summary>
-    /// Training-mode input gradient: dx = (dy − gradMean − (x − mean)·k)·scale, in double, rounded once to T.
+    /// Training-mode input gradient: dx = (a·dy − gradMean − (x − mean)·k)·scale with a = <paramref name="dyScale"/>,
+    /// in double, rounded once to T (a = 1 for a set of one channel: a·dy is then dy exactly).
     /// </summary>
-    public static void BackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale)
+    public static void BackwardBatch(T* x, T* dy, T* dx, int length, double mean, double k, double gradMean, double scale, double dyScale)
     {
         int i = 0;
         if (UseVectors && length >= Step)
@@ -225,22 +226,23 @@ internal static unsafe partial class Kernels<T> where T : unmanaged, IFloatingPo
             var kk = Vector256.Create(k);
             var gm = Vector256.Create(gradMean);
             var a = Vector256.Create(scale);
+            var d = Vector256.Create(dyScale);
             for (; i <= length - Step; i += Step)
             {
                 Load16(x + i, out var x0, out var x1, out var x2, out var x3);
                 Load16(dy + i, out var g0, out var g1, out var g2, out var g3);
                 Store16(
                     dx + i,
-                    (g0 - gm - ((x0 - m) * kk)) * a,
-                    (g1 - gm - ((x1 - m) * kk)) * a,
-                    (g2 - gm - ((x2 - m) * kk)) * a,
-                    (g3 - gm - ((x3 - m) * kk)) * a);
+                    ((g0 * d) - gm - ((x0 - m) * kk)) * a,
+                    ((g1 * d) - gm - ((x1 - m) * kk)) * a,
+                    ((g2 * d) - gm - ((x2 - m) * kk)) * a,
+                    ((g3 * d) - gm - ((x3 - m) * kk)) * a);
             }
         }
 
         for (; i < length; i++)
         {
-            dx[i] = FromDouble((ToDouble(dy[i]) - gradMean - ((ToDouble(x[i]) - mean) * k)) * scale);
+            dx[i] = FromDouble(((ToDouble(dy[i]) * dyScale) - gradMean - ((ToDouble(x[i]) - mean) * k)) * scale);
         }
     }
 }
