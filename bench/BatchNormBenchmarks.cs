@@ -273,7 +273,7 @@ internal abstract class CSharpSide
 
 internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
 {
-    private readonly BatchNorm<T> _module;
+    private readonly NormBase<T> _module;
     private readonly int[] _shape;
     private readonly MemoryLayout _layout;
     private readonly T[] _input;

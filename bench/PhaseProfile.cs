@@ -58,7 +58,7 @@ internal static class PhaseProfile
         T[] dx = new T[x.Length];
         T[] gw = new T[shape[1]];
         T[] gb = new T[shape[1]];
-        BatchNorm<T> module = LibraryImplementation.CreateModule<T>(config);
+        NormBase<T> module = LibraryImplementation.CreateModule<T>(config);
         module.MaxDegreeOfParallelism = threads;
 
         double copy = Median(() => x.AsSpan().CopyTo(y));

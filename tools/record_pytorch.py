@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Record BatchNorm cases from real PyTorch in the bnparity-case/1 format.
+"""Record BatchNorm, InstanceNorm and GroupNorm cases from real PyTorch in the bnparity-case/1 format.
 
 Every case is declared in CASES (committed output, fixtures/pytorch/) or HOLDOUT_CASES (never
 committed; written with --holdout to check the replay tool on cases it has never seen).
@@ -24,7 +24,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "fixtures", "pytorch")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODULES = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d,
-           "BatchNorm3d": torch.nn.BatchNorm3d}
+           "BatchNorm3d": torch.nn.BatchNorm3d, "InstanceNorm1d": torch.nn.InstanceNorm1d,
+           "InstanceNorm2d": torch.nn.InstanceNorm2d, "InstanceNorm3d": torch.nn.InstanceNorm3d,
+           "GroupNorm": torch.nn.GroupNorm}
+# the modules whose inputs have a channels_last form (by rank, see CL_FORMATS)
+CL_MODULES = ("BatchNorm2d", "BatchNorm3d", "InstanceNorm2d", "InstanceNorm3d", "GroupNorm")
+# accepted input ranks; InstanceNorm's lower rank is its unbatched (C, ...) form
+RANKS = {"BatchNorm1d": (2, 3), "BatchNorm2d": (4,), "BatchNorm3d": (5,), "InstanceNorm1d": (2, 3),
+         "InstanceNorm2d": (3, 4), "InstanceNorm3d": (4, 5), "GroupNorm": (2, 3, 4, 5)}
+
+
+def is_instance_norm(module: str) -> bool:
+    return module.startswith("InstanceNorm")
 CF, CL = "channels_first", "channels_last"
 LAYOUTS = (CF, CL)
 # channels_last memory format by input rank (only BatchNorm2d/3d inputs have one)
@@ -71,6 +82,8 @@ class Case:
     # None: PyTorch's default init.  Otherwise load random weight/bias ~ N(0,1)+1 / N(0,1),
     # running_mean ~ N(0,1), running_var ~ U(0.5,2.5) and this num_batches_tracked.
     random_state_nbt: Optional[int] = None
+    # GroupNorm only: num_groups (num_features is then num_channels; momentum and track_running_stats unused)
+    num_groups: Optional[int] = None
 
 
 def T(*steps):
@@ -86,6 +99,17 @@ def evals(*shape, grad=False, layout=CF, **kw):
 
 
 BN1, BN2, BN3 = "BatchNorm1d", "BatchNorm2d", "BatchNorm3d"
+IN1, IN2, IN3, GN = "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "GroupNorm"
+
+
+def InstanceCase(*args, **kw):
+    """A case with PyTorch's InstanceNorm defaults (affine=False, track_running_stats=False) unless given."""
+    return Case(*args, **{"affine": False, "track_running_stats": False, **kw})
+
+
+def GroupCase(*args, **kw):
+    """A GroupNorm case: no running statistics, no momentum."""
+    return Case(*args, **{"track_running_stats": False, "momentum": None, **kw})
 
 CASES: List[Case] = [
     # --- the three shared samples (seeds 1, 2, 3 reproduce them byte for byte)
@@ -222,6 +246,85 @@ CASES: List[Case] = [
          T(train(4, 3, 1, 1, grad=True, layout=CL), evals(2, 3, 1, 1, layout=CL))),
     Case("cl-bn2d-one-value-per-channel-error", 102, BN2, 3,
          T(train(2, 3, 2, 2, layout=CL), train(1, 3, 1, 1, layout=CL))),
+    # --- GroupNorm (num_features is num_channels; groups = 1 and = C; (N, C) input; channels-last; errors)
+] + [
+    GroupCase("gn-default-4d", 200, GN, 4, T(train(2, 4, 5, 5, grad=True), evals(2, 4, 5, 5, grad=True)), num_groups=2),
+    GroupCase("gn-one-group", 201, GN, 6, T(train(3, 6, 4, 4, grad=True)), num_groups=1),
+    GroupCase("gn-group-per-channel", 202, GN, 4, T(train(2, 4, 3, 3, grad=True)), num_groups=4),
+    GroupCase("gn-2d-input", 203, GN, 6, T(train(5, 6, grad=True), evals(3, 6)), num_groups=2),
+    GroupCase("gn-2d-one-value-per-group", 204, GN, 4, T(train(2, 4, grad=True), evals(2, 4)), num_groups=4,
+         random_state_nbt=0),
+    GroupCase("gn-error-one-value", 205, GN, 4, T(train(2, 4, 3), train(1, 4, 1, 1)), num_groups=4),
+    GroupCase("gn-error-one-value-eval", 206, GN, 3, T(evals(1, 3)), num_groups=3),
+    GroupCase("gn-3d-input", 207, GN, 6, T(train(4, 6, 10, grad=True)), num_groups=3),
+    GroupCase("gn-5d-input", 208, GN, 4, T(train(2, 4, 3, 3, 3, grad=True)), num_groups=2),
+    GroupCase("gn-f64", 209, GN, 4, T(train(3, 4, 5, 5, grad=True), evals(2, 4, 5, 5)), num_groups=2, dtype="float64"),
+    GroupCase("gn-f64-one-group", 210, GN, 3, T(train(2, 3, 7, grad=True)), num_groups=1, dtype="float64"),
+    GroupCase("gn-not-affine", 211, GN, 4, T(train(2, 4, 6, 6, grad=True)), num_groups=2, affine=False),
+    GroupCase("gn-loaded-state", 212, GN, 6, T(train(3, 6, 4, 4, grad=True), evals(2, 6, 4, 4)), num_groups=3,
+         random_state_nbt=0),
+    GroupCase("gn-eps-0.1", 213, GN, 4, T(train(2, 4, 3, 3, grad=True)), num_groups=2, eps=0.1),
+    GroupCase("gn-channels-last-4d", 214, GN, 4, T(train(2, 4, 5, 5, grad=True, layout=CL)), num_groups=2,
+         random_state_nbt=0),
+    GroupCase("gn-channels-last-5d", 215, GN, 6, T(train(2, 6, 2, 3, 4, grad=True, layout=CL)), num_groups=3),
+    GroupCase("gn-channels-last-f64", 216, GN, 4, T(train(2, 4, 3, 5, grad=True, layout=CL)), num_groups=2,
+         dtype="float64", random_state_nbt=0),
+    GroupCase("gn-ill-conditioned", 217, GN, 4, T(train(3, 4, 3, 3, mean=5e3, std=0.02, grad=True)), num_groups=2),
+    GroupCase("gn-ties-const-channel", 218, GN, 4,
+         T(train(2, 4, 3, 3, round_to=1.0, const_channel=(0, -2.0), grad=True)), num_groups=2),
+    GroupCase("gn-constant-group", 219, GN, 3, T(train(2, 3, 4, 4, const_channel=(1, 0.5), grad=True)), num_groups=3),
+    GroupCase("gn-wide", 220, GN, 32, T(train(2, 32, 4, 4, grad=True)), num_groups=8, random_state_nbt=0),
+    GroupCase("gn-large-spatial", 221, GN, 4, T(train(1, 4, 32, 32, grad=True)), num_groups=2),
+    GroupCase("gn-error-channel-mismatch", 222, GN, 4, T(train(2, 4, 3), train(2, 6, 3)), num_groups=2),
+    GroupCase("gn-error-not-divisible", 223, GN, 4, T(train(2, 5, 3)), num_groups=2, affine=False),
+    GroupCase("gn-batch-1", 224, GN, 6, T(train(1, 6, 8, grad=True)), num_groups=2),
+    GroupCase("gn-f64-channels-last-one-group", 225, GN, 3, T(train(2, 3, 4, 4, grad=True, layout=CL)), num_groups=1,
+         dtype="float64"),
+    GroupCase("gn-offset-data", 226, GN, 8, T(train(4, 8, 6, mean=100.0, std=3.0, grad=True)), num_groups=4),
+] + [
+    # --- InstanceNorm1d/2d/3d (unbatched input, running statistics, momentum None (recorded with 0.0),
+    #     channels-last, the spatial-size error in eval, the 1.13 channel rule)
+    InstanceCase("in1d-default", 300, IN1, 3, T(train(4, 3, 10, grad=True), evals(4, 3, 10))),
+    InstanceCase("in1d-unbatched", 301, IN1, 3, T(train(3, 12, grad=True), evals(3, 12))),
+    InstanceCase("in2d-default", 302, IN2, 4, T(train(2, 4, 5, 5, grad=True))),
+    InstanceCase("in3d-default", 303, IN3, 3, T(train(2, 3, 3, 4, 4, grad=True))),
+    InstanceCase("in2d-affine", 304, IN2, 4, T(train(2, 4, 5, 5, grad=True), evals(2, 4, 5, 5, grad=True)), affine=True,
+         random_state_nbt=0),
+    InstanceCase("in2d-track", 305, IN2, 3, T(train(2, 3, 4, 4, grad=True), train(3, 3, 4, 4, mean=1.0), evals(2, 3, 4, 4, grad=True)),
+         track_running_stats=True),
+    InstanceCase("in2d-track-affine-loaded", 306, IN2, 3, T(train(2, 3, 4, 4, grad=True), evals(2, 3, 4, 4)), affine=True,
+         track_running_stats=True, random_state_nbt=5),
+    InstanceCase("in1d-momentum-none-track", 307, IN1, 3, T(train(2, 3, 8), train(2, 3, 8, mean=2.0), evals(2, 3, 8)),
+         momentum=None, track_running_stats=True, random_state_nbt=2),
+    InstanceCase("in2d-momentum-0.7-track", 308, IN2, 2, T(train(3, 2, 3, 3), train(3, 2, 3, 3, std=2.0)), momentum=0.7,
+         track_running_stats=True),
+    InstanceCase("in2d-f64", 309, IN2, 3, T(train(2, 3, 4, 4, grad=True), evals(2, 3, 4, 4)), affine=True,
+         track_running_stats=True, dtype="float64", random_state_nbt=1),
+    InstanceCase("in3d-f64-not-affine", 310, IN3, 2, T(train(2, 2, 2, 3, 3, grad=True)), dtype="float64"),
+    InstanceCase("in2d-channels-last", 311, IN2, 4, T(train(2, 4, 5, 5, grad=True, layout=CL)), affine=True,
+         random_state_nbt=0),
+    InstanceCase("in3d-channels-last-track", 312, IN3, 3, T(train(2, 3, 2, 3, 4, grad=True, layout=CL),
+                                                    evals(2, 3, 2, 3, 4, layout=CL)), affine=True, track_running_stats=True),
+    InstanceCase("in2d-channels-last-f64", 313, IN2, 3, T(train(2, 3, 4, 3, grad=True, layout=CL)), dtype="float64"),
+    InstanceCase("in2d-eval-uses-running-stats", 314, IN2, 3, T(train(4, 3, 3, 3), evals(2, 3, 3, 3, grad=True)),
+         track_running_stats=True, momentum=0.5),
+    InstanceCase("in1d-eval-without-tracking", 315, IN1, 3, T(evals(3, 3, 9, grad=True)), affine=True),
+    InstanceCase("in1d-error-one-spatial-train", 316, IN1, 3, T(train(2, 3, 5), train(2, 3, 1))),
+    InstanceCase("in1d-error-one-spatial-eval", 317, IN1, 3, T(evals(2, 3, 1))),
+    InstanceCase("in1d-eval-tracked-one-spatial", 318, IN1, 3, T(evals(2, 3, 1)), track_running_stats=True,
+         random_state_nbt=3),
+    InstanceCase("in2d-error-channels-affine", 319, IN2, 3, T(train(2, 4, 3, 3)), affine=True),
+    InstanceCase("in2d-error-channels-tracked", 320, IN2, 3, T(train(2, 4, 3, 3)), track_running_stats=True),
+    InstanceCase("in2d-error-channels-affine-tracked", 328, IN2, 3, T(train(2, 4, 3, 3)), affine=True,
+                 track_running_stats=True),
+    InstanceCase("in2d-other-channels-runs", 321, IN2, 3, T(train(2, 4, 3, 3, grad=True))),
+    InstanceCase("in2d-unbatched", 322, IN2, 3, T(train(3, 4, 5, grad=True)), affine=True, random_state_nbt=0),
+    InstanceCase("in2d-ill-conditioned", 323, IN2, 2, T(train(2, 2, 4, 4, mean=5e3, std=0.02, grad=True))),
+    InstanceCase("in2d-ties-const-channel", 324, IN2, 3, T(train(2, 3, 3, 3, round_to=1.0, const_channel=(0, -2.0), grad=True)),
+         affine=True),
+    InstanceCase("in1d-eps-0.1", 325, IN1, 2, T(train(3, 2, 6, grad=True)), eps=0.1),
+    InstanceCase("in3d-unbatched-track", 326, IN3, 3, T(train(3, 2, 3, 3), evals(3, 2, 3, 3)), track_running_stats=True),
+    InstanceCase("in2d-batch-1-large", 327, IN2, 4, T(train(1, 4, 32, 32, grad=True))),
 ]
 
 # NOT COMMITTED: holdout cases, written only with --holdout (e.g. to /tmp/holdout-cases) to check
@@ -294,10 +397,19 @@ def make_input(spec: Input, dtype: torch.dtype) -> torch.Tensor:
 
 
 def build_module(case: Case) -> torch.nn.Module:
-    """Construct the module and load the state recorded as parameters/buffers."""
+    """Construct the module and load the state recorded as parameters/buffers.
+
+    InstanceNorm with momentum None: PyTorch 2.x passes 0.0 to instance_norm (the running statistics stay); 1.13
+    raises a TypeError, so the module is built with 0.0 and the file says null."""
     dtype = DTYPES[case.dtype]
-    m = MODULES[case.module](case.num_features, eps=case.eps, momentum=case.momentum,
-                             affine=case.affine, track_running_stats=case.track_running_stats)
+    if case.module == "GroupNorm":
+        m = torch.nn.GroupNorm(case.num_groups, case.num_features, eps=case.eps, affine=case.affine)
+    else:
+        momentum = case.momentum
+        if momentum is None and is_instance_norm(case.module):
+            momentum = 0.0
+        m = MODULES[case.module](case.num_features, eps=case.eps, momentum=momentum,
+                                 affine=case.affine, track_running_stats=case.track_running_stats)
     m = m.to(dtype)
     if case.random_state_nbt is not None:
         c = case.num_features
@@ -339,8 +451,8 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
     rec = {"training": step.training}
     mf = torch.contiguous_format
     if step.layout == CL:
-        if x.dim() not in CL_FORMATS or case.module == "BatchNorm1d":
-            raise SystemExit(f"{case.name}: channels_last needs a BatchNorm2d/3d input, not {case.module} {tuple(x.shape)}")
+        if x.dim() not in CL_FORMATS or case.module not in CL_MODULES:
+            raise SystemExit(f"{case.name}: channels_last needs a 4D/5D input of {CL_MODULES}, not {case.module} {tuple(x.shape)}")
         mf = CL_FORMATS[x.dim()]
         rec["layout"] = CL
     elif step.layout != CF:
@@ -360,7 +472,9 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
     except ValueError as exc:
         rec["expect"] = {"error": error_prefix(exc)}
         return rec, True
-    if not y.is_contiguous(memory_format=mf):
+    if is_instance_norm(case.module):
+        pass  # PyTorch 1.13's instance_norm returns a channels-first output for any input; the values are logical
+    elif not y.is_contiguous(memory_format=mf):
         raise SystemExit(f"{case.name}: PyTorch's output is not contiguous in {step.layout} (strides {y.stride()})")
     expect = {"output": tensor_json(y.detach())}
     if case.track_running_stats:
@@ -386,10 +500,15 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
 def record(case: Case) -> dict:
     torch.manual_seed(case.seed)
     m = build_module(case)
-    doc = {"format": FORMAT, "name": case.name, "module": case.module,
-           "num_features": case.num_features, "eps": case.eps, "momentum": case.momentum,
-           "affine": case.affine, "track_running_stats": case.track_running_stats,
-           "dtype": case.dtype}
+    if case.module == "GroupNorm":
+        assert not case.track_running_stats, f"{case.name}: GroupNorm has no running statistics"
+        doc = {"format": FORMAT, "name": case.name, "module": case.module, "num_groups": case.num_groups,
+               "num_channels": case.num_features, "eps": case.eps, "affine": case.affine, "dtype": case.dtype}
+    else:
+        doc = {"format": FORMAT, "name": case.name, "module": case.module,
+               "num_features": case.num_features, "eps": case.eps, "momentum": case.momentum,
+               "affine": case.affine, "track_running_stats": case.track_running_stats,
+               "dtype": case.dtype}
     doc.update(state_json(m, case))
     steps = []
     for i, step in enumerate(case.steps):
@@ -415,31 +534,41 @@ def check_case(doc: dict, fname: str) -> List[str]:
     def bad(msg):
         errs.append(f"{fname}: {msg}")
 
-    top = ["format", "name", "module", "num_features", "eps", "momentum", "affine",
-           "track_running_stats", "dtype"]
+    group_norm = doc.get("module") == "GroupNorm"
+    if group_norm:
+        top = ["format", "name", "module", "num_groups", "num_channels", "eps", "affine", "dtype"]
+    else:
+        top = ["format", "name", "module", "num_features", "eps", "momentum", "affine",
+               "track_running_stats", "dtype"]
     if doc.get("format") != FORMAT:
         bad("format")
     if doc.get("name") + ".json" != os.path.basename(fname):
         bad("name does not match file name")
     if doc.get("module") not in MODULES:
         bad("module")
-    C = doc.get("num_features")
+    C = doc.get("num_channels" if group_norm else "num_features")
     if not isinstance(C, int) or isinstance(C, bool) or C < 1:
-        bad("num_features")
+        bad("num_channels" if group_norm else "num_features")
         return errs
+    if group_norm:
+        G = doc.get("num_groups")
+        if not isinstance(G, int) or isinstance(G, bool) or G < 1 or C % G:
+            bad("num_groups must be a positive divisor of num_channels")
     if not _is_num(doc.get("eps")):
         bad("eps")
     if doc.get("momentum") is not None and not _is_num(doc["momentum"]):
         bad("momentum")
     if doc.get("dtype") not in DTYPES:
         bad("dtype")
-    affine, track = doc.get("affine"), doc.get("track_running_stats")
+    affine, track = doc.get("affine"), False if group_norm else doc.get("track_running_stats")
     if not isinstance(affine, bool) or not isinstance(track, bool):
         bad("affine/track_running_stats")
     expected_keys = top + (["parameters"] if affine else []) + (["buffers"] if track else []) + ["steps"]
     if list(doc.keys()) != expected_keys:
         bad(f"top-level keys {list(doc.keys())} != {expected_keys}")
-    ndim = {"BatchNorm1d": (2, 3), "BatchNorm2d": (4,), "BatchNorm3d": (5,)}.get(doc.get("module"), ())
+    ndim = RANKS.get(doc.get("module"), ())
+    # the channel dimension: 0 for an unbatched InstanceNorm input, else 1
+    channel_dim = (lambda sh: 0 if is_instance_norm(doc.get("module")) and len(sh) == ndim[0] else 1)
     f32 = doc.get("dtype") == "float32"
 
     def vec(v, what):
@@ -500,10 +629,12 @@ def check_case(doc: dict, fname: str) -> List[str]:
         has_layout = "layout" in s
         if has_layout and s["layout"] not in LAYOUTS:
             bad(f"{w}.layout must be \"channels_first\" or \"channels_last\"")
-        if has_layout and s["layout"] == CL and doc.get("module") not in ("BatchNorm2d", "BatchNorm3d"):
-            bad(f"{w}.layout: channels_last only for BatchNorm2d/BatchNorm3d")
+        if has_layout and s["layout"] == CL and doc.get("module") not in CL_MODULES:
+            bad(f"{w}.layout: channels_last only for {CL_MODULES}")
         sh = tens(s.get("input"), f"{w}.input")
-        if sh is not None and (len(sh) not in ndim or sh[1] != C):
+        error_step = "error" in s.get("expect", {})
+        if sh is not None and (len(sh) not in ndim or (sh[channel_dim(sh)] != C and not error_step
+                                                       and (affine or track or not is_instance_norm(doc.get("module"))))):
             bad(f"{w}.input: shape {sh} invalid for {doc.get('module')}({C})")
         e = s.get("expect", {})
         grad = "grad_output" in s

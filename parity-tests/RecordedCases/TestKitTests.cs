@@ -13,6 +13,18 @@ public sealed class LibraryThroughTheTestKit : RecordedPyTorchCasesSuite
     protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
 }
 
+/// <summary>The kit's InstanceNorm suite on the library.</summary>
+public sealed class LibraryInstanceNormThroughTheTestKit : RecordedInstanceNormCasesSuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
+/// <summary>The kit's GroupNorm suite on the library.</summary>
+public sealed class LibraryGroupNormThroughTheTestKit : RecordedGroupNormCasesSuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
 public sealed class TestKitTests
 {
     [Fact]
@@ -24,6 +36,11 @@ public sealed class TestKitTests
         {
             Assert.Equal(CaseJson.ReadFile(Path.Combine(CaseJson.CommittedCasesDirectory, name + ".json")).ToString(), Harness.Cases.RecordedCases.Load(name).ToString());
         }
+
+        // The family suites split the cases without loss: at least 25 recorded cases per new family.
+        var families = Enum.GetValues<ModuleFamily>().Select(Harness.Cases.RecordedCases.NamesOf).ToArray();
+        Assert.Equal(Harness.Cases.RecordedCases.Names.Count, families.Sum(f => f.Count));
+        Assert.All(families, f => Assert.True(f.Count >= 25, $"{f.Count} cases in a family"));
     }
 
     [Fact]

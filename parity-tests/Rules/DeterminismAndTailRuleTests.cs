@@ -73,7 +73,7 @@ public sealed class DeterminismAndTailRuleTests
 
             var y = m.Forward(x);
             Assert.Equal(x.Shape, y.Shape);
-            long n = norm.ValuesPerChannel;
+            long n = norm.ValuesPerSet;
             double r = typeof(T) == typeof(float) ? k : Tolerance.ReductionFactor(n);
             for (int i = 0; i < y.Length; i++)
             {

@@ -48,7 +48,7 @@ public sealed class LargeTensorRuleTests
         var library = CaseRunner.Run(new LibraryImplementation(), batchNormCase).Steps[0];
         var norm = normalizations[0]!;
         double k = Tolerance.LibraryAccuracyRoundings * Tolerance.Float32UnitRoundoff;
-        long n = norm.ValuesPerChannel;
+        long n = norm.ValuesPerSet;
         for (int c = 0; c < 3; c++)
         {
             double f = norm.RunningFactor;

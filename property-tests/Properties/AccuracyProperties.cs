@@ -97,7 +97,7 @@ public sealed class AccuracyProperties
                 }
 
                 var old = truth.StateBefore[i];
-                long count = norm.ValuesPerChannel;
+                long count = norm.ValuesPerSet;
                 for (int c = 0; c < spec.Channels; c++)
                 {
                     double f = norm.RunningFactor;

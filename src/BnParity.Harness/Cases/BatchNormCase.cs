@@ -6,6 +6,10 @@ public enum ModuleKind
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    GroupNorm,
 }
 
 /// <summary>Element type of every tensor in a case.</summary>
@@ -37,7 +41,9 @@ public sealed record CaseTensor(int[] Shape, double[] Data)
     }
 }
 
-/// <summary>How a module is constructed: the constructor arguments of PyTorch's BatchNorm, plus dtype.</summary>
+/// <summary>How a module is constructed: the constructor arguments of PyTorch's module, plus dtype. For GroupNorm
+/// <see cref="NumFeatures"/> is num_channels, <see cref="NumGroups"/> num_groups, and there are no running statistics
+/// (<see cref="TrackRunningStats"/> false, <see cref="Momentum"/> null).</summary>
 public sealed record ModuleConfig(
     ModuleKind Module,
     int NumFeatures,
@@ -45,10 +51,22 @@ public sealed record ModuleConfig(
     double? Momentum = 0.1,
     bool Affine = true,
     bool TrackRunningStats = true,
-    ElementType DType = ElementType.Float32)
+    ElementType DType = ElementType.Float32,
+    int NumGroups = 0)
 {
-    public override string ToString() =>
-        $"{Module}({NumFeatures}, eps={Eps:R}, momentum={(Momentum is { } m ? m.ToString("R") : "None")}, affine={Affine}, track_running_stats={TrackRunningStats}, dtype={DType.ToString().ToLowerInvariant()})";
+    /// <summary>A GroupNorm configuration (no running statistics).</summary>
+    public static ModuleConfig GroupNorm(int numGroups, int numChannels, double eps = 1e-5, bool affine = true, ElementType dtype = ElementType.Float32) =>
+        new(ModuleKind.GroupNorm, numChannels, eps, null, affine, false, dtype, numGroups);
+
+    /// <summary>Whether the module is InstanceNorm1d/2d/3d.</summary>
+    public bool IsInstanceNorm => Module is ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d;
+
+    /// <summary>Whether the module's inputs have a channels-last form (the 2d/3d modules and GroupNorm).</summary>
+    public bool HasChannelsLast => Module is not (ModuleKind.BatchNorm1d or ModuleKind.InstanceNorm1d);
+
+    public override string ToString() => Module == ModuleKind.GroupNorm
+        ? $"GroupNorm({NumGroups}, {NumFeatures}, eps={Eps:R}, affine={Affine}, dtype={DType.ToString().ToLowerInvariant()})"
+        : $"{Module}({NumFeatures}, eps={Eps:R}, momentum={(Momentum is { } m ? m.ToString("R") : "None")}, affine={Affine}, track_running_stats={TrackRunningStats}, dtype={DType.ToString().ToLowerInvariant()})";
 }
 
 /// <summary>

@@ -159,7 +159,11 @@ public static class CaseJson
                 "BatchNorm1d" => ModuleKind.BatchNorm1d,
                 "BatchNorm2d" => ModuleKind.BatchNorm2d,
                 "BatchNorm3d" => ModuleKind.BatchNorm3d,
-                _ => throw new CaseFormatException($"unknown module '{moduleName}' (expected BatchNorm1d, BatchNorm2d or BatchNorm3d)"),
+                "InstanceNorm1d" => ModuleKind.InstanceNorm1d,
+                "InstanceNorm2d" => ModuleKind.InstanceNorm2d,
+                "InstanceNorm3d" => ModuleKind.InstanceNorm3d,
+                "GroupNorm" => ModuleKind.GroupNorm,
+                _ => throw new CaseFormatException($"unknown module '{moduleName}' (expected BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d or GroupNorm)"),
             };
             string dtypeName = String(root, "dtype");
             ElementType dtype = dtypeName switch
@@ -168,17 +172,33 @@ public static class CaseJson
                 "float64" => ElementType.Float64,
                 _ => throw new CaseFormatException($"unknown dtype '{dtypeName}' (expected float32 or float64)"),
             };
-            int features = Int(root, "num_features");
-            if (features < 1 || features > BatchNorm<float>.MaxNumFeatures)
+            bool groupNorm = module == ModuleKind.GroupNorm;
+            string featuresKey = groupNorm ? "num_channels" : "num_features";
+            int features = Int(root, featuresKey);
+            if (features < 1 || features > NormBase<float>.MaxNumFeatures)
             {
                 // Checked before anything is sized by it: the module state below is 4 vectors of num_features.
-                throw new CaseFormatException($"num_features must be between 1 and {BatchNorm<float>.MaxNumFeatures} (the library's limit), got {features}");
+                throw new CaseFormatException($"{featuresKey} must be between 1 and {NormBase<float>.MaxNumFeatures} (the library's limit), got {features}");
             }
 
-            var momentumElement = Property(root, "momentum");
-            double? momentum = momentumElement.ValueKind == JsonValueKind.Null ? null : Number(momentumElement, "momentum");
-            var config = new ModuleConfig(module, features, Number(Property(root, "eps"), "eps"), momentum,
-                Bool(root, "affine"), Bool(root, "track_running_stats"), dtype);
+            ModuleConfig config;
+            if (groupNorm)
+            {
+                int groups = Int(root, "num_groups");
+                if (groups < 1 || features % groups != 0)
+                {
+                    throw new CaseFormatException($"num_groups must be a positive divisor of num_channels ({features}), got {groups}");
+                }
+
+                config = ModuleConfig.GroupNorm(groups, features, Number(Property(root, "eps"), "eps"), Bool(root, "affine"), dtype);
+            }
+            else
+            {
+                var momentumElement = Property(root, "momentum");
+                double? momentum = momentumElement.ValueKind == JsonValueKind.Null ? null : Number(momentumElement, "momentum");
+                config = new ModuleConfig(module, features, Number(Property(root, "eps"), "eps"), momentum,
+                    Bool(root, "affine"), Bool(root, "track_running_stats"), dtype);
+            }
 
             var defaults = ModuleState.Defaults(config);
             double[]? weight = defaults.Weight, bias = defaults.Bias, runningMean = defaults.RunningMean, runningVar = defaults.RunningVar;
@@ -287,9 +307,9 @@ public static class CaseJson
             "channels_last" => MemoryLayout.ChannelsLast,
             var other => throw new CaseFormatException($"{where}.layout is '{other}' (expected \"channels_first\" or \"channels_last\")"),
         } : throw new CaseFormatException($"{where}.layout must be a string");
-        if (layout == MemoryLayout.ChannelsLast && config.Module == ModuleKind.BatchNorm1d)
+        if (layout == MemoryLayout.ChannelsLast && !config.HasChannelsLast)
         {
-            throw new CaseFormatException($"{where}.layout is channels_last, which only BatchNorm2d and BatchNorm3d inputs have");
+            throw new CaseFormatException($"{where}.layout is channels_last, which {config.Module} inputs do not have (only the 2d/3d modules' and GroupNorm's)");
         }
 
         return layout;

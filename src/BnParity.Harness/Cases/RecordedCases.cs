@@ -18,6 +18,17 @@ public static class RecordedCases
         .OrderBy(n => n, StringComparer.Ordinal)
         .ToArray();
 
+    /// <summary>The embedded case names of one module family (BatchNorm, InstanceNorm or GroupNorm), in ordinal order.</summary>
+    public static IReadOnlyList<string> NamesOf(ModuleFamily family) => Names.Where(n => FamilyOf(Load(n).Config.Module) == family).ToArray();
+
+    /// <summary>The family of a module kind.</summary>
+    public static ModuleFamily FamilyOf(ModuleKind module) => module switch
+    {
+        ModuleKind.BatchNorm1d or ModuleKind.BatchNorm2d or ModuleKind.BatchNorm3d => ModuleFamily.BatchNorm,
+        ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d => ModuleFamily.InstanceNorm,
+        _ => ModuleFamily.GroupNorm,
+    };
+
     /// <summary>The embedded case <paramref name="name"/>.</summary>
     /// <exception cref="ArgumentException">No case has that name.</exception>
     public static BatchNormCase Load(string name)
@@ -27,4 +38,12 @@ public static class RecordedCases
         using var reader = new StreamReader(stream);
         return CaseJson.Parse(reader.ReadToEnd(), name);
     }
+}
+
+/// <summary>The module families of the recorded cases (each has its own test-kit suite).</summary>
+public enum ModuleFamily
+{
+    BatchNorm,
+    InstanceNorm,
+    GroupNorm,
 }

@@ -40,8 +40,9 @@ public static class ToleranceBudgets
 
             var before = truth.StateBefore[stepIndex];
             var x = step.Input;
-            int spatial = x.SpatialSize;
-            long n = norm.ValuesPerChannel;
+            var geometry = norm.Geometry;
+            int spatial = geometry.Spatial;
+            long n = norm.ValuesPerSet;
             // Statistics of float32 data are accumulated in double by both libtorch and the library
             // (one rounding to T at the end) except on libtorch's channels-last path (channels-last input,
             // or spatial size 1); float64 statistics are sums in T (see StatisticRoundings).
@@ -52,17 +53,17 @@ public static class ToleranceBudgets
             var output = new double[x.Data.Length];
             for (int i = 0; i < output.Length; i++)
             {
-                int c = i / spatial % channels;
-                double alpha = Math.Abs(norm.InvStd[c] * norm.Weight[c]);
-                double centred = Math.Abs((x.Data[i] - norm.Mean[c]) * alpha);
-                double magnitude = norm.MeanMagnitude[c];
+                int j = geometry.SetOf(i), c = geometry.ChannelOf(i);
+                double alpha = Math.Abs(norm.InvStd[j] * norm.Weight[c]);
+                double centred = Math.Abs((x.Data[i] - norm.Mean[j]) * alpha);
+                double magnitude = norm.MeanMagnitude[j];
                 double scale = Math.Abs(x.Data[i]) * alpha + magnitude * alpha + Math.Abs(norm.Bias[c]);
                 if (norm.UsesBatchStatistics)
                 {
                     // The batch mean is a reduction: its error is statisticRoundings·u·m (growing with n
                     // for float64 sums in T), and it reaches every output through |α| even where x − μ = 0
                     // (a constant channel), so the m·|α| term takes that factor, not k.
-                    double variance = norm.BatchVariance![c];
+                    double variance = norm.BatchVariance![j];
                     if (config.Eps == 0 && variance <= k * spacing)
                     {
                         // A variance within the subnormal spacing of 0 at eps = 0: whether T holds it as 0 (invstd 0 by
@@ -110,14 +111,21 @@ public static class ToleranceBudgets
                 double f = norm.RunningFactor;
                 if (step.Training && n > 0)
                 {
-                    for (int c = 0; c < channels; c++)
+                    // Per channel, the mean over its sets of each set's blend budget: a BatchNorm channel is one set
+                    // (the budget of its blend); an InstanceNorm channel averages one blend per instance, each rounded
+                    // to T, and the average is rounded once more (the extra k·u of the per-instance term).
+                    var meanTerms = new double[channels];
+                    var varTerms = new double[channels];
+                    var setsOfChannel = new int[channels];
+                    for (int j = 0; j < geometry.SetCount; j++)
                     {
-                        double mu = norm.Mean[c];
-                        double magnitude = norm.MeanMagnitude[c];
-                        double unbiased = norm.BatchVariance![c] * n / (n - 1);
+                        int c = geometry.ChannelOfSet(j);
+                        double mu = norm.Mean[j];
+                        double magnitude = norm.MeanMagnitude[j];
+                        double unbiased = norm.BatchVariance![j] * n / (n - 1);
                         // libtorch blends with f rounded to T (a lerp: r + f_T·(v − r)); that rounding moves the
                         // result by u·|f|·|v − r|, which |(1 − f)·r| does not bound when f ≈ 1: hence the |f·r| terms.
-                        meanBudget[c] = Math.Abs(1 - f) * meanBudget[c]
+                        double meanTerm = Math.Abs(1 - f) * meanBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * before.RunningMean[c]) + Math.Abs(f * mu))
                             + Math.Abs(f) * statisticRoundings * u * magnitude
                             + k * spacing;
@@ -125,11 +133,26 @@ public static class ToleranceBudgets
                         // (statisticRoundings = k) this is the (k·u·m)² of the derivation; float64 sums in T
                         // grow with n (a constant channel's variance is δ², not 0, in libtorch).
                         double meanShift = statisticRoundings * u * magnitude;
-                        varBudget[c] = Math.Abs(1 - f) * varBudget[c]
+                        double varTerm = Math.Abs(1 - f) * varBudget[c]
                             + k * u * (Math.Abs((1 - f) * before.RunningVar![c]) + Math.Abs(f * before.RunningVar[c]) + Math.Abs(f) * unbiased)
                             + Math.Abs(f) * meanShift * meanShift * n / (n - 1)
                             + Math.Abs(f) * statisticRoundings * u * unbiased
                             + k * spacing;
+                        if (geometry.PerInstance)
+                        {
+                            meanTerm += k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu));
+                            varTerm += k * u * (Math.Abs((1 - f) * before.RunningVar[c]) + Math.Abs(f) * unbiased);
+                        }
+
+                        meanTerms[c] += meanTerm;
+                        varTerms[c] += varTerm;
+                        setsOfChannel[c]++;
+                    }
+
+                    for (int c = 0; c < channels; c++)
+                    {
+                        meanBudget[c] = meanTerms[c] / setsOfChannel[c];
+                        varBudget[c] = varTerms[c] / setsOfChannel[c];
                     }
                 }
 
@@ -179,64 +202,89 @@ public static class ToleranceBudgets
         ModuleConfig config, CaseTensor x, double[] g, ReferenceBatchNorm.Normalization norm, ModuleState before,
         double[] meanBudget, double[] varBudget, double u, double k, MemoryLayout layout)
     {
-        int channels = config.NumFeatures, spatial = x.SpatialSize, batch = x.Shape[0];
-        long n = (long)batch * spatial;
+        var geometry = norm.Geometry;
+        int channels = geometry.Channels, spatial = geometry.Spatial, sets = geometry.SetCount, segments = geometry.SegmentCount;
+        long n = norm.ValuesPerSet;
         double reduction = Tolerance.GradientReductionRoundings(config.DType, n, layout);
-        var sumAbsGrad = new double[channels];
-        var sumAbsCentredGrad = new double[channels];
-        var sumCentredGrad = new double[channels];
-        var sumGrad = new double[channels];
+
+        // Per segment (a set's part in one channel): the sums of the parameter gradients. Per set: the sums dx's
+        // terms share, each term scaled by a = the channel's weight where several weighted channels share the set
+        // (GroupNorm), else a = 1 (the weight is then in the set's scale, and the set sums are the segment sums).
+        var sumAbsGrad = new double[segments];
+        var sumAbsCentredGrad = new double[segments];
+        var sumCentredGrad = new double[segments];
+        var setSumAbsGrad = new double[sets];
+        var setSumAbsCentredGrad = new double[sets];
+        var setSumCentredGrad = new double[sets];
+        var setSumGrad = new double[sets];
         for (int i = 0; i < g.Length; i++)
         {
-            int c = i / spatial % channels;
-            double centred = x.Data[i] - norm.Mean[c];
-            sumAbsGrad[c] += Math.Abs(g[i]);
-            sumAbsCentredGrad[c] += Math.Abs(centred * g[i]);
-            sumCentredGrad[c] += centred * g[i];
-            sumGrad[c] += g[i];
+            int segment = geometry.SegmentOf(i), j = geometry.SetOfSegment(segment);
+            double a = geometry.WeightsInsideSets ? norm.Weight[geometry.ChannelOf(i)] : 1;
+            double centred = x.Data[i] - norm.Mean[j];
+            sumAbsGrad[segment] += Math.Abs(g[i]);
+            sumAbsCentredGrad[segment] += Math.Abs(centred * g[i]);
+            sumCentredGrad[segment] += centred * g[i];
+            setSumAbsGrad[j] += Math.Abs(a * g[i]);
+            setSumAbsCentredGrad[j] += Math.Abs(a * centred * g[i]);
+            setSumCentredGrad[j] += a * centred * g[i];
+            setSumGrad[j] += a * g[i];
         }
 
-        var weight = new double[channels];
-        var bias = new double[channels];
-        var meanShifts = new double[channels];
-        var invStdRelatives = new double[channels];
-        for (int c = 0; c < channels; c++)
+        var meanShifts = new double[sets];
+        var invStdRelatives = new double[sets];
+        var setWeight = new double[sets];
+        var setBias = new double[sets];
+        for (int j = 0; j < sets; j++)
         {
-            double invStd = norm.InvStd[c];
+            int c = geometry.ChannelOfSet(j);
+            double invStd = norm.InvStd[j];
             // A mean rounded to T shifts every centred value by ~u·|μ|: it enters Σ(x − μ)·g through Σ|g|.
             // Float64 means are sums in T: their error grows with n (as for the statistics above).
             double statistics = Tolerance.StatisticRoundings(config.DType, n, spatial, layout);
             double meanGrowth = norm.UsesBatchStatistics ? statistics / k : 1;
-            double meanShift = u * norm.MeanMagnitude[c] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
+            double meanShift = u * norm.MeanMagnitude[j] * meanGrowth + (norm.UsesBatchStatistics ? 0 : meanBudget[c]);
             double invStdRelative = norm.UsesBatchStatistics
-                ? k * u + BatchInvStdRelative(u, k, statistics, norm.MeanMagnitude[c], norm.BatchVariance![c], config.Eps)
+                ? k * u + BatchInvStdRelative(u, k, statistics, norm.MeanMagnitude[j], norm.BatchVariance![j], config.Eps)
                 : k * u + varBudget[c] / (2 * Math.Abs(before.RunningVar![c] + config.Eps));
-            meanShifts[c] = meanShift;
-            invStdRelatives[c] = invStdRelative;
-            bias[c] = reduction * u * sumAbsGrad[c];
-            weight[c] = (reduction * u * sumAbsCentredGrad[c] + k * meanShift * sumAbsGrad[c]) * invStd
-                + Math.Abs(sumCentredGrad[c] * invStd) * invStdRelative;
+            meanShifts[j] = meanShift;
+            invStdRelatives[j] = invStdRelative;
+            setBias[j] = reduction * u * setSumAbsGrad[j];
+            setWeight[j] = (reduction * u * setSumAbsCentredGrad[j] + k * meanShift * setSumAbsGrad[j]) * invStd
+                + Math.Abs(setSumCentredGrad[j] * invStd) * invStdRelative;
+        }
+
+        var weight = new double[channels];
+        var bias = new double[channels];
+        for (int segment = 0; segment < segments; segment++)
+        {
+            int j = geometry.SetOfSegment(segment), c = geometry.ChannelOfSegment(segment);
+            double invStd = norm.InvStd[j];
+            bias[c] += reduction * u * sumAbsGrad[segment];
+            weight[c] += (reduction * u * sumAbsCentredGrad[segment] + k * meanShifts[j] * sumAbsGrad[segment]) * invStd
+                + Math.Abs(sumCentredGrad[segment] * invStd) * invStdRelatives[j];
         }
 
         var input = new double[g.Length];
         for (int i = 0; i < g.Length; i++)
         {
-            int c = i / spatial % channels;
-            double invStd = norm.InvStd[c];
-            double scaleFactor = Math.Abs(invStd * norm.Weight[c]);
+            int j = geometry.SetOf(i), c = geometry.ChannelOf(i);
+            double invStd = norm.InvStd[j];
+            double a = geometry.WeightsInsideSets ? norm.Weight[c] : 1;
+            double scaleFactor = geometry.WeightsInsideSets ? Math.Abs(invStd) : Math.Abs(invStd * norm.Weight[c]);
             if (norm.UsesBatchStatistics)
             {
-                double centred = Math.Abs(x.Data[i] - norm.Mean[c]);
-                double kc = Math.Abs(sumCentredGrad[c]) * invStd * invStd / n;
-                double kcBudget = weight[c] * invStd / n;
+                double centred = Math.Abs(x.Data[i] - norm.Mean[j]);
+                double kc = Math.Abs(setSumCentredGrad[j]) * invStd * invStd / n;
+                double kcBudget = setWeight[j] * invStd / n;
                 // An implementation's centred value is x − μ − δ with δ its mean's error (meanShift): where x − μ = 0
                 // (a constant channel) its k is δ·Σg·invstd²/n, not 0, and reaches dx as (δ)·k — quadratic in δ,
                 // large when invstd = 1/√eps (observed: float32 [83, 1] constant channel at eps 1e-10, libtorch
                 // off by 1.9e5 through this term alone). kcBudget holds the δ·Σ|g| part, so it takes centred + δ.
-                double shifted = centred + meanShifts[c];
-                double terms = Math.Abs(g[i]) + Math.Abs(sumGrad[c]) / n + shifted * kc;
-                input[i] = (k * u * terms + bias[c] / n + shifted * kcBudget) * scaleFactor
-                    + Math.Abs(g[i] - sumGrad[c] / n - (x.Data[i] - norm.Mean[c]) * kc) * scaleFactor * invStdRelatives[c];
+                double shifted = centred + meanShifts[j];
+                double terms = Math.Abs(a * g[i]) + Math.Abs(setSumGrad[j]) / n + shifted * kc;
+                input[i] = (k * u * terms + setBias[j] / n + shifted * kcBudget) * scaleFactor
+                    + Math.Abs(a * g[i] - setSumGrad[j] / n - (x.Data[i] - norm.Mean[j]) * kc) * scaleFactor * invStdRelatives[j];
             }
             else
             {

@@ -3,7 +3,7 @@ using BnParity.Harness.Cases;
 
 namespace BnParity.Harness.Implementations;
 
-/// <summary>The project's own pure C# BatchNorm (the default implementation under test).</summary>
+/// <summary>The project's own pure C# layers (the default implementation under test).</summary>
 public sealed class LibraryImplementation : IBatchNormUnderTest
 {
     /// <param name="threads">MaxDegreeOfParallelism for every module; 0 = the oracle's default thread count.</param>
@@ -31,18 +31,27 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
     };
 
     /// <summary>Builds the library's module for a config (also used by benchmarks and unit tests).</summary>
-    public static BatchNorm<T> CreateModule<T>(ModuleConfig config)
-        where T : unmanaged, IFloatingPointIeee754<T> => config.Module switch
+    public static NormBase<T> CreateModule<T>(ModuleConfig config)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Module switch
         {
             ModuleKind.BatchNorm1d => new BatchNorm1d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
             ModuleKind.BatchNorm2d => new BatchNorm2d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
-            _ => new BatchNorm3d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.BatchNorm3d => new BatchNorm3d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.InstanceNorm1d => new InstanceNorm1d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.InstanceNorm2d => new InstanceNorm2d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.InstanceNorm3d => new InstanceNorm3d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
+            ModuleKind.GroupNorm => new GroupNorm<T>(config.NumGroups, config.NumFeatures, config.Eps, config.Affine),
+            _ => throw new ArgumentOutOfRangeException(nameof(config), config.Module, "unknown module"),
         };
+    }
 
     private sealed class Module<T> : IBatchNormModule
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private readonly BatchNorm<T> _module;
+        private readonly NormBase<T> _module;
 
         public Module(ModuleConfig config, ModuleState state, LibraryExecution execution)
         {

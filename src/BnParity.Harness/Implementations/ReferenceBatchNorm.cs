@@ -3,7 +3,8 @@ using BnParity.Harness.Cases;
 namespace BnParity.Harness.Implementations;
 
 /// <summary>
-/// The float64 "truth": PyTorch's BatchNorm semantics written plainly, one scalar loop per
+/// The float64 "truth": PyTorch's BatchNorm, InstanceNorm and GroupNorm semantics written plainly (the sets per
+/// <see cref="ReductionGeometry"/>), one scalar loop per
 /// formula, in double whatever the case's dtype, with no rounding to float anywhere. It is kept
 /// for clarity, not speed, and shares no code with the library. Tests hold both the library and
 /// TorchSharp against it.
@@ -70,6 +71,70 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         public readonly double Value => _sum + _compensation;
     }
 
+    /// <summary>
+    /// Mean and biased variance of every set of <paramref name="geometry"/>, summed as <see cref="BatchStatistics"/>
+    /// does (for BatchNorm the two are the same numbers). A set's elements are taken in memory order.
+    /// </summary>
+    public static (double[] Mean, double[] BiasedVar, double[] MeanAbs) SetStatistics(CaseTensor input, ReductionGeometry geometry)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(geometry);
+        int sets = geometry.SetCount;
+        double count = geometry.ValuesPerSet;
+        var mean = new double[sets];
+        var variance = new double[sets];
+        var magnitude = new double[sets];
+        for (int j = 0; j < sets; j++)
+        {
+            var sum = new CompensatedSum();
+            double absolute = 0;
+            foreach (int i in Elements(geometry, j))
+            {
+                sum.Add(input.Data[i]);
+                absolute += Math.Abs(input.Data[i]);
+            }
+
+            mean[j] = sum.Value / count;
+            magnitude[j] = count == 0 ? 0 : absolute / count;
+            var squares = new CompensatedSum();
+            foreach (int i in Elements(geometry, j))
+            {
+                double d = input.Data[i] - mean[j];
+                squares.Add(d * d);
+            }
+
+            variance[j] = squares.Value / count;
+        }
+
+        return (mean, variance, magnitude);
+    }
+
+    /// <summary>The flat logical indices of set <paramref name="set"/>: a BatchNorm channel's N runs, or an instance
+    /// set's K·spatial contiguous elements.</summary>
+    public static IEnumerable<int> Elements(ReductionGeometry geometry, int set)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        int spatial = geometry.Spatial;
+        if (geometry.PerInstance)
+        {
+            int length = geometry.ChannelsPerSet * spatial;
+            for (int e = 0; e < length; e++)
+            {
+                yield return (set * length) + e;
+            }
+
+            yield break;
+        }
+
+        for (int n = 0; n < geometry.Batch; n++)
+        {
+            for (int s = 0; s < spatial; s++)
+            {
+                yield return ((n * geometry.Channels) + set) * spatial + s;
+            }
+        }
+    }
+
     /// <summary>Per channel, the mean of |x| (0 for an empty batch).</summary>
     public static double[] MeanAbsolute(CaseTensor input)
     {
@@ -85,15 +150,14 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
     }
 
     /// <summary>
-    /// What a step did, per channel, in exact arithmetic: the mean and 1/sqrt(var + eps) it
-    /// normalised with, the parameters, the batch variance when batch statistics were used, and
-    /// the running-stat factor f applied (0 when the buffers did not move), and the mean
-    /// magnitude Σ|x|/n that bounds the rounding error of the mean. The tolerance policy
-    /// derives its per-element scales from these.
+    /// What a step did, in exact arithmetic: per set (<see cref="Geometry"/>), the mean and 1/sqrt(var + eps) it
+    /// normalised with, the batch variance when batch statistics were used, and the mean magnitude Σ|x|/n that bounds
+    /// the rounding error of the mean; per channel, the parameters; and the running-stat factor f applied (0 when the
+    /// buffers did not move). The tolerance policy derives its per-element scales from these.
     /// </summary>
     public sealed record Normalization(
         double[] Mean, double[] InvStd, double[] Weight, double[] Bias, bool UsesBatchStatistics,
-        double[]? BatchVariance, long ValuesPerChannel, double RunningFactor, double[] MeanMagnitude);
+        double[]? BatchVariance, long ValuesPerSet, double RunningFactor, double[] MeanMagnitude, ReductionGeometry Geometry);
 
     /// <summary>
     /// PyTorch's invstd of batch statistics (PyTorch 1.13 and libtorch 2.10 agree): the biased variance is held in the
@@ -163,37 +227,27 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
 
         public CaseTensor Forward(bool training, CaseTensor input)
         {
-            int expectedRank = _config.Module switch { ModuleKind.BatchNorm2d => 4, ModuleKind.BatchNorm3d => 5, _ => -1 };
-            bool rankOk = expectedRank < 0 ? input.Rank is 2 or 3 : input.Rank == expectedRank;
-            if (!rankOk)
-            {
-                throw new ArgumentException($"expected {(expectedRank < 0 ? "2D or 3D" : expectedRank + "D")} input (got {input.Rank}D input)", nameof(input));
-            }
-
-            int channels = _config.NumFeatures;
-            if (input.Shape[1] != channels)
-            {
-                throw new ArgumentException($"expected input with {channels} channels (dimension 1), got {input.Shape[1]}", nameof(input));
-            }
-
+            ValidateRankAndChannels(input, training);
+            var geometry = ReductionGeometry.Of(_config, input.Shape);
+            int channels = geometry.Channels;
             bool useBatchStatistics = training || !_config.TrackRunningStats;
-            long n = (long)input.Shape[0] * input.SpatialSize;
+            long n = geometry.ValuesPerSet;
             double factor = 0;
-            if (useBatchStatistics && n == 1)
-            {
-                throw new ArgumentException($"Expected more than 1 value per channel when training, got input size [{string.Join(", ", input.Shape)}]", nameof(input));
-            }
+            ValidateSetSize(input, geometry, useBatchStatistics);
 
             double[] weight = _weight ?? Enumerable.Repeat(1.0, channels).ToArray();
             double[] bias = _bias ?? new double[channels];
-            double[] mean, invStd;
+            double[] mean, invStd, meanMagnitude;
             double[]? batchVariance = null;
+            int sets = geometry.SetCount;
             if (useBatchStatistics)
             {
-                var (batchMean, biasedVar) = n == 0
-                    ? (new double[channels], new double[channels])
-                    : BatchStatistics(input);
+                var (batchMean, biasedVar, magnitude) = n == 0
+                    ? (new double[sets], new double[sets], new double[sets])
+                    : SetStatistics(input, geometry);
                 mean = batchMean;
+                // The condition of a mean is set by the magnitudes summed, not by the mean itself (Σx may cancel).
+                meanMagnitude = magnitude;
                 if (_config.DType == ElementType.Float32)
                 {
                     // PyTorch holds Σ(x − μ)² in float: beyond float's range it is ∞, below it 0.
@@ -204,82 +258,225 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                 invStd = biasedVar.Select(v => BatchInvStd(v, _config.Eps, _config.DType)).ToArray();
                 if (training && _config.TrackRunningStats)
                 {
-                    _count += 1;
+                    if (!geometry.PerInstance)
+                    {
+                        _count += 1; // InstanceNorm never counts
+                    }
+
                     if (n > 0)
                     {
-                        factor = _config.Momentum ?? 1.0 / _count!.Value;
-                        for (int c = 0; c < channels; c++)
-                        {
-                            double unbiased = biasedVar[c] * n / (n - 1);
-                            _runningMean![c] = (1 - factor) * _runningMean[c] + factor * batchMean[c];
-                            _runningVar![c] = (1 - factor) * _runningVar[c] + factor * unbiased;
-                        }
+                        factor = _config.Momentum ?? (geometry.PerInstance ? 0.0 : 1.0 / _count!.Value);
+                        UpdateRunning(geometry, batchMean, biasedVar, n, factor);
                     }
                 }
             }
             else
             {
-                mean = (double[])_runningMean!.Clone();
-                invStd = _runningVar!.Select(v => 1.0 / Math.Sqrt(v + _config.Eps)).ToArray();
+                mean = new double[sets];
+                invStd = new double[sets];
+                for (int j = 0; j < sets; j++)
+                {
+                    int c = geometry.ChannelOfSet(j);
+                    mean[j] = _runningMean![c];
+                    invStd[j] = 1.0 / Math.Sqrt(_runningVar![c] + _config.Eps);
+                }
+
+                meanMagnitude = mean.Select(Math.Abs).ToArray();
             }
 
             _lastInput = input;
-            // The condition of a mean is set by the magnitudes summed, not by the mean itself (Σx may cancel).
-            double[] meanMagnitude = useBatchStatistics ? MeanAbsolute(input) : mean.Select(Math.Abs).ToArray();
-            _lastNormalization = new Normalization(mean, invStd, weight, bias, useBatchStatistics, batchVariance, n, factor, meanMagnitude);
+            _lastNormalization = new Normalization(mean, invStd, weight, bias, useBatchStatistics, batchVariance, n, factor, meanMagnitude, geometry);
             var output = new double[input.Data.Length];
-            int spatial = input.SpatialSize;
             for (int i = 0; i < output.Length; i++)
             {
-                int c = i / spatial % channels;
-                double alpha = invStd[c] * weight[c];
+                int j = geometry.SetOf(i), c = geometry.ChannelOf(i);
+                double alpha = invStd[j] * weight[c];
                 // A non-finite α (var + eps = 0, or a non-finite weight): whether NaN or ±∞ comes out
                 // depends on the evaluation order; PyTorch's CPU kernel evaluates x·α + (b − μ·α).
                 output[i] = double.IsFinite(alpha)
-                    ? (input.Data[i] - mean[c]) * alpha + bias[c]
-                    : input.Data[i] * alpha + (bias[c] - mean[c] * alpha);
+                    ? (input.Data[i] - mean[j]) * alpha + bias[c]
+                    : input.Data[i] * alpha + (bias[c] - mean[j] * alpha);
             }
 
             return new CaseTensor((int[])input.Shape.Clone(), output);
+        }
+
+        /// <summary>
+        /// running = f·stat + (1 − f)·running with the unbiased variance. BatchNorm: per channel, its one set.
+        /// InstanceNorm: PyTorch's batch_norm over the (1, N·C, …) view blends every instance's statistics into the
+        /// repeated buffers, then averages them over the batch.
+        /// </summary>
+        private void UpdateRunning(ReductionGeometry geometry, double[] batchMean, double[] biasedVar, long n, double factor)
+        {
+            int channels = geometry.Channels;
+            var meanSum = new double[channels];
+            var varSum = new double[channels];
+            var instances = new int[channels];
+            for (int j = 0; j < geometry.SetCount; j++)
+            {
+                int c = geometry.ChannelOfSet(j);
+                double unbiased = biasedVar[j] * n / (n - 1);
+                meanSum[c] += (1 - factor) * _runningMean![c] + factor * batchMean[j];
+                varSum[c] += (1 - factor) * _runningVar![c] + factor * unbiased;
+                instances[c]++;
+            }
+
+            for (int c = 0; c < channels; c++)
+            {
+                _runningMean![c] = meanSum[c] / instances[c];
+                _runningVar![c] = varSum[c] / instances[c];
+            }
+        }
+
+        /// <summary>PyTorch's rank and channel rules (the texts the library and PyTorch give).</summary>
+        private void ValidateRankAndChannels(CaseTensor input, bool training)
+        {
+            int batched = ReductionGeometry.BatchedRank(_config.Module);
+            bool rankOk = _config.Module switch
+            {
+                ModuleKind.GroupNorm => input.Rank >= 2,
+                ModuleKind.BatchNorm1d => input.Rank is 2 or 3,
+                _ when _config.IsInstanceNorm => input.Rank == batched || input.Rank == batched - 1,
+                _ => input.Rank == batched,
+            };
+            if (!rankOk)
+            {
+                throw new ArgumentException(_config.Module switch
+                {
+                    ModuleKind.GroupNorm => $"Expected at least 2 dimensions for input tensor but received {input.Rank}",
+                    ModuleKind.BatchNorm1d => $"expected 2D or 3D input (got {input.Rank}D input)",
+                    _ when _config.IsInstanceNorm => $"expected {batched - 1}D or {batched}D input (got {input.Rank}D input)",
+                    _ => $"expected {batched}D input (got {input.Rank}D input)",
+                }, nameof(input));
+            }
+
+            var geometry = ReductionGeometry.Of(_config, input.Shape);
+            int channels = geometry.Channels, features = _config.NumFeatures;
+            if (channels == features)
+            {
+                return;
+            }
+
+            // InstanceNorm and GroupNorm: PyTorch checks the set size first (in Python), then libtorch the parameters.
+            if (geometry.PerInstance)
+            {
+                ValidateSetSize(input, geometry, training || !_config.TrackRunningStats);
+            }
+            if (_config.Module == ModuleKind.GroupNorm)
+            {
+                if (channels % _config.NumGroups != 0)
+                {
+                    throw new ArgumentException($"Expected number of channels in input to be divisible by num_groups, but got input of shape [{string.Join(", ", input.Shape)}] and num_groups={_config.NumGroups}", nameof(input));
+                }
+
+                if (_config.Affine)
+                {
+                    throw new ArgumentException($"Expected weight to be a vector of size equal to the number of channels in input, but got weight of shape [{features}] and input of shape [{string.Join(", ", input.Shape)}]", nameof(input));
+                }
+            }
+            else if (_config.IsInstanceNorm)
+            {
+                if (_config.TrackRunningStats || _config.Affine)
+                {
+                    throw new ArgumentException($"{(_config.TrackRunningStats ? "running_mean" : "weight")} should contain {(long)geometry.Batch * channels} elements not {(long)geometry.Batch * features}", nameof(input));
+                }
+            }
+            else
+            {
+                throw new ArgumentException($"expected input with {features} channels (dimension 1), got {channels}", nameof(input));
+            }
+        }
+
+        /// <summary>PyTorch's "more than 1 value" rules: BatchNorm N·spatial, InstanceNorm spatial, GroupNorm
+        /// N·(C/G)·spatial (in eval too).</summary>
+        private void ValidateSetSize(CaseTensor input, ReductionGeometry geometry, bool useBatchStatistics)
+        {
+            if (!useBatchStatistics)
+            {
+                return;
+            }
+
+            int[] shape = geometry.Batch == 1 && input.Rank == ReductionGeometry.BatchedRank(_config.Module) - 1 && _config.IsInstanceNorm
+                ? [1, .. input.Shape]
+                : input.Shape;
+            if (_config.Module == ModuleKind.GroupNorm)
+            {
+                shape = [geometry.Batch * geometry.Channels / _config.NumGroups, _config.NumGroups, .. input.Shape.Skip(2)];
+            }
+
+            if (_config.IsInstanceNorm ? geometry.Spatial == 1
+                : _config.Module == ModuleKind.GroupNorm ? (long)geometry.Batch * (geometry.Channels / _config.NumGroups) * geometry.Spatial == 1
+                : (long)geometry.Batch * geometry.Spatial == 1)
+            {
+                throw new ArgumentException(
+                    $"Expected more than 1 {(_config.IsInstanceNorm ? "spatial element" : "value per channel")} when training, got input size [{string.Join(", ", shape)}]", nameof(input));
+            }
         }
 
         public (CaseTensor Input, double[]? Weight, double[]? Bias) Backward(CaseTensor gradOutput)
         {
             var input = _lastInput ?? throw new InvalidOperationException("Backward needs a preceding Forward.");
             var norm = _lastNormalization!;
-            int channels = _config.NumFeatures, spatial = input.SpatialSize, batch = input.Shape[0];
-            double count = (double)batch * spatial;
+            var geometry = norm.Geometry;
+            int channels = geometry.Channels;
+            double count = norm.ValuesPerSet;
             var gradInput = new double[input.Data.Length];
             var gradWeight = new double[channels];
             var gradBias = new double[channels];
-            for (int c = 0; c < channels; c++)
+            var weightSums = new CompensatedSum[channels];
+            var biasSums = new CompensatedSum[channels];
+            for (int j = 0; j < geometry.SetCount; j++)
             {
+                // Per set: Σa·g and Σa·(x − μ)·g with a the channel's weight when several channels with their own
+                // weights share the set (GroupNorm), else 1 (the weight is then in the set's scale).
                 var gradSum = new CompensatedSum();
                 var centredGradSum = new CompensatedSum();
-                for (int nIndex = 0; nIndex < batch; nIndex++)
+                foreach (int i in Elements(geometry, j))
                 {
-                    for (int s = 0; s < spatial; s++)
-                    {
-                        int i = (nIndex * channels + c) * spatial + s;
-                        gradSum.Add(gradOutput.Data[i]);
-                        centredGradSum.Add((input.Data[i] - norm.Mean[c]) * gradOutput.Data[i]);
-                    }
+                    int c = geometry.ChannelOf(i);
+                    double a = geometry.WeightsInsideSets ? norm.Weight[c] : 1;
+                    double centred = input.Data[i] - norm.Mean[j];
+                    gradSum.Add(a * gradOutput.Data[i]);
+                    centredGradSum.Add(a * centred * gradOutput.Data[i]);
+                    biasSums[c].Add(gradOutput.Data[i]);
+                    weightSums[c].Add(centred * gradOutput.Data[i] * norm.InvStd[j]);
                 }
 
                 double sumGrad = gradSum.Value, sumGradCentered = centredGradSum.Value;
-                gradBias[c] = sumGrad;
-                gradWeight[c] = sumGradCentered * norm.InvStd[c];
-                for (int nIndex = 0; nIndex < batch; nIndex++)
+                foreach (int i in Elements(geometry, j))
                 {
-                    for (int s = 0; s < spatial; s++)
+                    int c = geometry.ChannelOf(i);
+                    double a = geometry.WeightsInsideSets ? norm.Weight[c] : 1;
+                    double scale = geometry.WeightsInsideSets ? norm.InvStd[j] : norm.InvStd[j] * norm.Weight[c];
+                    gradInput[i] = norm.UsesBatchStatistics
+                        ? (a * gradOutput.Data[i] - sumGrad / count
+                           - (input.Data[i] - norm.Mean[j]) * sumGradCentered * norm.InvStd[j] * norm.InvStd[j] / count)
+                          * scale
+                        : gradOutput.Data[i] * norm.InvStd[j] * norm.Weight[c];
+                }
+            }
+
+            for (int c = 0; c < channels; c++)
+            {
+                gradBias[c] = biasSums[c].Value;
+                gradWeight[c] = weightSums[c].Value;
+            }
+
+            if (!geometry.PerInstance)
+            {
+                // BatchNorm: a channel is one set; its parameter gradients are the set's compensated sums.
+                for (int c = 0; c < channels; c++)
+                {
+                    var gradSum = new CompensatedSum();
+                    var centredGradSum = new CompensatedSum();
+                    foreach (int i in Elements(geometry, c))
                     {
-                        int i = (nIndex * channels + c) * spatial + s;
-                        gradInput[i] = norm.UsesBatchStatistics
-                            ? (gradOutput.Data[i] - sumGrad / count
-                               - (input.Data[i] - norm.Mean[c]) * sumGradCentered * norm.InvStd[c] * norm.InvStd[c] / count)
-                              * norm.InvStd[c] * norm.Weight[c]
-                            : gradOutput.Data[i] * norm.InvStd[c] * norm.Weight[c];
+                        gradSum.Add(gradOutput.Data[i]);
+                        centredGradSum.Add((input.Data[i] - norm.Mean[c]) * gradOutput.Data[i]);
                     }
+
+                    gradBias[c] = gradSum.Value;
+                    gradWeight[c] = centredGradSum.Value * norm.InvStd[c];
                 }
             }
 

@@ -2,13 +2,17 @@ using BnParity.Harness.Cases;
 using BnParity.Harness.Oracle;
 using TorchSharp;
 using TorchBatchNorm = TorchSharp.Modules.BatchNorm;
+using TorchGroupNorm = TorchSharp.Modules.GroupNorm;
+using TorchLayer = TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>;
+using TorchNormBase = TorchSharp.Modules.NormBase;
 using static TorchSharp.torch;
 
 namespace BnParity.Harness.Implementations;
 
 /// <summary>
-/// TorchSharp 0.107's nn.BatchNorm1d/2d/3d (libtorch 2.10) as an implementation under test: the
-/// live oracle. Every step runs inside its own dispose scope; the module itself is disposed with
+/// TorchSharp 0.107's nn.BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d and GroupNorm (libtorch 2.10) as an implementation
+/// under test: the live oracle. It runs TorchSharp as it is — its differences from PyTorch are ledger rows
+/// (docs/divergence-ledger.md), pinned by tests, not patched here. Every step runs inside its own dispose scope; the module itself is disposed with
 /// the instance, so long property runs keep the native tensor count flat.
 /// </summary>
 public sealed class TorchSharpImplementation : IBatchNormUnderTest
@@ -39,6 +43,35 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
         }
 
         return module;
+    }
+
+    /// <summary>Builds TorchSharp's layer for any config. InstanceNorm's factories take a plain double: momentum null
+    /// is set through the property, where TorchSharp reads it as 0.1 (PyTorch: 0.0; a ledger row).</summary>
+    public static TorchLayer CreateLayer(ModuleConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ScalarType dtype = ToScalarType(config.DType);
+        double momentum = config.Momentum ?? 0.1;
+        TorchNormBase? instanceNorm = config.Module switch
+        {
+            ModuleKind.InstanceNorm1d => nn.InstanceNorm1d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+            ModuleKind.InstanceNorm2d => nn.InstanceNorm2d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+            ModuleKind.InstanceNorm3d => nn.InstanceNorm3d(config.NumFeatures, config.Eps, momentum, config.Affine, config.TrackRunningStats, dtype: dtype),
+            _ => null,
+        };
+        if (instanceNorm is not null)
+        {
+            if (config.Momentum is null)
+            {
+                instanceNorm.momentum = null;
+            }
+
+            return instanceNorm;
+        }
+
+        return config.Module == ModuleKind.GroupNorm
+            ? nn.GroupNorm(config.NumGroups, config.NumFeatures, config.Eps, config.Affine, dtype: dtype)
+            : CreateModule(config);
     }
 
     public static ScalarType ToScalarType(ElementType type) => type == ElementType.Float32 ? ScalarType.Float32 : ScalarType.Float64;
@@ -131,7 +164,7 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     /// as "Expected false to be true … toFloat/toLong at c10/core/Scalar.h". No collection may start
     /// while the oracle's forward runs: the garbage collector is paused around it.
     /// </summary>
-    private static Tensor ForwardWithoutGc(TorchBatchNorm module, Tensor input)
+    private static Tensor ForwardWithoutGc(TorchLayer module, Tensor input)
     {
         bool paused = GC.TryStartNoGCRegion(NoGcBudgetBytes);
         try
@@ -153,25 +186,46 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
     private sealed class Module : IBatchNormModule
     {
         private readonly ModuleConfig _config;
-        private readonly TorchBatchNorm _module;
+        private readonly TorchLayer _module;
         private Tensor? _lastInput;
         private Tensor? _lastOutput;
 
         public Module(ModuleConfig config, ModuleState state)
         {
             _config = config;
-            _module = CreateModule(config);
+            _module = CreateLayer(config);
             using var scope = TorchSharpOracle.Scope();
             using var noGrad = torch.no_grad();
-            Set(_module.weight, state.Weight);
-            Set(_module.bias, state.Bias);
-            Set(_module.running_mean, state.RunningMean);
-            Set(_module.running_var, state.RunningVar);
-            if (state.NumBatchesTracked is { } count && _module.num_batches_tracked is { } tracked)
+            // Always loaded (the defaults included): TorchSharp's GroupNorm leaves weight and bias uninitialised.
+            Set(Weight, state.Weight);
+            Set(Bias, state.Bias);
+            Set(RunningMean, state.RunningMean);
+            Set(RunningVar, state.RunningVar);
+            if (state.NumBatchesTracked is { } count && NumBatchesTracked is { } tracked)
             {
                 tracked.fill_(count);
             }
         }
+
+        private Tensor? Weight => _module switch
+        {
+            TorchNormBase norm => norm.affine ? norm.weight : null,
+            TorchGroupNorm group => _config.Affine ? group.weight : null,
+            _ => null,
+        };
+
+        private Tensor? Bias => _module switch
+        {
+            TorchNormBase norm => norm.bias,
+            TorchGroupNorm group => group.bias,
+            _ => null,
+        };
+
+        private Tensor? RunningMean => (_module as TorchNormBase)?.running_mean;
+
+        private Tensor? RunningVar => (_module as TorchNormBase)?.running_var;
+
+        private Tensor? NumBatchesTracked => (_module as TorchNormBase)?.num_batches_tracked;
 
         private void Set(Tensor? target, double[]? values)
         {
@@ -197,7 +251,9 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             // the input gradient libtorch computed in that layout.
             var x = ToTensor(input, _config.DType, layout).detach().requires_grad_(true);
             var y = ForwardWithoutGc(_module, x);
-            if (layout == MemoryLayout.ChannelsLast && y.numel() > 0 && !IsChannelsLast(y))
+            // libtorch's instance_norm runs on input.contiguous() and returns channels-first whatever the input (as
+            // PyTorch 1.13 does): only the other layers must keep the layout to have tested it.
+            if (layout == MemoryLayout.ChannelsLast && y.numel() > 0 && !IsChannelsLast(y) && !_config.IsInstanceNorm)
             {
                 throw new InvalidOperationException(
                     $"libtorch returned a {string.Join("x", y.shape)} output with strides [{string.Join(", ", y.stride())}] for a channels-last input: it did not take its channels-last kernel, so this run does not test that layout.");
@@ -221,8 +277,8 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             var upstream = ToTensor(gradOutput, _config.DType, layout);
             _lastOutput.backward(new[] { upstream });
             var gradInput = new CaseTensor(gradOutput.Shape, ToArray(_lastInput.grad!));
-            double[]? gradWeight = _module.weight?.grad is { } w ? ToArray(w) : null;
-            double[]? gradBias = _module.bias?.grad is { } b ? ToArray(b) : null;
+            double[]? gradWeight = Weight?.grad is { } w ? ToArray(w) : null;
+            double[]? gradBias = Bias?.grad is { } b ? ToArray(b) : null;
             _module.zero_grad();
             ReleaseSaved();
             return (gradInput, gradWeight, gradBias);
@@ -232,11 +288,11 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
         {
             using var scope = TorchSharpOracle.Scope();
             return new ModuleState(
-                _module.weight is { } w ? ToArray(w) : null,
-                _module.bias is { } b ? ToArray(b) : null,
-                _module.running_mean is { } m ? ToArray(m) : null,
-                _module.running_var is { } v ? ToArray(v) : null,
-                _module.num_batches_tracked is { } n ? ReadCount(n) : null);
+                Weight is { } w ? ToArray(w) : null,
+                Bias is { } b ? ToArray(b) : null,
+                RunningMean is { } m ? ToArray(m) : null,
+                RunningVar is { } v ? ToArray(v) : null,
+                NumBatchesTracked is { } n ? ReadCount(n) : null);
         }
 
         /// <summary>num_batches_tracked takes the module dtype in TorchSharp 0.107 (PyTorch: always int64): read either.</summary>
