@@ -97,6 +97,12 @@ public abstract class InstanceNorm<T> : NormBase<T> where T : unmanaged, IFloati
     /// </summary>
     private protected override void ValidateChannels(ReadOnlySpan<int> shape, InputDims dims)
     {
+        if (dims.N == 0 && Affine)
+        {
+            // PyTorch 1.13: repeating the weight for an empty batch fails inside libtorch, in both modes.
+            throw BatchNormErrors.Argument("select(): index 0 out of range for tensor of size [0] at dimension 0", "input");
+        }
+
         if (dims.C == NumFeatures || (!TrackRunningStats && !Affine))
         {
             return;
@@ -111,6 +117,11 @@ public abstract class InstanceNorm<T> : NormBase<T> where T : unmanaged, IFloati
         throw BatchNormErrors.Argument(
             BatchNormErrors.WrongElementCount(buffer, (long)dims.N * dims.C, (long)dims.N * NumFeatures), "input");
     }
+
+    /// <summary>Training steps, and an empty batch in eval too: PyTorch's instance_norm writes the mean over the batch
+    /// of the (repeated) buffers back in both modes, which for N = 0 is NaN. (For N &gt; 0 in eval it writes the mean of N
+    /// copies of the buffer, which PyTorch may round by an ulp; this class leaves the buffer as it is.)</summary>
+    private protected override bool UpdatesRunningStatistics(bool training, InputDims dims) => training || dims.N == 0;
 
     /// <summary>InstanceNorm never increments num_batches_tracked.</summary>
     private protected override bool CountsBatches => false;

@@ -81,7 +81,7 @@ public abstract unsafe partial class NormBase<T>
         int features = dims.C;
         long count = view.SetCount;
         bool batch = UsesBatchStats;
-        bool updateRunning = _training && TrackRunningStats;
+        bool updateRunning = TrackRunningStats && UpdatesRunningStatistics(_training, dims);
 
         // A view of one sample reads its statistics straight from the engine; several samples (channels-last
         // instances) collect theirs per call.
@@ -196,26 +196,30 @@ public abstract unsafe partial class NormBase<T>
             _numBatchesTracked++;
         }
 
-        if (count == 0 || total == 0)
+        if (count == 0)
         {
             return;
         }
 
+        // No instances at all (an empty InstanceNorm batch): PyTorch's mean over zero blends is NaN, and so is this.
         double f = RunningFactor(_momentum, _numBatchesTracked);
         int instances = total / features;
         for (int ch = 0; ch < features; ch++)
         {
             double rm = Widening<T>.ToDouble(_runningMean![ch]);
             double rv = Widening<T>.ToDouble(_runningVar![ch]);
-            double sumMean = 0, sumVar = 0;
+            // The rounded blends are summed in T, as libtorch's mean over the batch does (a float sum of huge blends
+            // overflows to ±∞ there, and so here); the first is taken as it is (0 + −0 would be +0).
+            T sumMean = T.Zero, sumVar = T.Zero;
             for (int j = ch; j < total; j += features)
             {
-                sumMean += Widening<T>.ToDouble(Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, mean[j], rm)));
-                sumVar += Widening<T>.ToDouble(Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, NormalizationEngine<T>.UnbiasedVariance(varSum[j], count), rv)));
+                T blendMean = Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, mean[j], rm));
+                T blendVar = Widening<T>.FromDouble(NormalizationEngine<T>.RunningBlend(f, NormalizationEngine<T>.UnbiasedVariance(varSum[j], count), rv));
+                (sumMean, sumVar) = j == ch ? (blendMean, blendVar) : (sumMean + blendMean, sumVar + blendVar);
             }
 
-            _runningMean[ch] = Widening<T>.FromDouble(sumMean / instances);
-            _runningVar[ch] = Widening<T>.FromDouble(sumVar / instances);
+            _runningMean[ch] = instances == 1 ? sumMean : Widening<T>.FromDouble(Widening<T>.ToDouble(sumMean) / instances);
+            _runningVar[ch] = instances == 1 ? sumVar : Widening<T>.FromDouble(Widening<T>.ToDouble(sumVar) / instances);
         }
     }
 

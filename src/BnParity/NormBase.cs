@@ -336,6 +336,9 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     /// the set size).</summary>
     private protected abstract void ValidateChannels(ReadOnlySpan<int> shape, InputDims dims);
 
+    /// <summary>Whether a call with tracked statistics blends them (BatchNorm: training steps only).</summary>
+    private protected virtual bool UpdatesRunningStatistics(bool training, InputDims dims) => training;
+
     /// <summary>Whether a training step increments num_batches_tracked (BatchNorm does; InstanceNorm never).</summary>
     private protected abstract bool CountsBatches { get; }
 

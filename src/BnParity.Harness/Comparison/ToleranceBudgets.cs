@@ -140,8 +140,10 @@ public static class ToleranceBudgets
                             + k * spacing;
                         if (geometry.PerInstance)
                         {
-                            meanTerm += k * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu));
-                            varTerm += k * u * (Math.Abs((1 - f) * before.RunningVar[c]) + Math.Abs(f) * unbiased);
+                            // libtorch averages the N rounded blends with a sum in T: up to (N − 1) + k roundings of their size.
+                            double averaging = k + Math.Max(geometry.Batch - 1, 0);
+                            meanTerm += averaging * u * (Math.Abs((1 - f) * before.RunningMean[c]) + Math.Abs(f * mu));
+                            varTerm += averaging * u * (Math.Abs((1 - f) * before.RunningVar[c]) + Math.Abs(f) * unbiased);
                         }
 
                         meanTerms[c] += meanTerm;
@@ -153,6 +155,17 @@ public static class ToleranceBudgets
                     {
                         meanBudget[c] = meanTerms[c] / setsOfChannel[c];
                         varBudget[c] = varTerms[c] / setsOfChannel[c];
+                    }
+                }
+
+                else if (geometry.PerInstance && !step.Training)
+                {
+                    // PyTorch's instance_norm writes back the mean over the batch of N copies of each buffer in eval too,
+                    // which its float reduction may round by an ulp (the library leaves the buffer as it is).
+                    for (int c = 0; c < channels; c++)
+                    {
+                        meanBudget[c] += k * u * Math.Abs(before.RunningMean[c]);
+                        varBudget[c] += k * u * Math.Abs(before.RunningVar![c]);
                     }
                 }
 
@@ -213,6 +226,7 @@ public static class ToleranceBudgets
         var sumAbsGrad = new double[segments];
         var sumAbsCentredGrad = new double[segments];
         var sumCentredGrad = new double[segments];
+        var sumGrad = new double[segments];
         var setSumAbsGrad = new double[sets];
         var setSumAbsCentredGrad = new double[sets];
         var setSumCentredGrad = new double[sets];
@@ -225,6 +239,7 @@ public static class ToleranceBudgets
             sumAbsGrad[segment] += Math.Abs(g[i]);
             sumAbsCentredGrad[segment] += Math.Abs(centred * g[i]);
             sumCentredGrad[segment] += centred * g[i];
+            sumGrad[segment] += g[i];
             setSumAbsGrad[j] += Math.Abs(a * g[i]);
             setSumAbsCentredGrad[j] += Math.Abs(a * centred * g[i]);
             setSumCentredGrad[j] += a * centred * g[i];
@@ -263,6 +278,14 @@ public static class ToleranceBudgets
             bias[c] += reduction * u * sumAbsGrad[segment];
             weight[c] += (reduction * u * sumAbsCentredGrad[segment] + k * meanShifts[j] * sumAbsGrad[segment]) * invStd
                 + Math.Abs(sumCentredGrad[segment] * invStd) * invStdRelatives[j];
+            if (geometry.PerInstance)
+            {
+                // A channel's gradient is the sum over its N instances of per-instance sums, which libtorch adds in T:
+                // up to (N − 1) + k roundings of their size.
+                double across = k + Math.Max(geometry.Batch - 1, 0);
+                bias[c] += across * u * Math.Abs(sumGrad[segment]);
+                weight[c] += across * u * Math.Abs(sumCentredGrad[segment] * invStd);
+            }
         }
 
         var input = new double[g.Length];

@@ -40,6 +40,19 @@ public sealed record CaseOptions
     /// sampled spikes) and eps ∈ {0, 1e-5}.</summary>
     public bool ExtremeData { get; init; }
 
+    /// <summary>Draws only data centred near zero relative to its spread (normal, uniform, large, zeros and ties): for
+    /// oracles that compute the variance in one pass as E[x²] − E[x]², which cancels on offset data (libtorch's
+    /// GroupNorm, a ledger row); the float64 truth checks the offset data.</summary>
+    public bool CenteredData { get; init; }
+
+    /// <summary>Whether a channels-last step may have N = 1 or a spatial dimension of 1. libtorch's InstanceNorm backward
+    /// is wrong there (its upstream gradient keeps channels-last strides through the (1, N·C, …) view; a ledger row):
+    /// its parity run sets this false.</summary>
+    public bool ChannelsLastUnitDims { get; init; } = true;
+
+    /// <summary>Whether GroupNorm may draw (N, C) input (TorchSharp rejects it: a ledger row).</summary>
+    public bool AllowBatchChannelInput { get; init; } = true;
+
     /// <summary>Restricts the module kinds when set (BatchNorm1d is drawn twice as often otherwise: it has two input ranks).</summary>
     public ModuleKind[]? Modules { get; init; }
 
@@ -52,6 +65,10 @@ public sealed record CaseOptions
     /// <summary>Whether a spec satisfies these options (shrinking never leaves them).</summary>
     public bool Accepts(CaseSpec spec) =>
         spec.Steps.Count >= 1 && spec.Steps.Count <= MaxSteps
+        && spec.IsValidModule
+        && (AllowBatchChannelInput || spec.Module != ModuleKind.GroupNorm || spec.SpatialRank > 0)
+        && (ChannelsLastUnitDims || spec.Steps.All(s => s.Layout == MemoryLayout.ChannelsFirst || (s.Batch > 1 && s.Spatial.All(d => d > 1))))
+        && (!spec.Config.IsInstanceNorm || !spec.Track || spec.Momentum is not null) // momentum null: a ledger row
         && DTypes.Contains(spec.DType)
         && (Modules is null || Modules.Contains(spec.Module))
         && (AllowSingleValue || !spec.HasSingleValueStep)
@@ -73,7 +90,44 @@ public static class CaseGenerators
     public static Arbitrary<CaseSpec> Cases(CaseOptions options) =>
         Arb.From(Spec(options), spec => Shrink(spec, options));
 
-    public static Gen<CaseSpec> Spec(CaseOptions options) =>
+    /// <summary>Cases of the options' modules: BatchNorm's generator (unchanged, so its replay seeds still name the same
+    /// cases) unless every module is an InstanceNorm or GroupNorm, which have their own (<see cref="InstanceOrGroupSpec"/>).</summary>
+    public static Gen<CaseSpec> Spec(CaseOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Modules is { Length: > 0 } modules && modules.All(m => m is ModuleKind.GroupNorm or ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d)
+            ? InstanceOrGroupSpec(options)
+            : BatchNormSpec(options);
+    }
+
+    /// <summary>
+    /// InstanceNorm and GroupNorm cases: the BatchNorm generator's steps, data, eps, paths and thread counts, plus the
+    /// groups (a divisor of C: 1, C or between) and the ranks of each module (GroupNorm: (N, C) up to 5-D). InstanceNorm
+    /// momentum is never null here: TorchSharp reads null as 0.1 (a ledger row, pinned by its own test).
+    /// </summary>
+    private static Gen<CaseSpec> InstanceOrGroupSpec(CaseOptions options) =>
+        from module in Gen.Elements(options.Modules!)
+        from dtype in Gen.Elements(options.DTypes)
+        from channels in Gen.Frequency((8, Gen.Choose(1, 8)), (4, Gen.Choose(9, 32)), (1, Gen.Choose(64, 80)))
+        from groupPick in Gen.Frequency((2, Gen.Constant(0)), (2, Gen.Constant(1)), (3, Gen.Choose(2, 1000)))
+        from eps in options.ExtremeData ? Gen.Elements(0.0, 1e-5) : Eps
+        from momentum in options.FixMomentum ? Gen.Constant(options.Momentum) : Momentum.Where(m => m is not null)
+        from affine in options.Affine is { } a ? Gen.Constant(a) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from track in module == ModuleKind.GroupNorm ? Gen.Constant(false)
+            : options.Track is { } t ? Gen.Constant(t) : Gen.Frequency((1, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from stateSeed in Gen.Frequency((1, Gen.Choose(1, 10_000).Select(s => (int?)s)), (1, Gen.Constant((int?)null)))
+        from groupRank in Gen.Choose(options.AllowBatchChannelInput ? 0 : 1, 3)
+        let spatialRank = module switch { ModuleKind.InstanceNorm1d => 1, ModuleKind.InstanceNorm2d => 2, ModuleKind.InstanceNorm3d => 3, _ => groupRank }
+        from stepCount in Gen.Frequency((3, Gen.Choose(1, 2)), (2, Gen.Choose(1, options.MaxSteps)))
+        from steps in Step(options, spatialRank, channels).ArrayOf(stepCount)
+        from execution in Execution
+        let divisors = Enumerable.Range(1, channels).Where(d => channels % d == 0).ToArray()
+        let groups = groupPick switch { 0 => 1, 1 => channels, _ => divisors[groupPick % divisors.Length] }
+        let spec = new CaseSpec(module, dtype, channels, eps, module == ModuleKind.GroupNorm ? null : momentum, affine, track, stateSeed, steps, execution,
+            module == ModuleKind.GroupNorm ? groups : 0)
+        select Repair(spec, options);
+
+    private static Gen<CaseSpec> BatchNormSpec(CaseOptions options) =>
         from module in Gen.Elements(options.Modules ?? [ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d])
         from threeDimensional in Gen.Elements(false, true)
         from dtype in Gen.Elements(options.DTypes)
@@ -126,7 +180,7 @@ public static class CaseGenerators
             (2, Gen.Choose(1, 17)),
             (1, Gen.Elements(9, 11, 13, 15, 17))).ArrayOf(spatialRank)
         from single in Gen.Frequency((12, Gen.Constant(false)), (1, Gen.Constant(true)))
-        from data in options.ExtremeData ? ExtremeData : Data
+        from data in options.ExtremeData ? ExtremeData : options.CenteredData ? CenteredData : Data
         from gradient in Data
         from layout in spatialRank < 2 ? Gen.Constant(MemoryLayout.ChannelsFirst)
             : options.Layout is { } fixedLayout ? Gen.Constant(fixedLayout)
@@ -155,6 +209,15 @@ public static class CaseGenerators
                 from offset in Gen.Choose(0, 4000)
                 from scale in Gen.Choose(-3000, 0)
                 select new DataRecipe(DataKind.SampledSpikes, seed, sign * RoundTo3(Math.Pow(10, offset / 1000.0)), RoundTo3(Math.Pow(10, scale / 1000.0)))))
+        select recipe;
+
+    private static Gen<DataRecipe> CenteredData =>
+        from seed in Gen.Choose(0, 999)
+        from recipe in Gen.Frequency(
+            (4, Gen.Constant(new DataRecipe(DataKind.Normal, seed))),
+            (2, Gen.Constant(new DataRecipe(DataKind.Uniform, seed))),
+            (1, Gen.Choose(3000, 8000).Select(e => new DataRecipe(DataKind.Large, seed, 0, RoundTo3(Math.Pow(10, e / 1000.0))))),
+            (1, Gen.Constant(new DataRecipe(DataKind.ZerosAndTies, seed))))
         select recipe;
 
     /// <summary>
@@ -210,10 +273,16 @@ public static class CaseGenerators
                 s = s with { Batch = Math.Max(2, s.Batch / 2) };
             }
 
-            bool batchStats = s.Training || !spec.Track;
-            if (!options.AllowSingleValue && batchStats && s.ValuesPerChannel == 1)
+            if (!options.ChannelsLastUnitDims && s.Layout == MemoryLayout.ChannelsLast)
             {
-                s = s with { Batch = 2 };
+                s = s with { Batch = Math.Max(s.Batch, 2), Spatial = s.Spatial.Select(d => Math.Max(d, 2)).ToArray() };
+            }
+
+            bool batchStats = s.Training || !spec.Track;
+            if (!options.AllowSingleValue && batchStats && spec.IsSingleValue(s))
+            {
+                // InstanceNorm needs two spatial elements (N does not help); the others a second instance.
+                s = spec.Config.IsInstanceNorm ? s with { Spatial = [2, .. s.Spatial.Skip(1)] } : s with { Batch = 2 };
             }
 
             return s;
@@ -244,8 +313,14 @@ public static class CaseGenerators
 
         if (spec.Channels > 1)
         {
-            yield return spec with { Channels = 1 };
+            yield return spec with { Channels = 1, Groups = spec.Groups == 0 ? 0 : 1 };
             yield return spec with { Channels = spec.Channels / 2 };
+        }
+
+        if (spec.Groups > 1)
+        {
+            yield return spec with { Groups = 1 };
+            yield return spec with { Groups = spec.Channels };
         }
 
         for (int i = 0; i < spec.Steps.Count; i++)

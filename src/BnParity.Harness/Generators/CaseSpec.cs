@@ -128,7 +128,8 @@ public sealed record CaseSpec(
     bool Track,
     int? StateSeed,
     IReadOnlyList<StepSpec> Steps,
-    LibraryExecution? Execution = null)
+    LibraryExecution? Execution = null,
+    int Groups = 0)
 {
     /// <summary>How the library runs the case (path and thread count); ignored by other implementations.</summary>
     public LibraryExecution Run => Execution ?? LibraryExecution.Default;
@@ -136,13 +137,30 @@ public sealed record CaseSpec(
     /// <summary>Spatial rank of every step's input (BatchNorm1d: 0 for 2D input, 1 for 3D input).</summary>
     public int SpatialRank => Steps.Count == 0 ? 0 : Steps[0].Spatial.Length;
 
-    public ModuleConfig Config => new(Module, Channels, Eps, Momentum, Affine, Track, DType);
+    public ModuleConfig Config => Module == ModuleKind.GroupNorm
+        ? ModuleConfig.GroupNorm(Groups, Channels, Eps, Affine, DType)
+        : new(Module, Channels, Eps, Momentum, Affine, Track, DType);
 
     /// <summary>Whether step <paramref name="index"/> normalises with batch statistics (and so needs more than one value per channel).</summary>
     public bool UsesBatchStatistics(int index) => Steps[index].Training || !Track;
 
-    /// <summary>True when some batch-statistics step has exactly one value per channel (the error rule).</summary>
-    public bool HasSingleValueStep => Steps.Select((s, i) => (s, i)).Any(p => UsesBatchStatistics(p.i) && p.s.ValuesPerChannel == 1);
+    /// <summary>True when some batch-statistics step breaks its layer's "more than 1 value" rule (the error rule):
+    /// BatchNorm N·spatial = 1, InstanceNorm spatial = 1, GroupNorm N·(C/G)·spatial = 1.</summary>
+    public bool HasSingleValueStep => Steps.Select((s, i) => (s, i)).Any(p => UsesBatchStatistics(p.i) && IsSingleValue(p.s));
+
+    /// <summary>Whether <paramref name="step"/> breaks the layer's "more than 1 value" rule.</summary>
+    public bool IsSingleValue(StepSpec step)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        long spatial = step.Spatial.Aggregate(1L, (a, b) => a * b);
+        return Config.IsInstanceNorm ? spatial == 1
+            : Module == ModuleKind.GroupNorm ? step.Batch * (Channels / Math.Max(Groups, 1)) * spatial == 1
+            : step.ValuesPerChannel == 1;
+    }
+
+    /// <summary>Whether the settings are a valid module of their kind: GroupNorm's groups divide the channels and it
+    /// has no running statistics or momentum.</summary>
+    public bool IsValidModule => Module != ModuleKind.GroupNorm || (Groups >= 1 && Channels % Groups == 0 && !Track && Momentum is null);
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,

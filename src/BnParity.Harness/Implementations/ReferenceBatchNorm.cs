@@ -272,6 +272,13 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
             }
             else
             {
+                if (geometry.PerInstance && geometry.Batch == 0)
+                {
+                    // instance_norm writes back the mean over the batch of the repeated buffers in eval too: NaN for N = 0.
+                    Array.Fill(_runningMean!, double.NaN);
+                    Array.Fill(_runningVar!, double.NaN);
+                }
+
                 mean = new double[sets];
                 invStd = new double[sets];
                 for (int j = 0; j < sets; j++)
@@ -352,6 +359,12 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
 
             var geometry = ReductionGeometry.Of(_config, input.Shape);
             int channels = geometry.Channels, features = _config.NumFeatures;
+            if (_config.IsInstanceNorm && _config.Affine && geometry.Batch == 0)
+            {
+                // PyTorch 1.13: repeating the weight for an empty batch fails in libtorch (an IndexError).
+                throw new ArgumentException("select(): index 0 out of range for tensor of size [0] at dimension 0", nameof(input));
+            }
+
             if (channels == features)
             {
                 return;
