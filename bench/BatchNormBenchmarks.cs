@@ -4,12 +4,12 @@ using BnParity.Harness.Implementations;
 using BnParity.Harness.Oracle;
 using TorchSharp;
 using static TorchSharp.torch;
-using TorchBatchNorm = TorchSharp.Modules.BatchNorm;
+using TorchLayer = TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>;
 
 namespace BnParity.Benchmarks;
 
 /// <summary>
-/// BatchNorm2d, C# (BnParity) against TorchSharp (libtorch) in one run. Categories are the
+/// BatchNorm, GroupNorm and InstanceNorm, C# (BnParity) against TorchSharp (libtorch) in one run. Categories are the
 /// operations; every (category, Case, Threads) group has TorchSharp as its baseline, so
 /// Ratio = C# time / TorchSharp time. The Copy rows copy the input into the output buffer
 /// (one "copy-equivalent", CE): C# Mean / Copy Mean reads the kernel in passes over memory.
@@ -29,7 +29,7 @@ public class BatchNormBenchmarks
     public const string ForwardBackward = "FwdBwd";
     private const int Seed = 20261128;
 
-    private TorchBatchNorm? _torchModule;
+    private TorchLayer? _torchModule;
     private Tensor? _torchInput;
     private Tensor? _torchGradOutput;
     private CSharpSide? _cs;
@@ -52,6 +52,17 @@ public class BatchNormBenchmarks
         new(8, [256, 256], ElementType.Float32),
         new(9, [32, 64, 56, 56], ElementType.Float32, MemoryLayout.ChannelsLast),
         new(10, [8, 256, 14, 14], ElementType.Float32, MemoryLayout.ChannelsLast),
+
+        // GroupNorm with 32 groups (a diffusion U-Net block, a detection head) and InstanceNorm (style transfer, GAN
+        // generators: one image of 256×256, a batch of 64×64), both layouts.
+        new(11, [8, 320, 64, 64], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.GroupNorm, 32),
+        new(12, [8, 320, 64, 64], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.GroupNorm, 32),
+        new(13, [32, 64, 56, 56], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.GroupNorm, 32),
+        new(14, [32, 64, 56, 56], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.GroupNorm, 32),
+        new(15, [1, 64, 256, 256], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.InstanceNorm2d),
+        new(16, [1, 64, 256, 256], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.InstanceNorm2d),
+        new(17, [16, 64, 64, 64], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.InstanceNorm2d),
+        new(18, [16, 64, 64, 64], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.InstanceNorm2d),
     ];
 
     [ParamsSource(nameof(Cases))]
@@ -99,7 +110,14 @@ public class BatchNormBenchmarks
         GC.WaitForPendingFinalizers();
     }
 
-    private ModuleConfig Config => new(Case.Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Case.Shape[1], DType: Case.DType);
+    /// <summary>BatchNorm with PyTorch's defaults; GroupNorm affine; InstanceNorm affine with running statistics (its
+    /// eval then normalises with them, like BatchNorm's).</summary>
+    private ModuleConfig Config => Case.Module switch
+    {
+        ModuleKind.GroupNorm => ModuleConfig.GroupNorm(Case.Groups, Case.Shape[1], dtype: Case.DType),
+        { } instanceNorm => new ModuleConfig(instanceNorm, Case.Shape[1], Affine: true, TrackRunningStats: true, DType: Case.DType),
+        null => new(Case.Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Case.Shape[1], DType: Case.DType),
+    };
 
     private void SetupTorch(bool training)
     {
@@ -110,7 +128,17 @@ public class BatchNormBenchmarks
             throw new InvalidOperationException($"libtorch runs {actual} intra-op threads; the benchmark asked for {Threads}.");
         }
 
-        _torchModule = TorchSharpImplementation.CreateModule(Config);
+        _torchModule = TorchSharpImplementation.CreateLayer(Config);
+        if (Case.Module == ModuleKind.GroupNorm)
+        {
+            // TorchSharp's GroupNorm leaves weight and bias uninitialised (a ledger row): PyTorch's ones and zeros.
+            using var noGrad = torch.no_grad();
+            foreach (var (name, parameter) in _torchModule.named_parameters())
+            {
+                parameter.fill_(name == "weight" ? 1 : 0);
+            }
+        }
+
         _torchModule.train(training);
         if (Case.DType == ElementType.Float32)
         {
@@ -207,9 +235,16 @@ public class BatchNormBenchmarks
 /// <summary>One benchmarked input: shape and element type; sorts in declaration order (IComparable is only
 /// for BenchmarkDotNet's parameter ordering, hence no comparison operators).</summary>
 #pragma warning disable CA1036
-public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryLayout layout = MemoryLayout.ChannelsFirst) : IComparable<BenchCase>, IComparable
+public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryLayout layout = MemoryLayout.ChannelsFirst, ModuleKind? module = null, int groups = 0)
+    : IComparable<BenchCase>, IComparable
 {
     public int Order { get; } = order;
+
+    /// <summary>GroupNorm or an InstanceNorm; null = BatchNorm of the shape's rank.</summary>
+    public ModuleKind? Module { get; } = module;
+
+    /// <summary>GroupNorm's groups.</summary>
+    public int Groups { get; } = groups;
 
     public MemoryLayout Layout { get; } = layout;
 
@@ -222,7 +257,8 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryL
     public int CompareTo(object? obj) => CompareTo(obj as BenchCase);
 
     public override string ToString() =>
-        string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64") + (Layout == MemoryLayout.ChannelsLast ? " NHWC" : "");
+        (Module switch { ModuleKind.GroupNorm => $"GN{Groups} ", ModuleKind.InstanceNorm2d => "IN ", _ => "" })
+        + string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64") + (Layout == MemoryLayout.ChannelsLast ? " NHWC" : "");
 }
 #pragma warning restore CA1036
 

@@ -58,6 +58,15 @@ public enum Scenario
     /// NaN, and NaN stays NaN, at every vector width (the column kernels once formed ∞·0 from α_lo). Also run
     /// channels-last for 2d/3d shapes.</summary>
     NonFiniteExactScale,
+
+    /// <summary>InstanceNorm (1d for 2- and 3-D shapes, a 2-D shape being unbatched (C, L); 2d, 3d), affine and
+    /// tracking at momentum 0.3: channels-first training forward + backward, eval forward + backward with the running
+    /// statistics, and for 4-D/5-D shapes a channels-last training forward + backward.</summary>
+    InstanceNormTrainBackward,
+
+    /// <summary>GroupNorm with sets of several channels (C/2 groups for even C, else one group), random weights:
+    /// channels-first forward + backward, and channels-last for 4-D/5-D shapes.</summary>
+    GroupNormTrainBackward,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -95,6 +104,11 @@ public static class LibraryScenarios
         if (scenario == Scenario.ChannelsLast && shape.Length < 4)
         {
             return [];
+        }
+
+        if (scenario is Scenario.InstanceNormTrainBackward or Scenario.GroupNormTrainBackward)
+        {
+            return RunInstanceOrGroupNorm<T>(scenario, shape, execution);
         }
 
         int c = shape[1];
@@ -314,6 +328,64 @@ public static class LibraryScenarios
             Add(results, "running_mean", module.RunningMean!, [c]);
             Add(results, "running_var", module.RunningVar!, [c]);
             results.Add(new NamedResult("num_batches_tracked", [], [(ulong)module.NumBatchesTracked!.Value], [module.NumBatchesTracked!.Value]));
+        }
+
+        return results;
+    }
+
+    private static List<NamedResult> RunInstanceOrGroupNorm<T>(Scenario scenario, int[] shape, LibraryExecution execution)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        bool instance = scenario == Scenario.InstanceNormTrainBackward;
+        bool unbatched = instance && shape.Length == 2;
+        int c = unbatched ? shape[0] : shape[1];
+        NormBase<T> module = !instance ? new GroupNorm<T>(c % 2 == 0 ? c / 2 : 1, c)
+            : shape.Length switch
+            {
+                2 or 3 => new InstanceNorm1d<T>(c, momentum: 0.3, affine: true, trackRunningStats: true),
+                4 => new InstanceNorm2d<T>(c, momentum: 0.3, affine: true, trackRunningStats: true),
+                _ => new InstanceNorm3d<T>(c, momentum: 0.3, affine: true, trackRunningStats: true),
+            };
+        execution.ApplyTo(module);
+        RandomAffine(module, 13);
+        if (instance)
+        {
+            var random = new Random(6);
+            for (int ch = 0; ch < c; ch++)
+            {
+                module.RunningMean![ch] = T.CreateChecked(random.NextDouble() * 4 - 2);
+                module.RunningVar![ch] = T.CreateChecked(0.25 + random.NextDouble() * 2);
+            }
+        }
+
+        var results = new List<NamedResult>();
+        var x = RandomTensor<T>(1, shape, mean: 3, std: 2);
+        var gradOutput = RandomTensor<T>(2, shape);
+        Add(results, "step 0 output", module.Forward(x));
+        AddGradients(results, "step 0", module.Backward(gradOutput));
+        if (instance)
+        {
+            module.Eval();
+            Add(results, "step 1 output", module.Forward(x));
+            AddGradients(results, "step 1", module.Backward(gradOutput));
+            module.Train();
+        }
+
+        if (shape.Length >= 4)
+        {
+            const MemoryLayout layout = MemoryLayout.ChannelsLast;
+            var stored = new DenseTensor<T>(MemoryOrder.ToMemory(x.Data, shape, layout), shape);
+            var storedGradient = new DenseTensor<T>(MemoryOrder.ToMemory(gradOutput.Data, shape, layout), shape);
+            Add(results, "step 2 output (channels-last)", MemoryOrder.ToLogical(module.Forward(stored, layout).Data, shape, layout), shape);
+            var gradients = module.Backward(storedGradient, layout);
+            AddGradients(results, "step 2 (channels-last)", new BatchNormGradients<T>(
+                new DenseTensor<T>(MemoryOrder.ToLogical(gradients.Input.Data, shape, layout), shape), gradients.Weight, gradients.Bias));
+        }
+
+        if (instance)
+        {
+            Add(results, "running_mean", module.RunningMean!, [c]);
+            Add(results, "running_var", module.RunningVar!, [c]);
         }
 
         return results;
