@@ -212,7 +212,7 @@ public sealed class CliTests : IDisposable
         var other = RandomCases.Generate(12, 30).Select(c => c.Case.ToString()).ToList();
         Assert.Equal(first, second);
         Assert.NotEqual(first, other);
-        Assert.All(RandomCases.Classes, c => Assert.Contains(RandomCases.Generate(11, 30), s => s.Class == c.Name));
+        Assert.All(RandomCases.Classes, c => Assert.Contains(RandomCases.Generate(11, 40), s => s.Class == c.Name));
     }
 
     [Fact]

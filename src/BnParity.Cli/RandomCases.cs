@@ -6,7 +6,7 @@ namespace BnParity.Cli;
 public sealed record SweepCase(string Class, BatchNormCase Case, bool TorchSharpDivergesByDesign);
 
 /// <summary>
-/// Deterministic random BatchNorm configurations for <c>check</c>'s sweep: one
+/// Deterministic random BatchNorm, InstanceNorm and GroupNorm configurations for <c>check</c>'s sweep: one
 /// <see cref="System.Random"/> seeded once, so a seed reproduces the whole sweep. Data are
 /// rounded to the case's dtype (float32 values are exact in the double case model).
 /// </summary>
@@ -17,6 +17,15 @@ public static class RandomCases
     /// <summary>BatchNorm2d/3d, float32 or float64, most steps channels-last (some channels-first, so a case can mix
     /// layouts on one module), half of them with gradients.</summary>
     public const string ChannelsLastClass = "channels-last 2d/3d (f32/f64, grads)";
+
+    /// <summary>InstanceNorm1d/2d/3d, float32 or float64, affine and tracking drawn, channels-first (TorchSharp's
+    /// channels-last InstanceNorm gradients are wrong at N = 1 or a unit spatial dimension: a ledger row), momentum
+    /// never null (TorchSharp reads it as 0.1: a ledger row).</summary>
+    public const string InstanceNormClass = "InstanceNorm 1d/2d/3d (f32/f64, grads)";
+
+    /// <summary>GroupNorm, float32 or float64, groups dividing C, 3-D to 5-D input in either layout, on data centred
+    /// near zero (libtorch's GroupNorm variance is one-pass: a ledger row).</summary>
+    public const string GroupNormClass = "GroupNorm (f32/f64, grads, both layouts)";
 
     /// <summary>The classes in report order, with their relative weights in the sweep.</summary>
     public static readonly IReadOnlyList<(string Name, int Weight)> Classes = new[]
@@ -34,6 +43,8 @@ public static class RandomCases
         ("float64 gradients", 2),
         (ChannelsLastClass, 3),
         (OneValuePerChannelClass, 1),
+        (InstanceNormClass, 3),
+        (GroupNormClass, 3),
     };
 
     public static IEnumerable<SweepCase> Generate(int seed, int count)
@@ -58,6 +69,11 @@ public static class RandomCases
 
     private static SweepCase Make(Random random, string className, string name)
     {
+        if (className is InstanceNormClass or GroupNormClass)
+        {
+            return MakeInstanceOrGroupNorm(random, className, name);
+        }
+
         bool channelsLast = className == ChannelsLastClass;
         ElementType dtype = className.StartsWith("float64", StringComparison.Ordinal) || (channelsLast && random.NextDouble() < 0.3)
             ? ElementType.Float64
@@ -134,6 +150,46 @@ public static class RandomCases
         return new SweepCase(className, new BatchNormCase(name, config, state, steps), oneValue);
     }
 
+    private static SweepCase MakeInstanceOrGroupNorm(Random random, string className, string name)
+    {
+        bool groupNorm = className == GroupNormClass;
+        ElementType dtype = random.NextDouble() < 0.3 ? ElementType.Float64 : ElementType.Float32;
+        int channels = random.Next(1, 9);
+        int spatialRank = random.Next(1, 4);
+        double eps = Pick(random, new[] { 1e-5, 1e-5, 1e-3 });
+        bool affine = random.NextDouble() < 0.7;
+        bool gradients = random.NextDouble() < 0.6;
+        ModuleConfig config;
+        if (groupNorm)
+        {
+            int[] divisors = Enumerable.Range(1, channels).Where(d => channels % d == 0).ToArray();
+            config = ModuleConfig.GroupNorm(Pick(random, divisors), channels, eps, affine, dtype);
+        }
+        else
+        {
+            var module = (ModuleKind)((int)ModuleKind.InstanceNorm1d + spatialRank - 1);
+            bool track = random.NextDouble() < 0.5;
+            config = new ModuleConfig(module, channels, eps, Pick(random, new double?[] { 0.1, 0.5, 1.0 }), affine, track, dtype);
+        }
+
+        var state = random.NextDouble() < 0.3 ? RandomState(random, config) : ModuleState.Defaults(config);
+        int stepCount = random.Next(1, 4);
+        var steps = new List<CaseStep>();
+        for (int s = 0; s < stepCount; s++)
+        {
+            bool training = s == 0 || random.NextDouble() < 0.6;
+            // Every spatial dimension 2..5 and N ≥ 1: more than one value per set for both layers (PyTorch's errors are
+            // the recorded cases' job).
+            int[] shape = [random.Next(1, 6), channels, .. Enumerable.Range(0, spatialRank).Select(_ => random.Next(2, 6))];
+            var input = Tensor(random, shape, dtype, illConditioned: false, centred: groupNorm);
+            CaseTensor? gradOutput = gradients ? Tensor(random, shape, dtype, illConditioned: false) : null;
+            var layout = groupNorm && spatialRank >= 2 && random.NextDouble() < 0.5 ? MemoryLayout.ChannelsLast : MemoryLayout.ChannelsFirst;
+            steps.Add(new CaseStep(training, input, gradOutput, Layout: layout));
+        }
+
+        return new SweepCase(className, new BatchNormCase(name, config, state, steps), false);
+    }
+
     private static T Pick<T>(Random random, T[] values) => values[random.Next(values.Length)];
 
     private static int[] Shape(Random random, ModuleKind module, int channels, bool usesBatchStatistics, bool oneValuePerChannel)
@@ -167,7 +223,7 @@ public static class RandomCases
         }
     }
 
-    private static CaseTensor Tensor(Random random, int[] shape, ElementType dtype, bool illConditioned)
+    private static CaseTensor Tensor(Random random, int[] shape, ElementType dtype, bool illConditioned, bool centred = false)
     {
         int channels = shape[1];
         int spatial = shape.Skip(2).Aggregate(1, (a, b) => a * b);
@@ -185,6 +241,10 @@ public static class RandomCases
             {
                 offsets[c] = 4 * random.NextDouble() - 2;
                 scales[c] = Math.Pow(10, -1 + 2 * random.NextDouble());
+                if (centred)
+                {
+                    offsets[c] = 0;
+                }
             }
         }
 
