@@ -47,6 +47,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         {
             case CallKind.ForwardBatch:
             case CallKind.Statistics:
+            case CallKind.ForwardSets:
             {
                 T* y = (T*)_pOut;
                 T* save = (T*)_pSave;
@@ -103,6 +104,17 @@ internal sealed unsafe partial class NormalizationEngine<T>
                         RunNormalize(x + o, y + o, s, mean, scale, bias, _streamOutput);
                     }
                 }
+                else if (_call == CallKind.ForwardSets)
+                {
+                    // One run (N = 1): the set's K channels lie one after the other, each with its own parameters
+                    // (channel ch·K + j of the per-channel arrays).
+                    for (int j = 0; j < _setChannels; j++)
+                    {
+                        int channel = (ch * _setChannels) + j;
+                        long o = first + ((long)j * _channelSpatial);
+                        RunNormalize(x + o, y + o, _channelSpatial, mean, invstd * Weight[channel], Bias[channel], _streamOutput);
+                    }
+                }
 
                 Mean[ch] = mean;
                 Invstd[ch] = invstd;
@@ -157,6 +169,44 @@ internal sealed unsafe partial class NormalizationEngine<T>
 
                 GradWeight[ch] = terms.GradWeight;
                 GradBias[ch] = terms.GradBias;
+                break;
+            }
+
+            case CallKind.BackwardSets:
+            {
+                // Set ch of a one-run view: channel j of the set is the run of S elements at first + j·S. Its sums are
+                // BackwardSums' (one run, the same blocks), then the set's terms, then dx, all in this set's cache.
+                T* dy = (T*)_pDy;
+                T* dx = (T*)_pOut;
+                int k = _setChannels, channelSpatial = _channelSpatial;
+                for (int j = 0; j < k; j++)
+                {
+                    int channel = (ch * k) + j;
+                    long o = first + ((long)j * channelSpatial);
+                    double mean = Mean[channel];
+                    double sumDy = 0, dot = 0;
+                    for (long b = 0; b < channelSpatial; b += Block)
+                    {
+                        BlockSumDot(x + o + b, dy + o + b, (int)Math.Min(Block, channelSpatial - b), 1, stride, mean, out double sd, out double dd);
+                        sumDy += sd;
+                        dot += dd;
+                    }
+
+                    dot = FinishDot(dot, sumDy, mean);
+                    var terms = ChannelBackward.From(dot, sumDy, Invstd[channel], channelSpatial);
+                    GradWeight[channel] = terms.GradWeight;
+                    GradBias[channel] = terms.GradBias;
+                    SumDot[channel] = dot;
+                }
+
+                CombineSet(ch * k, k, count);
+                for (int j = 0; j < k; j++)
+                {
+                    int channel = (ch * k) + j;
+                    long o = first + ((long)j * channelSpatial);
+                    RunBackwardBatch(x + o, dy + o, dx + o, channelSpatial, Mean[channel], _chK[channel], _chGradMean[channel], _chScale[channel], _chDyScale[channel], _streamOutput);
+                }
+
                 break;
             }
 

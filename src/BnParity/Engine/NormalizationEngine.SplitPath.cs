@@ -16,7 +16,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
     private readonly double[] _chK;
     private readonly double[] _chGradMean;
     /// <summary>Per-channel a of dx = (a·dy − gradMean − (x − mean)·k)·scale: 1 for a set of one channel (its weight is
-    /// in the scale), the channel's weight in a set of several (see <see cref="CombineSets"/>).</summary>
+    /// in the scale), the channel's weight in a set of several (see <see cref="CombineSet"/>).</summary>
     private readonly double[] _chDyScale;
     private readonly bool[] _refine;
 

@@ -124,6 +124,14 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         /// <summary>The statistics of a forward with batch statistics, no output (the set level of K &gt; 1).</summary>
         Statistics,
 
+        /// <summary>The statistics of a set of K channels and, on the channel path, its output right after, while the
+        /// set is in cache (each channel with its own weight and bias, see <see cref="_setChannels"/>).</summary>
+        ForwardSets,
+
+        /// <summary>The backward of sets of K channels on the channel path, one set at a time while it is in cache: the
+        /// channel sums, <see cref="CombineSet"/>, then dx (one run per set, N = 1).</summary>
+        BackwardSets,
+
         /// <summary>The per-channel sums of a batch backward (GradWeight, GradBias, SumDot), no dx.</summary>
         BackwardSums,
 
@@ -178,9 +186,15 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
         // Sets of K channels: the statistics over the (N, C/K, K·S) view, each set's values repeated over its
         // channels (in place, from the last channel down: channel c reads set c/K ≤ c), then the output over the
-        // channels with the same formula as a fused pass.
+        // channels with the same formula as a fused pass. One run per set (N = 1, every channels-first instance view)
+        // on the channel path writes each set's output right after its statistics, while the set is still in cache
+        // (one read of x from memory instead of two); the output is element-wise, so the bits are the same.
         int k = channelsPerSet;
-        Run(CallKind.Statistics, x, null, null, save, n, channels / k, checked(k * s));
+        int sets = channels / k;
+        bool fuse = FusesSets(n, channels, s, k);
+        _setChannels = k;
+        _channelSpatial = s;
+        Run(fuse ? CallKind.ForwardSets : CallKind.Statistics, x, fuse ? y : null, null, save, n, sets, checked(k * s));
         for (int ch = channels - 1; ch >= 0; ch--)
         {
             Mean[ch] = Mean[ch / k];
@@ -188,8 +202,27 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
             VarSum[ch] = VarSum[ch / k];
         }
 
-        Run(CallKind.ForwardFixed, x, y, null, null, n, channels, s);
+        if (!fuse)
+        {
+            Run(CallKind.ForwardFixed, x, y, null, null, n, channels, s);
+        }
     }
+
+    /// <summary>Whether sets of K channels run fused, one set at a time (<see cref="CallKind.ForwardSets"/>,
+    /// <see cref="CallKind.BackwardSets"/>): one run per set (N = 1), the set view on the channel path, and the channel
+    /// view not on the row path — the fused sums then take exactly the order the channel view's channel or split path
+    /// takes (one run, blocks of <see cref="Block"/>), so fused and unfused calls give the same bits at every thread
+    /// count (the row path sums in another order).</summary>
+    private bool FusesSets(int n, int channels, int s, int k) =>
+        n == 1
+        && SummationPlan.Create(n, channels / k, (long)k * s, _maxThreads, _options).Path == ExecutionPath.Channel
+        && SummationPlan.Create(n, channels, s, _maxThreads, _options).Path != ExecutionPath.Row;
+
+    /// <summary>K of a <see cref="CallKind.ForwardSets"/> call: the channels of one set.</summary>
+    private int _setChannels = 1;
+
+    /// <summary>S of a <see cref="CallKind.ForwardSets"/> call: the elements of one channel's run.</summary>
+    private int _channelSpatial;
 
     /// <summary>Backward over a non-empty input: fills <see cref="GradWeight"/>, <see cref="GradBias"/> (per channel)
     /// and dx. <see cref="Mean"/>, <see cref="Invstd"/> (per channel) and <see cref="Weight"/> hold the saved forward
@@ -202,8 +235,22 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
             return;
         }
 
+        int k = channelsPerSet;
+        if (FusesSets(n, channels, s, k))
+        {
+            // The same sums, combination and dx per set as below, in the same order, while the set is in cache.
+            _setChannels = k;
+            _channelSpatial = s;
+            Run(CallKind.BackwardSets, x, dx, dy, null, n, channels / k, checked(k * s));
+            return;
+        }
+
         Run(CallKind.BackwardSums, x, null, dy, null, n, channels, s);
-        CombineSets(channels, channelsPerSet, (long)channelsPerSet * n * s);
+        for (int first = 0; first < channels; first += k)
+        {
+            CombineSet(first, k, (long)k * n * s);
+        }
+
         Run(CallKind.BackwardApply, x, dx, dy, null, n, channels, s);
     }
 
@@ -213,27 +260,27 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
     /// formula of a single channel (w = 1 there, the weight in its scale) with the mean's and the variance's
     /// dependence on x shared by the set. The channel sums are folded in channel order.
     /// </summary>
-    private void CombineSets(int channels, int k, long count)
+    /// <param name="first">The set's first channel.</param>
+    /// <param name="k">K, its channels.</param>
+    /// <param name="count">M, its elements.</param>
+    private void CombineSet(int first, int k, long count)
     {
-        for (int first = 0; first < channels; first += k)
+        double weightedDy = 0, weightedDot = 0;
+        for (int ch = first; ch < first + k; ch++)
         {
-            double weightedDy = 0, weightedDot = 0;
-            for (int ch = first; ch < first + k; ch++)
-            {
-                weightedDy += Weight[ch] * GradBias[ch];
-                weightedDot += Weight[ch] * SumDot[ch];
-            }
+            weightedDy += Weight[ch] * GradBias[ch];
+            weightedDot += Weight[ch] * SumDot[ch];
+        }
 
-            double invstd = Invstd[first];
-            double gradMean = weightedDy / count;
-            double kk = weightedDot * invstd * invstd / count;
-            for (int ch = first; ch < first + k; ch++)
-            {
-                _chK[ch] = kk;
-                _chGradMean[ch] = gradMean;
-                _chScale[ch] = invstd;
-                _chDyScale[ch] = Weight[ch];
-            }
+        double invstd = Invstd[first];
+        double gradMean = weightedDy / count;
+        double kk = weightedDot * invstd * invstd / count;
+        for (int ch = first; ch < first + k; ch++)
+        {
+            _chK[ch] = kk;
+            _chGradMean[ch] = gradMean;
+            _chScale[ch] = invstd;
+            _chDyScale[ch] = Weight[ch];
         }
     }
 
@@ -254,7 +301,7 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         _jobN = n;
         _jobS = s;
         _streamOutput = (long)n * _c * s * sizeof(T) >= _options.StreamingMinBytes;
-        if ((call == CallKind.ForwardBatch || call == CallKind.Statistics) && IsFloat)
+        if ((call is CallKind.ForwardBatch or CallKind.Statistics or CallKind.ForwardSets) && IsFloat)
         {
             PrepareShiftSamples(); // the float statistics' shift (ChannelShift); double needs none
         }
