@@ -25,6 +25,20 @@ public sealed class LibraryGroupNormThroughTheTestKit : RecordedGroupNormCasesSu
     protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
 }
 
+/// <summary>The kit's InstanceNorm TorchSharp parity suite on the library.</summary>
+[Collection(TorchSharpCollection.Name)]
+public sealed class LibraryInstanceNormParityThroughTheTestKit : TorchSharpInstanceNormParitySuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
+/// <summary>The kit's GroupNorm TorchSharp parity suite on the library.</summary>
+[Collection(TorchSharpCollection.Name)]
+public sealed class LibraryGroupNormParityThroughTheTestKit : TorchSharpGroupNormParitySuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
 public sealed class TestKitTests
 {
     [Fact]

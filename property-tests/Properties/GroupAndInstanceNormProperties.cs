@@ -22,9 +22,9 @@ namespace BnParity.PropertyTests.Properties;
 [Collection(TorchSharpCollection.Name)]
 public sealed class GroupAndInstanceNormProperties
 {
-    internal static readonly CaseOptions InstanceNorms = new() { Modules = [ModuleKind.InstanceNorm1d, ModuleKind.InstanceNorm2d, ModuleKind.InstanceNorm3d], AllowEmptyBatch = false, ChannelsLastUnitDims = false };
+    internal static readonly CaseOptions InstanceNorms = ParityOptions.InstanceNorm;
 
-    internal static readonly CaseOptions GroupNorms = new() { Modules = [ModuleKind.GroupNorm], AllowEmptyBatch = false, CenteredData = true, AllowBatchChannelInput = false };
+    internal static readonly CaseOptions GroupNorms = ParityOptions.GroupNorm;
 
     [BnProperty]
     public Property InstanceNorm_matches_TorchSharp_after_every_step() =>

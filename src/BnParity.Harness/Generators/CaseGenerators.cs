@@ -84,6 +84,31 @@ public sealed record CaseOptions
         && spec.Steps.All(s => s.ValuesPerChannel * spec.Channels <= MaxElements);
 }
 
+/// <summary>The options the InstanceNorm and GroupNorm parity runs against TorchSharp share (the properties and the test
+/// kit's suites), each keeping off a ledger row TorchSharp or libtorch cannot meet.</summary>
+public static class ParityOptions
+{
+    /// <summary>InstanceNorm1d/2d/3d: no empty batch (PyTorch's NaN buffers and IndexError), no channels-last step at
+    /// N = 1 or with a spatial dimension of 1 (libtorch's wrong gradients); momentum is never null in this generator
+    /// (TorchSharp reads it as 0.1).</summary>
+    public static CaseOptions InstanceNorm { get; } = new()
+    {
+        Modules = [ModuleKind.InstanceNorm1d, ModuleKind.InstanceNorm2d, ModuleKind.InstanceNorm3d],
+        AllowEmptyBatch = false,
+        ChannelsLastUnitDims = false,
+    };
+
+    /// <summary>GroupNorm: no empty batch, data centred near zero (libtorch's one-pass variance), no (N, C) input
+    /// (TorchSharp rejects it).</summary>
+    public static CaseOptions GroupNorm { get; } = new()
+    {
+        Modules = [ModuleKind.GroupNorm],
+        AllowEmptyBatch = false,
+        CenteredData = true,
+        AllowBatchChannelInput = false,
+    };
+}
+
 /// <summary>FsCheck generators and shrinkers for <see cref="CaseSpec"/>.</summary>
 public static class CaseGenerators
 {

@@ -50,11 +50,53 @@ public abstract class TorchSharpParitySuite
 
     /// <summary>Cases with one value per channel are left out: TorchSharp 0.107 writes NaN where PyTorch raises (the
     /// recorded cases hold PyTorch's error).</summary>
-    private ComparisonReport Compare(CaseSpec spec, string name)
+    private ComparisonReport Compare(CaseSpec spec, string name) => TorchSharpComparison.Run(s_torch.Value, Implementation, spec, name);
+}
+
+/// <summary>
+/// The InstanceNorm1d/2d/3d parity properties against TorchSharp, as <see cref="TorchSharpParitySuite"/>: outputs,
+/// running statistics and gradients after every step, across ranks, dtypes, layouts, affine, tracking, momentum (not
+/// null), eps and loaded state (<see cref="ParityOptions.InstanceNorm"/> says which ledger rows it keeps off).
+/// </summary>
+[Collection(TorchSharpParitySuite.CollectionName)]
+public abstract class TorchSharpInstanceNormParitySuite
+{
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation compared with TorchSharp.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    [BnProperty]
+    public Property InstanceNorm_matches_TorchSharp_after_every_step() =>
+        Prop.ForAll(CaseGenerators.Cases(ParityOptions.InstanceNorm with { Gradients = true }), spec =>
+            ParityAssert.Clean(TorchSharpComparison.Run(s_torch.Value, Implementation, spec, "InstanceNorm parity"), "InstanceNorm parity"));
+}
+
+/// <summary>
+/// The GroupNorm parity properties against TorchSharp, as <see cref="TorchSharpParitySuite"/>: outputs and gradients
+/// after every step, across groups (1 to C), ranks, dtypes, layouts, affine, eps and loaded weights
+/// (<see cref="ParityOptions.GroupNorm"/> says which ledger rows it keeps off).
+/// </summary>
+[Collection(TorchSharpParitySuite.CollectionName)]
+public abstract class TorchSharpGroupNormParitySuite
+{
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation compared with TorchSharp.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    [BnProperty]
+    public Property GroupNorm_matches_TorchSharp_after_every_step() =>
+        Prop.ForAll(CaseGenerators.Cases(ParityOptions.GroupNorm with { Gradients = true }), spec =>
+            ParityAssert.Clean(TorchSharpComparison.Run(s_torch.Value, Implementation, spec, "GroupNorm parity"), "GroupNorm parity"));
+}
+
+/// <summary>The one comparison the TorchSharp suites share.</summary>
+internal static class TorchSharpComparison
+{
+    public static ComparisonReport Run(IBatchNormUnderTest torch, IBatchNormUnderTest implementation, CaseSpec spec, string name)
     {
-        var batchNormCase = spec.ToCase(name);
-        var expected = CaseRunner.Run(s_torch.Value, batchNormCase);
-        var actual = CaseRunner.Run(Implementation, batchNormCase);
-        return TraceComparer.Compare(batchNormCase, expected, actual);
+        var normCase = spec.ToCase(name);
+        return TraceComparer.Compare(normCase, CaseRunner.Run(torch, normCase), CaseRunner.Run(implementation, normCase));
     }
 }

@@ -157,17 +157,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
             RunPhase(workers);
             for (int t = 0; t < channels; t++)
             {
-                int ch = first + t;
-                double sumDy = FoldRowParts(_partA, t, blocks);
-                double dot = FinishDot(FoldRowParts(_partB, t, blocks), sumDy, Mean[ch]);
-                var terms = ChannelBackward.From(dot, sumDy, Invstd[ch], count);
-                GradWeight[ch] = terms.GradWeight;
-                GradBias[ch] = terms.GradBias;
-                SumDot[ch] = dot;
-                _chK[ch] = terms.K;
-                _chGradMean[ch] = terms.GradMean;
-                _chScale[ch] = Invstd[ch] * Weight[ch];
-                _chDyScale[ch] = 1;
+                StoreChannelTerms(first + t, FoldRowParts(_partA, t, blocks), FoldRowParts(_partB, t, blocks), count);
             }
 
             if (_call == CallKind.BackwardSums)

@@ -108,16 +108,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
                     RunPhase(workers);
                     for (int ch = 0; ch < c; ch++)
                     {
-                        double sumDy = FoldParts(_partA, ch);
-                        double dot = FinishDot(FoldParts(_partB, ch), sumDy, Mean[ch]);
-                        var terms = ChannelBackward.From(dot, sumDy, Invstd[ch], count);
-                        GradWeight[ch] = terms.GradWeight;
-                        GradBias[ch] = terms.GradBias;
-                        SumDot[ch] = dot;
-                        _chK[ch] = terms.K;
-                        _chGradMean[ch] = terms.GradMean;
-                        _chScale[ch] = Invstd[ch] * Weight[ch];
-                        _chDyScale[ch] = 1;
+                        StoreChannelTerms(ch, FoldParts(_partA, ch), FoldParts(_partB, ch), count);
                     }
                 }
 

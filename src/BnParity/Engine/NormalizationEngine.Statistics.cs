@@ -276,6 +276,22 @@ internal sealed unsafe partial class NormalizationEngine<T>
             new(dot * invstd, sumDy, dot * invstd * invstd / count, sumDy / count);
     }
 
+    /// <summary>Channel <paramref name="ch"/>'s backward terms from its folded sums Σdy and Σ(x − μ_hi)·dy (the split and
+    /// row paths): the parameter gradients, Σ(x − μ)·dy (for <see cref="CombineSet"/>), and dx's coefficients as a set of
+    /// one channel (a = 1, the weight in the scale).</summary>
+    private void StoreChannelTerms(int ch, double sumDy, double rawDot, long count)
+    {
+        double dot = FinishDot(rawDot, sumDy, Mean[ch]);
+        var terms = ChannelBackward.From(dot, sumDy, Invstd[ch], count);
+        GradWeight[ch] = terms.GradWeight;
+        GradBias[ch] = terms.GradBias;
+        SumDot[ch] = dot;
+        _chK[ch] = terms.K;
+        _chGradMean[ch] = terms.GradMean;
+        _chScale[ch] = Invstd[ch] * Weight[ch];
+        _chDyScale[ch] = 1;
+    }
+
     /// <summary>The running-statistics blend f·stat + (1 − f)·running, in double (rounded once to T by the caller,
     /// libtorch's order); f = momentum, or 1/num_batches_tracked for the cumulative average.</summary>
     internal static double RunningBlend(double factor, double statistic, double running) =>
