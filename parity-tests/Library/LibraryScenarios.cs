@@ -128,12 +128,7 @@ public static class LibraryScenarios
 
         if (track)
         {
-            var random = new Random(5);
-            for (int ch = 0; ch < c; ch++)
-            {
-                module.RunningMean![ch] = T.CreateChecked(random.NextDouble() * 4 - 2);
-                module.RunningVar![ch] = T.CreateChecked(0.25 + random.NextDouble() * 2);
-            }
+            LoadRunningStatistics(module, 5);
 
             module.NumBatchesTracked = 3;
         }
@@ -350,12 +345,7 @@ public static class LibraryScenarios
         RandomAffine(module, 13);
         if (instance)
         {
-            var random = new Random(6);
-            for (int ch = 0; ch < c; ch++)
-            {
-                module.RunningMean![ch] = T.CreateChecked(random.NextDouble() * 4 - 2);
-                module.RunningVar![ch] = T.CreateChecked(0.25 + random.NextDouble() * 2);
-            }
+            LoadRunningStatistics(module, 6);
         }
 
         var results = new List<NamedResult>();
@@ -389,6 +379,18 @@ public static class LibraryScenarios
         }
 
         return results;
+    }
+
+    /// <summary>Seeded running statistics: means in [−2, 2), variances in [0.25, 2.25).</summary>
+    private static void LoadRunningStatistics<T>(NormBase<T> module, int seed)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        for (int ch = 0; ch < module.NumFeatures; ch++)
+        {
+            module.RunningMean![ch] = T.CreateChecked(random.NextDouble() * 4 - 2);
+            module.RunningVar![ch] = T.CreateChecked(0.25 + random.NextDouble() * 2);
+        }
     }
 
     private static void AddGradients<T>(List<NamedResult> results, string step, BatchNormGradients<T> gradients)
