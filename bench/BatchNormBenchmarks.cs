@@ -112,12 +112,7 @@ public class BatchNormBenchmarks
 
     /// <summary>BatchNorm with PyTorch's defaults; GroupNorm affine; InstanceNorm affine with running statistics (its
     /// eval then normalises with them, like BatchNorm's).</summary>
-    private ModuleConfig Config => Case.Module switch
-    {
-        ModuleKind.GroupNorm => ModuleConfig.GroupNorm(Case.Groups, Case.Shape[1], dtype: Case.DType),
-        { } instanceNorm => new ModuleConfig(instanceNorm, Case.Shape[1], Affine: true, TrackRunningStats: true, DType: Case.DType),
-        null => new(Case.Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Case.Shape[1], DType: Case.DType),
-    };
+    private ModuleConfig Config => Case.Config;
 
     private void SetupTorch(bool training)
     {
@@ -251,6 +246,15 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryL
     public int[] Shape { get; } = shape;
 
     public ElementType DType { get; } = dtype;
+
+    /// <summary>The module benchmarked: BatchNorm with PyTorch's defaults; GroupNorm affine; InstanceNorm affine with
+    /// running statistics (its eval then normalises with them, like BatchNorm's).</summary>
+    public ModuleConfig Config => Module switch
+    {
+        ModuleKind.GroupNorm => ModuleConfig.GroupNorm(Groups, Shape[1], dtype: DType),
+        { } instanceNorm => new ModuleConfig(instanceNorm, Shape[1], Affine: true, TrackRunningStats: true, DType: DType),
+        null => new(Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Shape[1], DType: DType),
+    };
 
     public int CompareTo(BenchCase? other) => other is null ? 1 : Order.CompareTo(other.Order);
 

@@ -47,12 +47,10 @@ internal static class PhaseProfile
 
     private static string Profile<T>(BenchCase c, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var config = new ModuleConfig(
-            c.Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d },
-            c.Shape[1],
-            DType: c.DType);
+        ModuleConfig config = c.Config;
+        MemoryLayout layout = c.Layout;
         int[] shape = c.Shape;
-        T[] x = BenchData.Input<T>(shape, 1);
+        T[] x = BenchData.Input<T>(shape, 1, layout);
         T[] dy = BenchData.GradOutput<T>(shape, 2);
         T[] y = new T[x.Length];
         T[] dx = new T[x.Length];
@@ -67,23 +65,23 @@ internal static class PhaseProfile
 
         module.Training = false;
         module.SaveForBackward = false;
-        double eval = Median(() => module.Forward(x, shape, y));
+        double eval = Median(() => module.Forward(x, shape, y, layout));
         module.SaveForBackward = true;
-        module.Forward(x, shape, y);
-        double backwardFixed = Median(() => module.Backward(dy, shape, dx, gw, gb));
+        module.Forward(x, shape, y, layout);
+        double backwardFixed = Median(() => module.Backward(dy, shape, dx, gw, gb, layout));
 
         module.Training = true;
         module.SaveForBackward = false;
-        double train = Median(() => module.Forward(x, shape, y));
+        double train = Median(() => module.Forward(x, shape, y, layout));
         module.SaveForBackward = true;
-        double trainSave = Median(() => module.Forward(x, shape, y));
-        double backwardBatch = Median(() => module.Backward(dy, shape, dx, gw, gb));
+        double trainSave = Median(() => module.Forward(x, shape, y, layout));
+        double backwardBatch = Median(() => module.Backward(dy, shape, dx, gw, gb, layout));
         var xt = new DenseTensor<T>(x, shape);
         var yt = new DenseTensor<T>(y, shape);
         double forwardBackward = Median(() =>
         {
-            module.Forward(xt, yt);
-            module.Backward(dy, shape, dx, gw, gb);
+            module.Forward(xt, yt, layout);
+            module.Backward(dy, shape, dx, gw, gb, layout);
         });
         GC.KeepAlive(sink);
 

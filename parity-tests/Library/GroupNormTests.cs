@@ -104,7 +104,12 @@ public abstract class GroupNormTests<T> where T : unmanaged, IFloatingPointIeee7
         {
             foreach (var layout in new[] { MemoryLayout.ChannelsFirst, MemoryLayout.ChannelsLast })
             {
-                string where = $"GroupNorm<{typeof(T).Name}>({groups}, {shape[1]}) {DenseTensor<T>.FormatShape(shape)} {layout}, {run} against 1 thread";
+                // Channels-last runs one sample per instance: at some thread counts each worker takes whole instances,
+                // at others the instances run in turn on every worker; both must give the one-thread bits.
+                string arrangement = layout == MemoryLayout.ChannelsLast && shape.Length >= 3
+                    ? ", " + run.SampleArrangement(shape[0], shape.Skip(1).Aggregate(1L, (a, b) => a * b))
+                    : "";
+                string where = $"GroupNorm<{typeof(T).Name}>({groups}, {shape[1]}) {DenseTensor<T>.FormatShape(shape)} {layout}, {run}{arrangement} against 1 thread";
                 var module = new GroupNorm<T>(groups, shape[1]);
                 var reference = new GroupNorm<T>(groups, shape[1]);
                 RandomAffine(module, 4);

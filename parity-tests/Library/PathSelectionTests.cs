@@ -76,4 +76,28 @@ public sealed class PathSelectionTests
         Assert.Equal((ExecutionPath.Channel, 2), PathSelection.Choose(4 * 40, 4, 40, 2, small));
         Assert.Equal((ExecutionPath.Row, 3), PathSelection.Choose(3 * 4, 3, 4, 3, small));
     }
+
+    [Theory]
+    [InlineData(4, 2, 2)] // a multiple of the workers
+    [InlineData(3, 3, 3)]
+    [InlineData(3, 2, 1)] // uneven and few: in turn, each on both workers
+    [InlineData(5, 3, 1)]
+    [InlineData(13, 3, 3)] // at least four per worker
+    [InlineData(8, 3, 1)]
+    [InlineData(9, 2, 2)]
+    [InlineData(1, 2, 1)] // one sample
+    [InlineData(6, 1, 1)] // one thread
+    public void Samples_go_whole_to_workers_only_when_they_share_out_evenly(int samples, int threads, int workers)
+    {
+        var options = new ExecutionOptions { ParallelThreshold = 0 };
+        Assert.Equal(workers, PathSelection.SampleWorkers(samples, 10, threads, options));
+    }
+
+    [Fact]
+    public void Samples_below_the_parallel_threshold_run_on_one_thread()
+    {
+        var options = new ExecutionOptions { ParallelThreshold = 100 };
+        Assert.Equal(1, PathSelection.SampleWorkers(4, 24, 2, options));
+        Assert.Equal(2, PathSelection.SampleWorkers(4, 25, 2, options));
+    }
 }

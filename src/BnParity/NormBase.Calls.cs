@@ -126,23 +126,19 @@ public abstract unsafe partial class NormBase<T>
                 Array.Fill(ex.Invstd, double.NaN);
             }
 
-            long sampleLength = view.SampleLength;
             if (length > 0)
             {
                 fixed (T* px = input)
                 fixed (T* py = destination)
                 fixed (T* ps = _stagingInput)
                 {
-                    for (int i = 0; i < view.Samples; i++)
+                    if (direct)
                     {
-                        long o = i * sampleLength;
-                        ex.RunForward(px + o, py + o, copy ? ps + o : null, view.Batch, channels, view.Spatial, view.ChannelsPerSet, batch);
-                        if (!direct)
-                        {
-                            Array.Copy(ex.Mean, 0, mean, i * channels, channels);
-                            Array.Copy(ex.Invstd, 0, invstd, i * channels, channels);
-                            Array.Copy(ex.VarSum, 0, varSum, i * channels, channels);
-                        }
+                        ex.RunForward(px, py, copy ? ps : null, view.Batch, channels, view.Spatial, view.ChannelsPerSet, batch);
+                    }
+                    else
+                    {
+                        ex.RunForwardSamples(px, py, copy ? ps : null, view, batch, mean, invstd, varSum);
                     }
                 }
             }
@@ -233,12 +229,20 @@ public abstract unsafe partial class NormBase<T>
         int features = dims.C;
 
         // A view channel per feature (BatchNorm) gives its gradients straight from the engine; otherwise each
-        // feature's are the sum over its view channels, folded in channel order (the same at every thread count).
+        // feature's are the sum over its view channels, folded in sample and channel order (the same at every thread
+        // count).
         bool direct = view.Samples == 1 && channels == features;
+        int total = view.TotalChannels;
         if (!direct && _callGradWeight.Length < features)
         {
             _callGradWeight = new double[features];
             _callGradBias = new double[features];
+        }
+
+        if (view.Samples > 1 && _callSampleGradWeight.Length < total)
+        {
+            _callSampleGradWeight = new double[total];
+            _callSampleGradBias = new double[total];
         }
 
         NormalizationEngine<T> ex = RentEngine(channels);
@@ -252,30 +256,35 @@ public abstract unsafe partial class NormBase<T>
             Array.Clear(ex.GradBias);
             Array.Clear(gw, 0, features);
             Array.Clear(gb, 0, features);
-            long sampleLength = view.SampleLength;
             if (length > 0)
             {
                 fixed (T* pdy = gradOutput)
                 fixed (T* pdx = gradInput)
                 fixed (T* ps = _savedRef ?? _savedInput)
                 {
-                    for (int i = 0; i < view.Samples; i++)
+                    if (view.Samples == 1)
                     {
-                        long o = i * sampleLength;
-                        Array.Copy(_savedMean, i * channels, ex.Mean, 0, channels);
-                        Array.Copy(_savedInvstd, i * channels, ex.Invstd, 0, channels);
-                        ex.RunBackward(ps + o, pdy + o, pdx + o, view.Batch, channels, view.Spatial, view.ChannelsPerSet, _savedBatchStats);
-                        if (!direct)
-                        {
-                            for (int ch = 0; ch < channels; ch++)
-                            {
-                                // The first term is taken as it is (0 + −0 would turn a −0 gradient into +0).
-                                int f = ch % features;
-                                bool first = i == 0 && ch < features;
-                                gw[f] = first ? ex.GradWeight[ch] : gw[f] + ex.GradWeight[ch];
-                                gb[f] = first ? ex.GradBias[ch] : gb[f] + ex.GradBias[ch];
-                            }
-                        }
+                        Array.Copy(_savedMean, ex.Mean, channels);
+                        Array.Copy(_savedInvstd, ex.Invstd, channels);
+                        ex.RunBackward(ps, pdy, pdx, view.Batch, channels, view.Spatial, view.ChannelsPerSet, _savedBatchStats);
+                    }
+                    else
+                    {
+                        ex.RunBackwardSamples(ps, pdy, pdx, view, _savedBatchStats, _savedMean, _savedInvstd, _callSampleGradWeight, _callSampleGradBias);
+                    }
+                }
+
+                if (!direct)
+                {
+                    double[] channelGradWeight = view.Samples == 1 ? ex.GradWeight : _callSampleGradWeight;
+                    double[] channelGradBias = view.Samples == 1 ? ex.GradBias : _callSampleGradBias;
+                    for (int j = 0; j < total; j++)
+                    {
+                        // The first term is taken as it is (0 + −0 would turn a −0 gradient into +0).
+                        int f = j % features;
+                        bool first = j < features;
+                        gw[f] = first ? channelGradWeight[j] : gw[f] + channelGradWeight[j];
+                        gb[f] = first ? channelGradBias[j] : gb[f] + channelGradBias[j];
                     }
                 }
             }

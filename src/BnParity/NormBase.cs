@@ -64,10 +64,13 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     private double[] _savedWeight;
 
     // Per-call scratch of views with several samples or several sets per feature (InstanceNorm): statistics collected
-    // over the samples, and parameter gradients folded over the sets. Allocated on first use.
+    // over the samples, each sample's channel gradients, and parameter gradients folded over the sets. Allocated on
+    // first use.
     private double[] _callMean = [];
     private double[] _callInvstd = [];
     private double[] _callVarSum = [];
+    private double[] _callSampleGradWeight = [];
+    private double[] _callSampleGradBias = [];
     private double[] _callGradWeight = [];
     private double[] _callGradBias = [];
 

@@ -77,6 +77,17 @@ public sealed record LibraryExecution(LibraryPath Path = LibraryPath.Default, in
         module.ExecutionOptions = ToOptions();
     }
 
+    /// <summary>How a view of <paramref name="samples"/> samples of <paramref name="sampleLength"/> elements (a
+    /// channels-last InstanceNorm or GroupNorm, one sample per instance) is shared among the workers under this
+    /// execution: "whole samples per worker (w)" or "samples in turn, each on every worker", for test messages.</summary>
+    public string SampleArrangement(int samples, long sampleLength)
+    {
+        int workers = PathSelection.SampleWorkers(samples, sampleLength, Threads > 0 ? Threads : Oracle.TorchSharpOracle.DefaultThreadCount, ToOptions());
+        return workers > 1
+            ? string.Create(CultureInfo.InvariantCulture, $"whole samples per worker ({workers})")
+            : "samples in turn, each on every worker";
+    }
+
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
         $"path={Path} threads={(Threads > 0 ? Threads.ToString(CultureInfo.InvariantCulture) : "default(" + Oracle.TorchSharpOracle.DefaultThreadCount + ")")}");

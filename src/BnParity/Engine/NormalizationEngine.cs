@@ -160,6 +160,9 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         RowSumDotFloat,
         RowBackward,
         RowBackwardFloat,
+
+        /// <summary>Whole samples per worker (<see cref="RunForwardSamples"/>, <see cref="RunBackwardSamples"/>).</summary>
+        Samples,
     }
 
     /// <summary>Snapshots the module's settings for this call. The thread budget is the module's
@@ -397,6 +400,10 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
             case Phase.Sweep:
                 RunSweepRuns(_units * chunk / chunks, _units * (chunk + 1) / chunks);
+                break;
+
+            case Phase.Samples:
+                RunSampleRange(chunk, chunks);
                 break;
 
             case Phase.Channel:

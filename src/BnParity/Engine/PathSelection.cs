@@ -40,4 +40,23 @@ internal static class PathSelection
 
         return (ExecutionPath.Channel, threads);
     }
+
+    /// <summary>Workers of a view of several samples that take whole samples each: at least two workers, and samples
+    /// that share out evenly among them (a multiple of the workers, or at least four per worker). Otherwise 1: the
+    /// samples run one after the other, each with all the workers on its own path. Results are the same either way (a
+    /// sample's bits do not depend on its thread count).</summary>
+    /// <param name="samples">The view's samples.</param>
+    /// <param name="sampleLength">Elements per sample.</param>
+    /// <param name="maxThreads">The call's thread budget.</param>
+    /// <param name="options">The parallel threshold.</param>
+    public static int SampleWorkers(int samples, long sampleLength, int maxThreads, ExecutionOptions options)
+    {
+        int threads = samples * sampleLength < options.ParallelThreshold ? 1 : maxThreads;
+        if (threads <= 1 || samples < 2)
+        {
+            return 1;
+        }
+
+        return samples % threads == 0 || samples >= 4 * threads ? Math.Min(threads, samples) : 1;
+    }
 }

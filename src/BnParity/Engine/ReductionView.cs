@@ -19,7 +19,8 @@ namespace BnParity;
 /// channels-first and K adjacent columns of the instance's (spatial, C) matrix channels-last.</item>
 /// </list>
 /// </remarks>
-/// <param name="Samples">Independent blocks run one after the other (≥ 0).</param>
+/// <param name="Samples">Independent blocks (≥ 0): one after the other with every worker, or whole blocks per worker
+/// (<see cref="PathSelection.SampleWorkers"/>), with the same bits.</param>
 /// <param name="Batch">Runs per channel in a block.</param>
 /// <param name="Channels">Channels per block (a multiple of <paramref name="ChannelsPerSet"/>).</param>
 /// <param name="Spatial">Elements per run.</param>
