@@ -35,6 +35,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         int channels = view.Channels;
         long sampleLength = view.SampleLength;
         int workers = SampleWorkers(view);
+        _outputElements = sampleLength * view.Samples;
         if (workers == 1)
         {
             for (int i = 0; i < view.Samples; i++)
@@ -69,6 +70,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         int channels = view.Channels;
         long sampleLength = view.SampleLength;
         int workers = SampleWorkers(view);
+        _outputElements = sampleLength * view.Samples;
         if (workers == 1)
         {
             for (int i = 0; i < view.Samples; i++)
@@ -113,6 +115,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
         {
             NormalizationEngine<T> engine = _sampleEngines[w];
             engine.Begin(_eps, 1, _options);
+            engine._outputElements = _outputElements;
             Array.Copy(Weight, engine.Weight, Capacity);
             Array.Copy(Bias, engine.Bias, Capacity);
             if (copyStatistics)
