@@ -270,22 +270,65 @@ public sealed class ModuleSurfaceTests
             var training = new BatchNorm2d<float>(channels) { MaxDegreeOfParallelism = degree, ExecutionOptions = options };
             var eval = new BatchNorm2d<float>(channels) { MaxDegreeOfParallelism = degree, ExecutionOptions = options, SaveForBackward = false };
             eval.Eval();
-            long allocated = 0;
-            for (int call = 0; call < 3; call++)
+            long allocated = long.MaxValue;
+            for (int call = 0; call < 7; call++)
             {
-                // Calls 1 and 2 allocate the scratch and both saved-input buffers; call 3 is measured.
+                // Calls 1 and 2 allocate the scratch and both saved-input buffers; calls 3–7 are measured, and the least
+                // counts: a steady allocation shows in every call, while the thread pool's own bookkeeping allocates on
+                // the queuing thread only now and then (a new segment of its global queue, ~8 KB, seen under a loaded
+                // test run; starting a pool thread, a few hundred bytes).
                 long before = GC.GetAllocatedBytesForCurrentThread();
                 training.Forward(x, shape, y, layout);
                 training.Backward(dy, shape, dx, dw, db, layout);
                 eval.Forward(x, shape, y, layout);
-                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+                allocated = call < 2 ? long.MaxValue : Math.Min(allocated, bytes);
             }
 
-            // Not exactly 0: when other tests keep the thread pool busy, queuing an item can make the caller start a pool
-            // thread (a few hundred bytes), whatever the degree.
+            // Not exactly 0 either: a pool thread started by the least of the calls costs a few hundred bytes.
             Assert.True(
                 allocated <= 4096,
                 $"MaxDegreeOfParallelism {degree}, {layout} [2, {channels}, 4, 4]{(channelPath ? " on the channel path" : "")}: a warm training forward, backward and eval forward allocated {allocated} bytes on the calling thread");
+        }
+    }
+
+    /// <summary>The samples level (channels-last instances, whole samples per worker at 2 threads, in turn at 3) keeps
+    /// its worker engines: warm calls allocate (next to) nothing, as a BatchNorm's do.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Warm_channels_last_GroupNorm_and_InstanceNorm_calls_allocate_nothing_at_any_sample_arrangement(int threads)
+    {
+        int[] shape = [4, 8, 16, 16];
+        var x = RandomTensor<float>(15, shape).Data;
+        var dy = RandomTensor<float>(16, shape).Data;
+        var y = new float[x.Length];
+        var dx = new float[x.Length];
+        var dw = new float[8];
+        var db = new float[8];
+        var options = ExecutionOptions.Default with { ParallelThreshold = 0 };
+        NormBase<float>[] modules =
+        [
+            new GroupNorm<float>(4, 8) { MaxDegreeOfParallelism = threads, ExecutionOptions = options },
+            new InstanceNorm2d<float>(8, affine: true, trackRunningStats: true) { MaxDegreeOfParallelism = threads, ExecutionOptions = options },
+        ];
+        foreach (var module in modules)
+        {
+            long allocated = long.MaxValue;
+            for (int call = 0; call < 7; call++)
+            {
+                // As above: the least of calls 3–7 counts.
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                module.Forward(x, shape, y, MemoryLayout.ChannelsLast);
+                module.Backward(dy, shape, dx, dw, db, MemoryLayout.ChannelsLast);
+                long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+                allocated = call < 2 ? long.MaxValue : Math.Min(allocated, bytes);
+            }
+
+            string arrangement = PathSelection.SampleWorkers(4, 8 * 16 * 16, threads, options) > 1 ? "whole samples per worker" : "samples in turn";
+            Assert.True(
+                allocated <= 1024,
+                $"{module.GetType().Name} channels-last [4, 8, 16, 16], {threads} threads ({arrangement}): a warm forward and backward allocated {allocated} bytes on the calling thread");
         }
     }
 
