@@ -17,6 +17,15 @@ internal sealed unsafe partial class NormalizationEngine<T>
             return;
         }
 
+        if (_element && _call == CallKind.BackwardBatch)
+        {
+            // Element parameters: fixed blocks of sets, each with its own gradient partials.
+            _units = _elementBlocks;
+            _phase = Phase.ElementBlocks;
+            RunPhase(Math.Min(threads, _elementBlocks));
+            return;
+        }
+
         int workers = Math.Min(threads, _c);
         _units = _c;
         if (workers <= 1)
@@ -50,51 +59,16 @@ internal sealed unsafe partial class NormalizationEngine<T>
             case CallKind.ForwardSets:
             {
                 T* y = (T*)_pOut;
-                T* save = (T*)_pSave;
-                double shift = ChannelShift(ch);
-                double sum = 0, shiftedSquares = 0;
-                for (long g0 = 0; g0 < nBatch; g0 += group)
-                {
-                    int runs = (int)Math.Min(group, nBatch - g0);
-                    long o = first + (g0 * stride);
-                    if (save != null)
-                    {
-                        for (int r = 0; r < runs; r++)
-                        {
-                            SaveRun(x, save, o + (r * stride), s);
-                        }
-                    }
-
-                    for (long b = 0; b < s; b += Block)
-                    {
-                        BlockSumSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
-                        sum += bs;
-                        shiftedSquares += bq;
-                    }
-                }
-
-                double mean = TrustedMean(ch, shift + (sum / count));
-                if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out double varSum))
-                {
-                    double sum2 = 0, squares2 = 0;
-                    for (long g0 = 0; g0 < nBatch; g0 += group)
-                    {
-                        int runs = (int)Math.Min(group, nBatch - g0);
-                        long o = first + (g0 * stride);
-                        for (long b = 0; b < s; b += Block)
-                        {
-                            BlockSecondPass(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double bs, out double bq);
-                            sum2 += bs;
-                            squares2 += bq;
-                        }
-                    }
-
-                    (mean, varSum) = FinishSecondPass(sum2, squares2, mean, count);
-                }
-
-                varSum = HeldVarSum(TrustedVarSum(ch, mean, varSum, count));
+                (double mean, double varSum) = ChannelStatistics(ch);
                 double invstd = InvstdOf(varSum / count, _eps);
-                if (_call == CallKind.ForwardBatch)
+                if (_call == CallKind.ForwardBatch && _element)
+                {
+                    // One run of D elements: x̂ (the set's own coefficients, weight 1, bias 0, kept in cache for the
+                    // element parameters right after), then y = x̂·w + b per element.
+                    RunNormalize(x + first, y + first, s, mean, invstd, 0.0, false);
+                    ApplyElementAffine(y + first, s);
+                }
+                else if (_call == CallKind.ForwardBatch)
                 {
                     double scale = invstd * Weight[ch];
                     double bias = Bias[ch];
@@ -218,6 +192,89 @@ internal sealed unsafe partial class NormalizationEngine<T>
                 }
 
                 break;
+        }
+    }
+
+    /// <summary>Channel <paramref name="ch"/>'s batch statistics (mean, Σ(x − mean)²) over its N runs, in the canonical
+    /// block order, saving its runs first when the call saves the input: the shifted first pass, the second pass when
+    /// the shift cancels too much, the held and trusted variance. A set that is not <see cref="_centered"/> (RMSNorm)
+    /// has mean 0 and Σx² from one pass about 0.</summary>
+    private (double Mean, double VarSum) ChannelStatistics(int ch)
+    {
+        int nBatch = _jobN;
+        int s = _jobS;
+        long stride = (long)_c * s;
+        long first = (long)ch * s;
+        long count = (long)nBatch * s;
+        int group = _runsPerGroup;
+        T* x = (T*)_pX;
+        T* save = (T*)_pSave;
+        double mean, varSum;
+        if (!_centered)
+        {
+            double squares = 0;
+            for (long g0 = 0; g0 < nBatch; g0 += group)
+            {
+                int runs = (int)Math.Min(group, nBatch - g0);
+                long o = first + (g0 * stride);
+                SaveRuns(x, save, o, runs, stride, s);
+                for (long b = 0; b < s; b += Block)
+                {
+                    BlockSecondPass(x + o + b, (int)Math.Min(Block, s - b), runs, stride, 0.0, out _, out double bq);
+                    squares += bq;
+                }
+            }
+
+            return (0.0, HeldVarSum(TrustedVarSum(ch, 0.0, squares, count)));
+        }
+
+        double shift = ChannelShift(ch);
+        double sum = 0, shiftedSquares = 0;
+        for (long g0 = 0; g0 < nBatch; g0 += group)
+        {
+            int runs = (int)Math.Min(group, nBatch - g0);
+            long o = first + (g0 * stride);
+            SaveRuns(x, save, o, runs, stride, s);
+            for (long b = 0; b < s; b += Block)
+            {
+                BlockSumSquares(x + o + b, (int)Math.Min(Block, s - b), runs, stride, shift, out double bs, out double bq);
+                sum += bs;
+                shiftedSquares += bq;
+            }
+        }
+
+        mean = TrustedMean(ch, shift + (sum / count));
+        if (!TryShiftedVarSum(shiftedSquares, mean, shift, count, out varSum))
+        {
+            double sum2 = 0, squares2 = 0;
+            for (long g0 = 0; g0 < nBatch; g0 += group)
+            {
+                int runs = (int)Math.Min(group, nBatch - g0);
+                long o = first + (g0 * stride);
+                for (long b = 0; b < s; b += Block)
+                {
+                    BlockSecondPass(x + o + b, (int)Math.Min(Block, s - b), runs, stride, mean, out double bs, out double bq);
+                    sum2 += bs;
+                    squares2 += bq;
+                }
+            }
+
+            (mean, varSum) = FinishSecondPass(sum2, squares2, mean, count);
+        }
+
+        return (mean, HeldVarSum(TrustedVarSum(ch, mean, varSum, count)));
+    }
+
+    /// <summary>Copies a group's runs into the saved input (none when <paramref name="save"/> is null), just before
+    /// the statistics read them.</summary>
+    private static void SaveRuns(T* x, T* save, long offset, int runs, long stride, int length)
+    {
+        if (save != null)
+        {
+            for (int r = 0; r < runs; r++)
+            {
+                SaveRun(x, save, offset + (r * stride), length);
+            }
         }
     }
 

@@ -163,6 +163,9 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
         /// <summary>Whole samples per worker (<see cref="RunForwardSamples"/>, <see cref="RunBackwardSamples"/>).</summary>
         Samples,
+
+        /// <summary>Fixed blocks of sets with element parameters (<see cref="RunElementBackward"/>).</summary>
+        ElementBlocks,
     }
 
     /// <summary>Snapshots the module's settings for this call. The thread budget is the module's
@@ -174,6 +177,8 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         _maxThreads = Math.Clamp(maxThreads, 1, Math.Max(1, options.MaxWorkers));
         _options = options;
         _outputElements = 0;
+        _element = false;
+        _centered = true;
     }
 
     /// <summary>Elements of the whole output of the call when it runs as several samples (0 otherwise): the streaming
@@ -338,7 +343,9 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
         _rowsPerBlock = checked((int)plan.RowsPerBlock);
         _rowBlocks = checked((int)plan.RowBlocks);
         _rowTileChannels = checked((int)plan.RowTileChannels);
-        switch (plan.Path)
+
+        // Sets with element parameters are contiguous runs and always take the channel path (one run per set).
+        switch (_element ? ExecutionPath.Channel : plan.Path)
         {
             case ExecutionPath.Row:
                 RunRows(plan.Threads);
@@ -411,6 +418,14 @@ internal sealed unsafe partial class NormalizationEngine<T> : IChunkOperation
 
             case Phase.Samples:
                 RunSampleRange(chunk, chunks);
+                break;
+
+            case Phase.ElementBlocks:
+                for (long b = _units * chunk / chunks, end = _units * (chunk + 1) / chunks; b < end; b++)
+                {
+                    RunElementBlock((int)b);
+                }
+
                 break;
 
             case Phase.Channel:

@@ -1,0 +1,244 @@
+using System.Numerics;
+
+namespace BnParity;
+
+/// <content>
+/// Sets whose affine parameters index per <b>element</b> (LayerNorm, RMSNorm): the view is M sets of D contiguous
+/// elements, one run each (the (1, M, D) view of the channel path), and element e of every set takes weight[e] and
+/// bias[e]. The statistics, the output formula and dx are the channel path's, with the set's own coefficients (weight
+/// 1, bias 0) and the element parameters applied around them: y = x̂·w + b after the normalised value x̂, and the
+/// backward's sums and dx over g = w·dy. The parameter gradients are per element, summed over the sets: each unit of
+/// the backward is a fixed block of consecutive sets (a function of M only) that adds its sets' dy·x̂ and dy into its
+/// own partials in set order; the blocks are folded in block order, so the bits do not depend on the thread count.
+/// A set may also be uncentred (RMSNorm: mean 0, Σx², no mean term in dx).
+/// </content>
+internal sealed unsafe partial class NormalizationEngine<T>
+{
+    /// <summary>Whether the call's sets take element parameters (<see cref="RunElementForward"/>,
+    /// <see cref="RunElementBackward"/>); such a call always runs on the channel path.</summary>
+    private bool _element;
+
+    /// <summary>Whether the sets are centred (mean subtracted); false for RMSNorm.</summary>
+    private bool _centered = true;
+
+    private nint _elementWeight;
+    private nint _elementBias;
+    private int _elementSetsPerBlock;
+    private int _elementBlocks;
+
+    /// <summary>Per block of sets: Σ dy·x̂ and Σ dy per element (2·D doubles).</summary>
+    private double[] _elementParts = [];
+
+    /// <summary>Per block of sets: g = w·dy of the set being run (D elements of T).</summary>
+    private T[] _elementScratch = [];
+
+    /// <summary>At most this many blocks of sets in an element backward (sets per block grow with M).</summary>
+    internal const int ElementMaxBlocks = 32;
+
+    /// <summary>
+    /// Forward with batch statistics over <paramref name="sets"/> sets of <paramref name="length"/> contiguous
+    /// elements: per-set statistics in <see cref="Mean"/>, <see cref="Invstd"/>, <see cref="VarSum"/>; y = x̂·w + b per
+    /// element (w, b may be null: 1 and 0). <paramref name="save"/> (may be null) receives a copy of the input.
+    /// </summary>
+    public void RunElementForward(T* x, T* y, T* save, int sets, int length, T* weight, T* bias, bool centered)
+    {
+        BeginElement(sets, weight, bias, centered);
+        try
+        {
+            Run(CallKind.ForwardBatch, x, y, null, save, 1, sets, length);
+        }
+        finally
+        {
+            EndElement();
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="RunElementForward"/>: <see cref="Mean"/> and <see cref="Invstd"/> hold the saved per-set
+    /// statistics. Writes dx and, per element, dweight = Σ_sets dy·x̂ and dbias = Σ_sets dy into
+    /// <paramref name="gradWeight"/> and <paramref name="gradBias"/> (length D).
+    /// </summary>
+    public void RunElementBackward(T* x, T* dy, T* dx, int sets, int length, T* weight, bool centered, double[] gradWeight, double[] gradBias)
+    {
+        BeginElement(sets, weight, null, centered);
+        try
+        {
+            _elementSetsPerBlock = (int)Math.Max(1, ((long)sets + ElementMaxBlocks - 1) / ElementMaxBlocks);
+            _elementBlocks = (int)(((long)sets + _elementSetsPerBlock - 1) / _elementSetsPerBlock);
+            long parts = 2L * _elementBlocks * length;
+            if (_elementParts.Length < parts)
+            {
+                _elementParts = new double[parts];
+            }
+
+            if (_elementScratch.Length < (long)_elementBlocks * length)
+            {
+                _elementScratch = new T[(long)_elementBlocks * length];
+            }
+
+            Run(CallKind.BackwardBatch, x, dx, dy, null, 1, sets, length);
+
+            // The blocks in block order, the first taken as it is (0 + −0 would turn a −0 gradient into +0).
+            for (int b = 0; b < _elementBlocks; b++)
+            {
+                long o = 2L * b * length;
+                for (int e = 0; e < length; e++)
+                {
+                    gradWeight[e] = b == 0 ? _elementParts[o + e] : gradWeight[e] + _elementParts[o + e];
+                    gradBias[e] = b == 0 ? _elementParts[o + length + e] : gradBias[e] + _elementParts[o + length + e];
+                }
+            }
+        }
+        finally
+        {
+            EndElement();
+        }
+    }
+
+    private void BeginElement(int sets, T* weight, T* bias, bool centered)
+    {
+        if ((uint)sets > (uint)Capacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sets), sets, $"the engine holds at most {Capacity} sets");
+        }
+
+        _element = true;
+        _centered = centered;
+        _elementWeight = (nint)weight;
+        _elementBias = (nint)bias;
+        Array.Fill(Weight, 1.0, 0, sets);
+        Array.Clear(Bias, 0, sets);
+    }
+
+    private void EndElement()
+    {
+        _element = false;
+        _centered = true;
+        _elementWeight = _elementBias = 0;
+    }
+
+    /// <summary>Block <paramref name="block"/> of an element backward: its sets in order, each adding into the block's
+    /// parameter-gradient partials.</summary>
+    private void RunElementBlock(int block)
+    {
+        int length = _jobS;
+        int first = block * _elementSetsPerBlock;
+        int end = Math.Min(_c, first + _elementSetsPerBlock);
+        fixed (double* parts = _elementParts)
+        fixed (T* scratch = _elementScratch)
+        {
+            double* gradWeight = parts + (2L * block * length);
+            double* gradBias = gradWeight + length;
+            new Span<double>(gradWeight, 2 * length).Clear();
+            for (int set = first; set < end; set++)
+            {
+                WorkItemStarting();
+                RunElementBackwardSet(set, scratch + ((long)block * length), gradWeight, gradBias);
+            }
+        }
+    }
+
+    /// <summary>One set's backward: g = w·dy, its sums Σg and Σ(x − μ)·g, dx with the channel path's formula over g,
+    /// and dy·x̂, dy added into the block's partials.</summary>
+    private void RunElementBackwardSet(int set, T* scratch, double* gradWeight, double* gradBias)
+    {
+        int length = _jobS;
+        long o = (long)set * length;
+        T* x = (T*)_pX + o;
+        T* dy = (T*)_pDy + o;
+        T* dx = (T*)_pOut + o;
+        T* weight = (T*)_elementWeight;
+        T* g = dy;
+        if (weight != null)
+        {
+            ElementProduct(dy, weight, scratch, length);
+            g = scratch;
+        }
+
+        double mean = Mean[set];
+        double invstd = Invstd[set];
+        double sumG = 0, dot = 0;
+        for (int b = 0; b < length; b += Block)
+        {
+            BlockSumDot(x + b, g + b, Math.Min(Block, length - b), 1, length, mean, out double sg, out double dg);
+            sumG += sg;
+            dot += dg;
+        }
+
+        dot = FinishDot(dot, sumG, mean);
+
+        // An uncentred set's mean is the constant 0: no Σg term in dx.
+        var terms = ChannelBackward.From(dot, _centered ? sumG : 0.0, invstd, length);
+        RunBackwardBatch(x, g, dx, length, mean, terms.K, terms.GradMean, invstd, 1, false);
+        AccumulateElementGradients(x, dy, length, mean, invstd, gradWeight, gradBias);
+    }
+
+    /// <summary>The element parameters after the set's normalised output (already in y): y = y·w + b in T, one fused
+    /// rounding per element (y·w when there is no bias).</summary>
+    private void ApplyElementAffine(T* y, int length)
+    {
+        T* weight = (T*)_elementWeight;
+        T* bias = (T*)_elementBias;
+        if (weight == null)
+        {
+            return;
+        }
+
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && typeof(T) == typeof(float))
+        {
+            float* yf = (float*)y, wf = (float*)weight, bf = (float*)bias;
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var v = Vector.Load(yf + i);
+                var w = Vector.Load(wf + i);
+                (bf == null ? v * w : Vector.FusedMultiplyAdd(v, w, Vector.Load(bf + i))).Store(yf + i);
+            }
+        }
+        else if (Vector.IsHardwareAccelerated && typeof(T) == typeof(double))
+        {
+            double* yd = (double*)y, wd = (double*)weight, bd = (double*)bias;
+            for (; i <= length - Vector<double>.Count; i += Vector<double>.Count)
+            {
+                var v = Vector.Load(yd + i);
+                var w = Vector.Load(wd + i);
+                (bd == null ? v * w : Vector.FusedMultiplyAdd(v, w, Vector.Load(bd + i))).Store(yd + i);
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            y[i] = bias == null ? y[i] * weight[i] : T.FusedMultiplyAdd(y[i], weight[i], bias[i]);
+        }
+    }
+
+    /// <summary>g = dy·w element by element, rounded to T.</summary>
+    private static void ElementProduct(T* dy, T* weight, T* g, int length)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                (Vector.Load(dy + i) * Vector.Load(weight + i)).Store(g + i);
+            }
+        }
+
+        for (; i < length; i++)
+        {
+            g[i] = dy[i] * weight[i];
+        }
+    }
+
+    /// <summary>gradWeight[e] += dy·(x − μ)·invstd and gradBias[e] += dy, in double (element by element, so any width
+    /// gives the same bits).</summary>
+    private static void AccumulateElementGradients(T* x, T* dy, int length, double mean, double invstd, double* gradWeight, double* gradBias)
+    {
+        for (int e = 0; e < length; e++)
+        {
+            double d = Widening<T>.ToDouble(dy[e]);
+            gradWeight[e] += d * ((Widening<T>.ToDouble(x[e]) - mean) * invstd);
+            gradBias[e] += d;
+        }
+    }
+}
