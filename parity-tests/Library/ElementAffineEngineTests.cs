@@ -113,8 +113,57 @@ public abstract unsafe class ElementAffineEngineTests<T> where T : unmanaged, IF
         }
     }
 
-    /// <summary>One forward (saving the input) and backward through a fresh engine.</summary>
+    /// <summary>The per-element parameter gradients are exactly the sum the engine promises at any vector width:
+    /// per block of ⌈M/32⌉ sets, from 0, each set's dy·((x − μ)·r) and dy in set order, in double; the blocks folded in
+    /// block order (the first taken as it is).</summary>
+    [Theory]
+    [InlineData(70, 24, true)]
+    [InlineData(5, 33, false)]
+    [InlineData(3, 5000, true)]
+    public void Parameter_gradients_are_the_fixed_block_sums_bit_for_bit(int sets, int length, bool centered)
+    {
+        T[] x = RandomTensor<T>(41, [sets, length], mean: 3, std: 2).Data;
+        T[] dy = RandomTensor<T>(42, [sets, length]).Data;
+        T[] weight = RandomTensor<T>(43, [length], mean: 1, std: 0.5).Data;
+        var (_, _, gw, gb, mean, invstd) = RunWithStatistics(x, dy, weight, null, sets, length, centered, 1e-5, 2);
+        int perBlock = (sets + NormalizationEngine<T>.ElementMaxBlocks - 1) / NormalizationEngine<T>.ElementMaxBlocks;
+        double[] expectedWeight = new double[length], expectedBias = new double[length];
+        for (int first = 0, block = 0; first < sets; first += perBlock, block++)
+        {
+            double[] pw = new double[length], pb = new double[length];
+            for (int m = first; m < Math.Min(sets, first + perBlock); m++)
+            {
+                for (int e = 0; e < length; e++)
+                {
+                    double d = D(dy[(m * length) + e]);
+                    pw[e] += d * ((D(x[(m * length) + e]) - mean[m]) * invstd[m]);
+                    pb[e] += d;
+                }
+            }
+
+            for (int e = 0; e < length; e++)
+            {
+                expectedWeight[e] = block == 0 ? pw[e] : expectedWeight[e] + pw[e];
+                expectedBias[e] = block == 0 ? pb[e] : expectedBias[e] + pb[e];
+            }
+        }
+
+        string where = $"engine, element parameters ({(centered ? "LayerNorm" : "RMSNorm")}, {typeof(T).Name}, {sets} sets of {length}), channel path, 2 threads";
+        for (int e = 0; e < length; e++)
+        {
+            Assert.True(expectedWeight[e].Equals(gw[e]), $"{where}: grad_weight[{e}] {gw[e]:R}, the block sums give {expectedWeight[e]:R}");
+            Assert.True(expectedBias[e].Equals(gb[e]), $"{where}: grad_bias[{e}] {gb[e]:R}, the block sums give {expectedBias[e]:R}");
+        }
+    }
+
     private static (T[] Y, T[] Dx, double[] GradWeight, double[] GradBias) Run(T[] x, T[] dy, T[]? weight, T[]? bias, int sets, int length, bool centered, double eps, int threads)
+    {
+        var (y, dx, gw, gb, _, _) = RunWithStatistics(x, dy, weight, bias, sets, length, centered, eps, threads);
+        return (y, dx, gw, gb);
+    }
+
+    /// <summary>One forward (saving the input) and backward through a fresh engine.</summary>
+    private static (T[] Y, T[] Dx, double[] GradWeight, double[] GradBias, double[] Mean, double[] Invstd) RunWithStatistics(T[] x, T[] dy, T[]? weight, T[]? bias, int sets, int length, bool centered, double eps, int threads)
     {
         var engine = new NormalizationEngine<T>(sets);
         var options = ExecutionOptions.Default with { ParallelThreshold = 0, MaxWorkers = int.MaxValue };
@@ -129,7 +178,7 @@ public abstract unsafe class ElementAffineEngineTests<T> where T : unmanaged, IF
             engine.RunElementBackward(ps, pdy, pdx, sets, length, pw, centered, gw, gb);
         }
 
-        return (y, dx, gw, gb);
+        return (y, dx, gw, gb, engine.Mean[..sets], engine.Invstd[..sets]);
     }
 }
 

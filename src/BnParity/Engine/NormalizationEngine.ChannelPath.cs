@@ -196,7 +196,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
     }
 
     /// <summary>Channel <paramref name="ch"/>'s batch statistics (mean, Σ(x − mean)²) over its N runs, in the canonical
-    /// block order, saving its runs first when the call saves the input: the shifted first pass, the second pass when
+    /// block order, saving each group of runs just before reading it when the call saves the input: the shifted first pass, the second pass when
     /// the shift cancels too much, the held and trusted variance. A set that is not <see cref="_centered"/> (RMSNorm)
     /// has mean 0 and Σx² from one pass about 0.</summary>
     private (double Mean, double VarSum) ChannelStatistics(int ch)
