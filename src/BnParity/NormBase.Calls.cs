@@ -78,7 +78,7 @@ public abstract unsafe partial class NormBase<T>
         ReductionView view = ViewOf(dims, layout);
         int channels = view.Channels;
         int total = view.TotalChannels;
-        int features = dims.C;
+        int features = ElementParameters ? NumFeatures : dims.C; // element parameters: D per element, not per set
         long count = view.SetCount;
         bool batch = UsesBatchStats;
         bool updateRunning = TrackRunningStats && UpdatesRunningStatistics(_training, dims);
@@ -96,6 +96,7 @@ public abstract unsafe partial class NormBase<T>
         double[]? savedMean = save && _savedMean.Length != total ? new double[total] : null;
         double[]? savedInvstd = savedMean is null ? null : new double[total];
         double[]? savedWeight = save && _savedWeight.Length != channels ? new double[channels] : null;
+        T[]? savedElementWeight = save && ElementParameters && _weight is not null ? (_savedElementWeight.Length == _weight.Length ? _savedElementWeight : new T[_weight.Length]) : null;
         NormalizationEngine<T> ex = RentEngine(channels);
         try
         {
@@ -103,7 +104,7 @@ public abstract unsafe partial class NormBase<T>
             double[] invstd = direct ? ex.Invstd : _callInvstd;
             double[] varSum = direct ? ex.VarSum : _callVarSum;
             ex.Begin(_eps, _maxDegreeOfParallelism, _execution);
-            for (int ch = 0; ch < channels; ch++)
+            for (int ch = 0; ch < channels && !ElementParameters; ch++)
             {
                 // Set j takes feature j mod C's parameters (an InstanceNorm's (n, c) plane takes channel c's).
                 int f = ch % features;
@@ -131,8 +132,15 @@ public abstract unsafe partial class NormBase<T>
                 fixed (T* px = input)
                 fixed (T* py = destination)
                 fixed (T* ps = _stagingInput)
+                fixed (T* pw = _weight)
+                fixed (T* pb = _bias)
                 {
-                    if (direct)
+                    if (ElementParameters)
+                    {
+                        // Element parameters: the forward-time weights are kept for the backward (below).
+                        ex.RunElementForward(px, py, copy ? ps : null, channels, view.Spatial, pw, pb, CenteredSets);
+                    }
+                    else if (direct)
                     {
                         ex.RunForward(px, py, copy ? ps : null, view.Batch, channels, view.Spatial, view.ChannelsPerSet, batch);
                     }
@@ -153,6 +161,12 @@ public abstract unsafe partial class NormBase<T>
                 Array.Copy(mean, _savedMean, total);
                 Array.Copy(invstd, _savedInvstd, total);
                 Array.Copy(ex.Weight, _savedWeight, channels);
+                if (ElementParameters && _weight is not null)
+                {
+                    _savedElementWeight = savedElementWeight!;
+                    _weight.CopyTo(_savedElementWeight, 0);
+                }
+
                 _savedBatchStats = batch;
                 _savedLayout = layout;
                 _savedRef = copy ? null : inputArray;
@@ -226,12 +240,12 @@ public abstract unsafe partial class NormBase<T>
         InputDims dims = DimsOf(shape);
         ReductionView view = ViewOf(dims, _savedLayout);
         int channels = view.Channels;
-        int features = dims.C;
+        int features = ElementParameters ? NumFeatures : dims.C; // element parameters: D per element, not per set
 
         // A view channel per feature (BatchNorm) gives its gradients straight from the engine; otherwise each
         // feature's are the sum over its view channels, folded in sample and channel order (the same at every thread
         // count).
-        bool direct = view.Samples == 1 && channels == features;
+        bool direct = view.Samples == 1 && channels == features && !ElementParameters;
         int total = view.TotalChannels;
         if (!direct && _callGradWeight.Length < features)
         {
@@ -262,7 +276,16 @@ public abstract unsafe partial class NormBase<T>
                 fixed (T* pdx = gradInput)
                 fixed (T* ps = _savedRef ?? _savedInput)
                 {
-                    if (view.Samples == 1)
+                    if (ElementParameters)
+                    {
+                        Array.Copy(_savedMean, ex.Mean, channels);
+                        Array.Copy(_savedInvstd, ex.Invstd, channels);
+                        fixed (T* pw = _weight is null ? null : _savedElementWeight)
+                        {
+                            ex.RunElementBackward(ps, pdy, pdx, channels, view.Spatial, pw, CenteredSets, _callGradWeight, _callGradBias);
+                        }
+                    }
+                    else if (view.Samples == 1)
                     {
                         Array.Copy(_savedMean, ex.Mean, channels);
                         Array.Copy(_savedInvstd, ex.Invstd, channels);
@@ -274,7 +297,7 @@ public abstract unsafe partial class NormBase<T>
                     }
                 }
 
-                if (!direct)
+                if (!direct && !ElementParameters)
                 {
                     double[] channelGradWeight = view.Samples == 1 ? ex.GradWeight : _callSampleGradWeight;
                     double[] channelGradBias = view.Samples == 1 ? ex.GradBias : _callSampleGradBias;
@@ -294,6 +317,13 @@ public abstract unsafe partial class NormBase<T>
                 for (int ch = 0; ch < features; ch++)
                 {
                     gradWeight[ch] = Widening<T>.FromDouble(gw[ch]);
+                }
+            }
+
+            if (!gradBias.IsEmpty)
+            {
+                for (int ch = 0; ch < features; ch++)
+                {
                     gradBias[ch] = Widening<T>.FromDouble(gb[ch]);
                 }
             }

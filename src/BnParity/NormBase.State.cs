@@ -35,10 +35,14 @@ public abstract partial class NormBase<T>
     {
         var dict = new OrderedDictionary<string, IStateTensor>();
         int c = NumFeatures;
-        if (_weight is not null && _bias is not null)
+        if (_weight is not null)
         {
-            dict.Add(WeightKey, new DenseTensor<T>((T[])_weight.Clone(), c));
-            dict.Add(BiasKey, new DenseTensor<T>((T[])_bias.Clone(), c));
+            dict.Add(WeightKey, new DenseTensor<T>((T[])_weight.Clone(), ParameterShape));
+        }
+
+        if (_bias is not null)
+        {
+            dict.Add(BiasKey, new DenseTensor<T>((T[])_bias.Clone(), ParameterShape));
         }
 
         if (_runningMean is not null && _runningVar is not null)
@@ -88,7 +92,7 @@ public abstract partial class NormBase<T>
                 continue;
             }
 
-            vectors[i] = Validate<T>(key, tensor, [NumFeatures]);
+            vectors[i] = Validate<T>(key, tensor, key is WeightKey or BiasKey ? ParameterShape : [NumFeatures]);
         }
 
         long? count = null;
@@ -134,9 +138,13 @@ public abstract partial class NormBase<T>
     private List<string> VectorKeys()
     {
         var keys = new List<string>(4);
-        if (Affine)
+        if (_weight is not null)
         {
             keys.Add(WeightKey);
+        }
+
+        if (_bias is not null)
+        {
             keys.Add(BiasKey);
         }
 

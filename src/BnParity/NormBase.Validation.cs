@@ -39,7 +39,7 @@ public abstract partial class NormBase<T>
     private void ValidateForward(ReadOnlySpan<int> shape, int inputLength, string shapeParam)
     {
         ValidateRank(shape.Length);
-        if (shape.Length < 2)
+        if (shape.Length < MinimumRank)
         {
             throw BatchNormErrors.Argument($"expected at least 2D input (got {shape.Length}D input)", "input");
         }
@@ -92,7 +92,7 @@ public abstract partial class NormBase<T>
                 throw new ArgumentException($"gradWeight has {gradWeight.Length} elements; expected {NumFeatures}.", nameof(gradWeight));
             }
 
-            if (gradBias.Length != NumFeatures)
+            if (_bias is not null && gradBias.Length != NumFeatures)
             {
                 throw new ArgumentException($"gradBias has {gradBias.Length} elements; expected {NumFeatures}.", nameof(gradBias));
             }
@@ -101,6 +101,12 @@ public abstract partial class NormBase<T>
             // inside gradOutput the caller's gradient, inside each other one another, and inside the input a tensor
             // forward saved by reference they would change what the next Backward differentiates.
             ValidateParameterGradient(gradWeight, nameof(gradWeight), gradOutput, gradInput, length);
+            if (_bias is null)
+            {
+                // No bias (LayerNorm(bias: false), RMSNorm): gradBias is ignored.
+                gradBias = default;
+            }
+
             ValidateParameterGradient(gradBias, nameof(gradBias), gradOutput, gradInput, length);
             if (gradBias.Overlaps(gradWeight))
             {

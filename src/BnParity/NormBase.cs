@@ -72,6 +72,9 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     private double[] _callSampleGradWeight = [];
     private double[] _callSampleGradBias = [];
     private double[] _callGradWeight = [];
+
+    /// <summary>Element parameters (LayerNorm, RMSNorm): the weights of the last saving forward, for its backward.</summary>
+    private T[] _savedElementWeight = [];
     private double[] _callGradBias = [];
 
     /// <summary>Creates the module with PyTorch's defaults: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
@@ -82,9 +85,10 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     /// <param name="affine">Whether to learn weight and bias.</param>
     /// <param name="trackRunningStats">Whether to keep running statistics; when false batch statistics are used in
     /// both modes and no buffers exist.</param>
+    /// <param name="hasBias">Whether an affine module also learns a bias (LayerNorm(bias: false) and RMSNorm do not).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="numFeatures"/> is less than 1.</exception>
     /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
-    private protected NormBase(int numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats)
+    private protected NormBase(int numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats, bool hasBias = true)
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
         {
@@ -109,7 +113,7 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
         if (affine)
         {
             _weight = new T[numFeatures];
-            _bias = new T[numFeatures];
+            _bias = hasBias ? new T[numFeatures] : null;
         }
 
         if (trackRunningStats)
@@ -297,9 +301,13 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     public void ResetParameters() => Mutate(() =>
     {
         ResetRunningStatsCore();
-        if (_weight is not null && _bias is not null)
+        if (_weight is not null)
         {
             Array.Fill(_weight, T.One);
+        }
+
+        if (_bias is not null)
+        {
             Array.Fill(_bias, T.Zero);
         }
     });
@@ -348,6 +356,19 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
     /// <summary>The running-statistics factor f of a training step, given <see cref="Momentum"/> and the (already
     /// incremented) batch count.</summary>
     private protected abstract double RunningFactor(double? momentum, long numBatchesTracked);
+
+    /// <summary>The shape of weight and bias in the state dict: [C] (LayerNorm's and RMSNorm's: normalized_shape).</summary>
+    private protected virtual int[] ParameterShape => [NumFeatures];
+
+    /// <summary>Whether the affine parameters index per element of a set (LayerNorm, RMSNorm) rather than per channel;
+    /// such a layer's view is (1, 1, M, D): M sets of D contiguous elements.</summary>
+    private protected virtual bool ElementParameters => false;
+
+    /// <summary>Whether the sets are centred (mean subtracted); false for RMSNorm.</summary>
+    private protected virtual bool CenteredSets => true;
+
+    /// <summary>The fewest input dimensions the generic rules take (LayerNorm and RMSNorm take 1-D input).</summary>
+    private protected virtual int MinimumRank => 2;
 
     // ------------------------------------------------------------------ Forward
 
@@ -484,7 +505,7 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
             ValidateBackwardLayout(layout);
             var gradInput = new DenseTensor<T>(gradOutput.ShapeSpan.ToArray());
             T[]? gw = Affine ? new T[NumFeatures] : null;
-            T[]? gb = Affine ? new T[NumFeatures] : null;
+            T[]? gb = _bias is not null ? new T[NumFeatures] : null;
             BackwardCore(gradOutput.Data, gradInput.Data, gw, gb);
             return new BatchNormGradients<T>(gradInput, gw, gb);
         }
@@ -516,7 +537,7 @@ public abstract partial class NormBase<T> where T : unmanaged, IFloatingPointIee
         {
             ValidateSpanBackward(gradOutput, shape, gradInput, gradWeight, gradBias);
             ValidateBackwardLayout(layout);
-            BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, Affine ? gradBias : default);
+            BackwardCore(gradOutput, gradInput, Affine ? gradWeight : default, _bias is not null ? gradBias : default);
         }
         finally
         {
