@@ -173,6 +173,43 @@ public abstract class LayerNormTests<T> where T : unmanaged, IFloatingPointIeee7
         Assert.Throws<ArgumentException>(() => layerNorm.LoadStateDict(flat));
         Assert.Equal(T.CreateChecked(2.5), layerNorm.Weight![5]);
     }
+
+    [Fact]
+    public void Safetensors_round_trip_with_the_normalized_shape()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"bnparity-layernorm-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var source = new LayerNorm<T>([3, 4]);
+            source.Weight![7] = T.CreateChecked(-1.5);
+            source.Bias![2] = T.CreateChecked(0.25);
+            source.SaveSafetensors(path, prefix: "blocks.0.norm1.");
+            var target = new LayerNorm<T>([3, 4]);
+            target.LoadSafetensors(path, prefix: "blocks.0.norm1.");
+            Assert.Equal(source.Weight, target.Weight);
+            Assert.Equal(source.Bias, target.Bias);
+
+            // The file holds PyTorch's names with the [3, 4] shape: a LayerNorm over [12] does not take it.
+            string header = System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(path), 8, 200);
+            Assert.Contains("\"blocks.0.norm1.weight\"", header, StringComparison.Ordinal);
+            Assert.Contains("[3,4]", header.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            var other = new LayerNorm<T>(12);
+            T[] before = (T[])other.Weight!.Clone();
+            Assert.ThrowsAny<Exception>(() => other.LoadSafetensors(path, prefix: "blocks.0.norm1."));
+            Assert.Equal(before, other.Weight);
+
+            var rms = new RMSNorm<T>(12);
+            rms.Weight![0] = T.CreateChecked(3);
+            rms.SaveSafetensors(path);
+            var rmsTarget = new RMSNorm<T>(12);
+            rmsTarget.LoadSafetensors(path);
+            Assert.Equal(rms.Weight, rmsTarget.Weight);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }
 
 public sealed class FloatLayerNormTests : LayerNormTests<float>;
