@@ -58,58 +58,21 @@ public abstract unsafe class ElementAffineEngineTests<T> where T : unmanaged, IF
         double[] xd = ToDouble(x), dyd = ToDouble(dy);
         double[] w = weight is null ? Enumerable.Repeat(1.0, length).ToArray() : ToDouble(weight);
         double[] b = bias is null ? new double[length] : ToDouble(bias);
-        double[] gwTruth = new double[length], gbTruth = new double[length];
+        var truth = ElementNormReference.Compute(xd, dyd, w, b, sets, length, centered, eps);
         double condition = centered && typeof(T) == typeof(double) ? 1 + (offset / 2) : 1;
-        for (int m = 0; m < sets; m++)
+        for (int i = 0; i < x.Length; i++)
         {
-            int o = m * length;
-            double mean = 0;
-            if (centered)
-            {
-                for (int e = 0; e < length; e++)
-                {
-                    mean += xd[o + e];
-                }
-
-                mean /= length;
-
-                // One refinement (the mean of the deviations): a plain double sum of 5000 values 20σ off zero carries
-                // ~2000 u_double of its own, more than a double result's budget.
-                double correction = 0;
-                for (int e = 0; e < length; e++)
-                {
-                    correction += xd[o + e] - mean;
-                }
-
-                mean += correction / length;
-            }
-
-            double sq = 0, g = 0, gDot = 0;
-            for (int e = 0; e < length; e++)
-            {
-                sq += (xd[o + e] - mean) * (xd[o + e] - mean);
-                g += w[e] * dyd[o + e];
-                gDot += w[e] * dyd[o + e] * (xd[o + e] - mean);
-            }
-
-            double r = 1 / Math.Sqrt((sq / length) + eps);
-            for (int e = 0; e < length; e++)
-            {
-                double xhat = (xd[o + e] - mean) * r;
-                double yTruth = (xhat * w[e]) + b[e];
-                double dxTruth = r * ((w[e] * dyd[o + e]) - (centered ? g / length : 0) - (xhat * r * gDot / length));
-                Close<T>(yTruth, D(y1[o + e]), 4 * condition * (1 + Math.Abs(w[e]) + Math.Abs(b[e])), $"{at}: output[{m}, {e}]");
-                Close<T>(dxTruth, D(dx1[o + e]), 4 * Math.Sqrt(length) * condition * (1 + Math.Abs(w[e])) * (1 + r), $"{at}: grad_input[{m}, {e}]");
-                gwTruth[e] += xhat * dyd[o + e];
-                gbTruth[e] += dyd[o + e];
-            }
+            int e = i % length;
+            double r = truth.Invstd[i / length];
+            Close<T>(truth.Y[i], D(y1[i]), 4 * condition * (1 + Math.Abs(w[e]) + Math.Abs(b[e])), $"{at}: output[{i / length}, {e}]");
+            Close<T>(truth.Dx[i], D(dx1[i]), 4 * Math.Sqrt(length) * condition * (1 + Math.Abs(w[e])) * (1 + r), $"{at}: grad_input[{i / length}, {e}]");
         }
 
         for (int e = 0; e < length; e++)
         {
             // x̂ carries the error of its set's statistics (a sum over the set's D elements) into every term.
-            Close<T>(gwTruth[e], gw1[e], sets * condition, $"{at}: grad_weight[{e}]", Tolerance.ReductionFactor(sets * length));
-            Close<T>(gbTruth[e], gb1[e], sets, $"{at}: grad_bias[{e}]", Tolerance.ReductionFactor(sets));
+            Close<T>(truth.GradWeight[e], gw1[e], sets * condition, $"{at}: grad_weight[{e}]", Tolerance.ReductionFactor(sets * length));
+            Close<T>(truth.GradBias[e], gb1[e], sets, $"{at}: grad_bias[{e}]", Tolerance.ReductionFactor(sets));
         }
     }
 

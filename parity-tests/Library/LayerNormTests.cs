@@ -76,46 +76,24 @@ public abstract class LayerNormTests<T> where T : unmanaged, IFloatingPointIeee7
         double[] xd = ToDouble(x), dyd = ToDouble(dy);
         double[] wd = affine ? ToDouble(RandomTensor<T>(53, [d], mean: 1, std: 0.5).Data) : Enumerable.Repeat(1.0, d).ToArray();
         double[] bd = affine && bias && centered ? ToDouble(RandomTensor<T>(54, [d], std: 0.5).Data) : new double[d];
-        double[] gwTruth = new double[d], gbTruth = new double[d];
+        var truth = ElementNormReference.Compute(xd, dyd, wd, bd, m, d, centered, 1e-5);
         double condition = centered && typeof(T) == typeof(double) ? 1 + (offset / 2) : 1;
-        for (int s = 0; s < m; s++)
+        for (int i = 0; i < x.Length; i++)
         {
-            int o = s * d;
-            double mean = 0;
-            if (centered)
-            {
-                mean = Enumerable.Range(o, d).Sum(i => xd[i]) / d;
-                mean += Enumerable.Range(o, d).Sum(i => xd[i] - mean) / d;
-            }
-
-            double sq = 0, g = 0, gDot = 0;
-            for (int e = 0; e < d; e++)
-            {
-                sq += (xd[o + e] - mean) * (xd[o + e] - mean);
-                g += wd[e] * dyd[o + e];
-                gDot += wd[e] * dyd[o + e] * (xd[o + e] - mean);
-            }
-
-            double r = 1 / Math.Sqrt((sq / d) + 1e-5);
-            for (int e = 0; e < d; e++)
-            {
-                double xhat = (xd[o + e] - mean) * r;
-                Close<T>((xhat * wd[e]) + bd[e], D(y1[o + e]), 4 * condition * (1 + Math.Abs(wd[e]) + Math.Abs(bd[e])), $"{at}: output[{s}, {e}]");
-                double dxTruth = r * ((wd[e] * dyd[o + e]) - (centered ? g / d : 0) - (xhat * r * gDot / d));
-                Close<T>(dxTruth, D(dx1[o + e]), 4 * Math.Sqrt(d) * condition * (1 + Math.Abs(wd[e])) * (1 + r), $"{at}: grad_input[{s}, {e}]");
-                gwTruth[e] += xhat * dyd[o + e];
-                gbTruth[e] += dyd[o + e];
-            }
+            int e = i % d;
+            double r = truth.Invstd[i / d];
+            Close<T>(truth.Y[i], D(y1[i]), 4 * condition * (1 + Math.Abs(wd[e]) + Math.Abs(bd[e])), $"{at}: output[{i / d}, {e}]");
+            Close<T>(truth.Dx[i], D(dx1[i]), 4 * Math.Sqrt(d) * condition * (1 + Math.Abs(wd[e])) * (1 + r), $"{at}: grad_input[{i / d}, {e}]");
         }
 
         for (int e = 0; e < gw1.Length; e++)
         {
-            Close<T>(gwTruth[e], D(gw1[e]), m * condition, $"{at}: grad_weight[{e}]", Tolerance.ReductionFactor(m * d));
+            Close<T>(truth.GradWeight[e], D(gw1[e]), m * condition, $"{at}: grad_weight[{e}]", Tolerance.ReductionFactor(m * d));
         }
 
         for (int e = 0; e < gb1.Length; e++)
         {
-            Close<T>(gbTruth[e], D(gb1[e]), m, $"{at}: grad_bias[{e}]", Tolerance.ReductionFactor(m));
+            Close<T>(truth.GradBias[e], D(gb1[e]), m, $"{at}: grad_bias[{e}]", Tolerance.ReductionFactor(m));
         }
     }
 
