@@ -78,6 +78,18 @@ public sealed class LayerNormOracleTests
         }
     }
 
+    /// <summary>Ledger row: TorchSharp 0.107 has no RMSNorm (module or functional), so RMSNorm's live oracle is PyTorch's
+    /// composite definition built from TorchSharp ops. When an upgrade adds one, this goes red: compare with it and
+    /// update docs/divergence-ledger.md.</summary>
+    [Fact]
+    public void TorchSharp_has_no_RMSNorm_so_the_oracle_is_the_composite()
+    {
+        var assembly = typeof(TorchSharp.Modules.LayerNorm).Assembly;
+        Assert.Null(assembly.GetType("TorchSharp.Modules.RMSNorm"));
+        Assert.DoesNotContain(typeof(nn).GetMethods(), m => m.Name.Equals("RMSNorm", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(typeof(nn.functional).GetMethods(), m => m.Name.Equals("rms_norm", StringComparison.OrdinalIgnoreCase));
+    }
+
     /// <summary>Every value within <paramref name="budget"/>·(1 + |expected|) of TorchSharp's.</summary>
     private static void Agree(float[] expected, float[] actual, double budget, string what)
     {
