@@ -1,5 +1,10 @@
 #!/usr/bin/python3
-"""Record BatchNorm, InstanceNorm and GroupNorm cases from real PyTorch in the bnparity-case/1 format.
+"""Record BatchNorm, InstanceNorm, GroupNorm, LayerNorm and RMSNorm cases from real PyTorch in the bnparity-case/1 format.
+
+RMSNorm (torch.nn.RMSNorm, PyTorch 2.4+) does not exist in PyTorch 1.13: its cases are recorded through PyTorch's
+own composite definition of it (RMSNormComposite below: x * rsqrt(mean(x^2, normalized dims) + eps) * weight in the
+input dtype, eps None = torch.finfo(dtype).eps, autograd for the gradients), which is what torch.rms_norm computes on
+CPU. LayerNorm(bias=False) (PyTorch 2.1+) is 1.13's LayerNorm with its bias parameter removed, as 2.1's module does.
 
 Every case is declared in CASES (committed output, fixtures/pytorch/) or HOLDOUT_CASES (never
 committed; written with --holdout to check the replay tool on cases it has never seen).
@@ -26,7 +31,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODULES = {"BatchNorm1d": torch.nn.BatchNorm1d, "BatchNorm2d": torch.nn.BatchNorm2d,
            "BatchNorm3d": torch.nn.BatchNorm3d, "InstanceNorm1d": torch.nn.InstanceNorm1d,
            "InstanceNorm2d": torch.nn.InstanceNorm2d, "InstanceNorm3d": torch.nn.InstanceNorm3d,
-           "GroupNorm": torch.nn.GroupNorm}
+           "GroupNorm": torch.nn.GroupNorm, "LayerNorm": torch.nn.LayerNorm, "RMSNorm": None}
 # the modules whose inputs have a channels_last form (by rank, see CL_FORMATS)
 CL_MODULES = ("BatchNorm2d", "BatchNorm3d", "InstanceNorm2d", "InstanceNorm3d", "GroupNorm")
 # accepted input ranks; InstanceNorm's lower rank is its unbatched (C, ...) form
@@ -55,6 +60,8 @@ class Input:
     std: float = 1.0
     round_to: Optional[float] = None
     const_channel: Optional[Tuple[int, float]] = None
+    # LayerNorm/RMSNorm: (r, value) sets set r (row r of the (M, D) view) to a constant
+    const_set: Optional[Tuple[int, float]] = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ class Case:
     random_state_nbt: Optional[int] = None
     # GroupNorm only: num_groups (num_features is then num_channels; momentum and track_running_stats unused)
     num_groups: Optional[int] = None
+    # LayerNorm/RMSNorm only: normalized_shape (num_features is then its product D, affine is elementwise_affine,
+    # eps None is RMSNorm's default); bias is LayerNorm's bias argument
+    normalized_shape: Optional[Tuple[int, ...]] = None
+    bias: bool = True
 
 
 def T(*steps):
@@ -105,6 +116,19 @@ IN1, IN2, IN3, GN = "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "Group
 def InstanceCase(*args, **kw):
     """A case with PyTorch's InstanceNorm defaults (affine=False, track_running_stats=False) unless given."""
     return Case(*args, **{"affine": False, "track_running_stats": False, **kw})
+
+
+def is_element_norm(module: str) -> bool:
+    return module in ("LayerNorm", "RMSNorm")
+
+
+def ElementCase(name, seed, module, normalized_shape, steps, **kw):
+    """A LayerNorm or RMSNorm case: no running statistics, no momentum; num_features = prod(normalized_shape)."""
+    return Case(name, seed, module, math.prod(normalized_shape), steps,
+                **{"track_running_stats": False, "momentum": None, "normalized_shape": tuple(normalized_shape), **kw})
+
+
+LN, RMS = "LayerNorm", "RMSNorm"
 
 
 def GroupCase(*args, **kw):
@@ -332,6 +356,71 @@ CASES: List[Case] = [
     InstanceCase("in2d-batch-1-large", 327, IN2, 4, T(train(1, 4, 32, 32, grad=True))),
 ]
 
+CASES += [
+    # --- LayerNorm (normalized_shape of 1-3 dims, 1-D to 5-D input, bias=False, not affine, offsets, constant sets, errors)
+    ElementCase("ln-default", 400, LN, (8,), T(train(4, 8, grad=True), evals(3, 8, grad=True))),
+    ElementCase("ln-3d-input", 401, LN, (16,), T(train(2, 3, 16, grad=True))),
+    ElementCase("ln-two-dims", 402, LN, (5, 7), T(train(3, 5, 7, grad=True))),
+    ElementCase("ln-three-dims", 403, LN, (2, 3, 4), T(train(2, 2, 3, 4, grad=True))),
+    ElementCase("ln-1d-input", 404, LN, (6,), T(train(6, grad=True))),
+    ElementCase("ln-5d-input", 405, LN, (4,), T(train(2, 2, 2, 2, 4, grad=True))),
+    ElementCase("ln-no-bias", 406, LN, (12,), T(train(5, 12, grad=True)), bias=False, random_state_nbt=0),
+    ElementCase("ln-not-affine", 407, LN, (10,), T(train(4, 10, grad=True), evals(2, 10))), 
+    ElementCase("ln-loaded-state", 408, LN, (3, 4), T(train(4, 3, 4, grad=True), evals(2, 3, 4, grad=True)), random_state_nbt=0),
+    ElementCase("ln-f64", 409, LN, (9,), T(train(5, 9, grad=True), evals(2, 9)), dtype="float64", random_state_nbt=0),
+    ElementCase("ln-f64-two-dims-no-bias", 410, LN, (3, 5), T(train(2, 3, 5, grad=True)), dtype="float64", bias=False,
+                random_state_nbt=0),
+    ElementCase("ln-eps-0.1", 411, LN, (8,), T(train(4, 8, std=0.3, grad=True)), eps=0.1),
+    ElementCase("ln-eps-1e-10", 412, LN, (8,), T(train(4, 8, std=1e-3, grad=True)), eps=1e-10),
+    ElementCase("ln-offset-1e4", 413, LN, (32,), T(train(6, 32, mean=1e4, grad=True)), random_state_nbt=0),
+    ElementCase("ln-ill-conditioned", 414, LN, (24,), T(train(4, 24, mean=5e3, std=0.02, grad=True))),
+    ElementCase("ln-f64-ill-conditioned", 415, LN, (16,), T(train(4, 16, mean=1e8, std=1e-4, grad=True)), dtype="float64"),
+    ElementCase("ln-constant-set", 416, LN, (8,), T(train(4, 8, const_set=(2, 0.75), grad=True)), random_state_nbt=0),
+    ElementCase("ln-ties", 417, LN, (10,), T(train(6, 10, round_to=1.0, grad=True))),
+    ElementCase("ln-single-element", 418, LN, (1,), T(train(5, 1, grad=True)), random_state_nbt=0),
+    ElementCase("ln-width-768", 419, LN, (768,), T(train(4, 768, grad=True)), random_state_nbt=0),
+    ElementCase("ln-width-4096", 420, LN, (4096,), T(train(2, 4096, mean=0.5, std=2.0, grad=True))),
+    ElementCase("ln-empty-batch", 421, LN, (8,), T(train(0, 8), evals(2, 0, 8))),
+    ElementCase("ln-error-last-dim", 422, LN, (8,), T(train(4, 8), train(4, 7))),
+    ElementCase("ln-error-too-few-dims", 423, LN, (3, 4), T(train(4,))),
+    ElementCase("ln-error-order", 424, LN, (3, 4), T(train(2, 4, 3))),
+    ElementCase("ln-train-eval-steps", 425, LN, (6,), T(train(3, 6), evals(3, 6, mean=2.0), train(2, 6, std=3.0), evals(1, 6))),
+    ElementCase("ln-set-of-two", 426, LN, (2,), T(train(7, 2, grad=True)), random_state_nbt=0),
+    # --- RMSNorm through PyTorch's composite (eps None and given, dims, not affine, zero and constant sets, errors)
+    ElementCase("rms-default", 500, RMS, (8,), T(train(4, 8, grad=True), evals(3, 8, grad=True)), eps=None),
+    ElementCase("rms-eps-1e-5", 501, RMS, (8,), T(train(4, 8, grad=True)), eps=1e-5, random_state_nbt=0),
+    ElementCase("rms-3d-input", 502, RMS, (16,), T(train(2, 3, 16, grad=True)), eps=None),
+    ElementCase("rms-two-dims", 503, RMS, (5, 7), T(train(3, 5, 7, grad=True)), eps=None, random_state_nbt=0),
+    ElementCase("rms-three-dims", 504, RMS, (2, 3, 4), T(train(2, 2, 3, 4, grad=True)), eps=1e-6),
+    ElementCase("rms-1d-input", 505, RMS, (6,), T(train(6, grad=True)), eps=None),
+    ElementCase("rms-5d-input", 506, RMS, (4,), T(train(2, 2, 2, 2, 4, grad=True)), eps=None),
+    ElementCase("rms-not-affine", 507, RMS, (10,), T(train(4, 10, grad=True)), eps=None, affine=False),
+    ElementCase("rms-loaded-weight", 508, RMS, (3, 4), T(train(4, 3, 4, grad=True), evals(2, 3, 4)), eps=1e-5,
+                random_state_nbt=0),
+    ElementCase("rms-f64", 509, RMS, (9,), T(train(5, 9, grad=True)), eps=None, dtype="float64", random_state_nbt=0),
+    ElementCase("rms-f64-eps", 510, RMS, (3, 5), T(train(2, 3, 5, grad=True)), eps=1e-6, dtype="float64"),
+    ElementCase("rms-eps-0.1", 511, RMS, (8,), T(train(4, 8, std=0.3, grad=True)), eps=0.1),
+    ElementCase("rms-small-values-default-eps", 512, RMS, (8,), T(train(4, 8, std=1e-3, grad=True)), eps=None),
+    ElementCase("rms-offset-data", 513, RMS, (32,), T(train(6, 32, mean=100.0, std=3.0, grad=True)), eps=None,
+                random_state_nbt=0),
+    ElementCase("rms-zero-set", 514, RMS, (8,), T(train(4, 8, const_set=(1, 0.0), grad=True)), eps=None),
+    ElementCase("rms-constant-set", 515, RMS, (8,), T(train(4, 8, const_set=(3, -1.5), grad=True)), eps=1e-5,
+                random_state_nbt=0),
+    ElementCase("rms-ties", 516, RMS, (10,), T(train(6, 10, round_to=1.0, grad=True)), eps=None),
+    ElementCase("rms-single-element", 517, RMS, (1,), T(train(5, 1, grad=True)), eps=1e-5, random_state_nbt=0),
+    ElementCase("rms-width-768", 518, RMS, (768,), T(train(4, 768, grad=True)), eps=1e-6, random_state_nbt=0),
+    ElementCase("rms-width-4096", 519, RMS, (4096,), T(train(2, 4096, mean=0.5, std=2.0, grad=True)), eps=None),
+    ElementCase("rms-empty-batch", 520, RMS, (8,), T(train(0, 8), evals(2, 0, 8)), eps=None),
+    ElementCase("rms-error-last-dim", 521, RMS, (8,), T(train(4, 8), train(4, 7)), eps=None),
+    ElementCase("rms-error-too-few-dims", 522, RMS, (3, 4), T(train(4,)), eps=None),
+    ElementCase("rms-train-eval-steps", 523, RMS, (6,), T(train(3, 6), evals(3, 6, mean=2.0), train(2, 6, std=3.0)),
+                eps=None),
+    ElementCase("rms-large-values", 524, RMS, (16,), T(train(3, 16, std=1e3, grad=True)), eps=None),
+    ElementCase("rms-f64-offset", 525, RMS, (12,), T(train(3, 12, mean=1e6, std=1.0, grad=True)), eps=None,
+                dtype="float64"),
+    ElementCase("rms-set-of-two", 526, RMS, (2,), T(train(7, 2, grad=True)), eps=None),
+]
+
 # NOT COMMITTED: holdout cases, written only with --holdout (e.g. to /tmp/holdout-cases) to check
 # the replay CLI on cases that are never part of the repository's fixtures.
 HOLDOUT_CASES: List[Case] = [
@@ -398,7 +487,33 @@ def make_input(spec: Input, dtype: torch.dtype) -> torch.Tensor:
     if spec.const_channel is not None:
         c, v = spec.const_channel
         x[:, c] = v
+    if spec.const_set is not None:
+        r, v = spec.const_set
+        x.view(spec.shape[0], -1)[r] = v
     return x.contiguous()
+
+
+class RMSNormComposite(torch.nn.Module):
+    """torch.nn.RMSNorm (2.4+) as PyTorch defines it (aten rms_norm's composite): not in PyTorch 1.13."""
+
+    def __init__(self, normalized_shape, eps, elementwise_affine, dtype):
+        super().__init__()
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        if elementwise_affine:
+            self.weight = torch.nn.Parameter(torch.ones(self.normalized_shape, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def forward(self, x):
+        n = len(self.normalized_shape)
+        if x.dim() < n or tuple(x.shape[-n:]) != self.normalized_shape:
+            shape = ", ".join(str(d) for d in self.normalized_shape)
+            raise RuntimeError(f"Given normalized_shape=[{shape}], expected input with shape [*, {shape}], "
+                               f"but got input of size[{', '.join(str(d) for d in x.shape)}]")
+        eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+        y = x * torch.rsqrt(x.pow(2).mean(tuple(range(-n, 0)), keepdim=True) + eps)
+        return y * self.weight if self.weight is not None else y
 
 
 def build_module(case: Case) -> torch.nn.Module:
@@ -407,7 +522,13 @@ def build_module(case: Case) -> torch.nn.Module:
     InstanceNorm with momentum None: PyTorch 2.x passes 0.0 to instance_norm (the running statistics stay); 1.13
     raises a TypeError, so the module is built with 0.0 and the file says null."""
     dtype = DTYPES[case.dtype]
-    if case.module == "GroupNorm":
+    if case.module == "LayerNorm":
+        m = torch.nn.LayerNorm(case.normalized_shape, eps=case.eps, elementwise_affine=case.affine)
+        if case.affine and not case.bias:
+            m.register_parameter("bias", None)  # PyTorch 2.1's LayerNorm(bias=False)
+    elif case.module == "RMSNorm":
+        m = RMSNormComposite(case.normalized_shape, case.eps, case.affine, dtype)
+    elif case.module == "GroupNorm":
         m = torch.nn.GroupNorm(case.num_groups, case.num_features, eps=case.eps, affine=case.affine)
     else:
         momentum = case.momentum
@@ -424,8 +545,9 @@ def build_module(case: Case) -> torch.nn.Module:
         running_var = torch.rand(c, dtype=dtype) * 2.0 + 0.5
         with torch.no_grad():
             if case.affine:
-                m.weight.copy_(weight)
-                m.bias.copy_(bias)
+                m.weight.copy_(weight.view(m.weight.shape))
+                if getattr(m, "bias", None) is not None:
+                    m.bias.copy_(bias.view(m.bias.shape))
             if case.track_running_stats:
                 m.running_mean.copy_(running_mean)
                 m.running_var.copy_(running_var)
@@ -436,7 +558,9 @@ def build_module(case: Case) -> torch.nn.Module:
 def state_json(m: torch.nn.Module, case: Case) -> dict:
     out = {}
     if case.affine:
-        out["parameters"] = {"weight": values(m.weight), "bias": values(m.bias)}
+        out["parameters"] = {"weight": values(m.weight)}
+        if getattr(m, "bias", None) is not None:
+            out["parameters"]["bias"] = values(m.bias)
     if case.track_running_stats:
         out["buffers"] = {"running_mean": values(m.running_mean), "running_var": values(m.running_var),
                           "num_batches_tracked": int(m.num_batches_tracked.item())}
@@ -497,7 +621,8 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
         eg = {"input": tensor_json(x.grad)}
         if case.affine:
             eg["weight"] = values(m.weight.grad)
-            eg["bias"] = values(m.bias.grad)
+            if getattr(m, "bias", None) is not None:
+                eg["bias"] = values(m.bias.grad)
         rec["expect_grad"] = eg
     return rec, False
 
@@ -505,7 +630,15 @@ def run_step(m: torch.nn.Module, case: Case, step: Step) -> Tuple[dict, bool]:
 def record(case: Case) -> dict:
     torch.manual_seed(case.seed)
     m = build_module(case)
-    if case.module == "GroupNorm":
+    if case.module == "LayerNorm":
+        doc = {"format": FORMAT, "name": case.name, "module": case.module,
+               "normalized_shape": list(case.normalized_shape), "eps": case.eps,
+               "elementwise_affine": case.affine, "bias": case.bias, "dtype": case.dtype}
+    elif case.module == "RMSNorm":
+        doc = {"format": FORMAT, "name": case.name, "module": case.module,
+               "normalized_shape": list(case.normalized_shape), "eps": case.eps,
+               "elementwise_affine": case.affine, "dtype": case.dtype}
+    elif case.module == "GroupNorm":
         assert not case.track_running_stats, f"{case.name}: GroupNorm has no running statistics"
         doc = {"format": FORMAT, "name": case.name, "module": case.module, "num_groups": case.num_groups,
                "num_channels": case.num_features, "eps": case.eps, "affine": case.affine, "dtype": case.dtype}
@@ -533,7 +666,84 @@ def _is_num(v):
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v in ("NaN", "Infinity", "-Infinity")
 
 
+def check_element_case(doc: dict, fname: str) -> List[str]:
+    """A LayerNorm/RMSNorm case: normalized_shape, flat parameters of prod(normalized_shape), no buffers."""
+    errs = []
+
+    def bad(msg):
+        errs.append(f"{fname}: {msg}")
+
+    ln = doc.get("module") == "LayerNorm"
+    top = ["format", "name", "module", "normalized_shape", "eps", "elementwise_affine"] + (["bias"] if ln else []) + ["dtype"]
+    shape = doc.get("normalized_shape")
+    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        return [f"{fname}: normalized_shape must be a non-empty list of positive integers"]
+    D = math.prod(shape)
+    if doc.get("format") != FORMAT or doc.get("name") + ".json" != os.path.basename(fname) or doc.get("dtype") not in DTYPES:
+        bad("format, name or dtype")
+    if not (_is_num(doc.get("eps")) or (not ln and doc.get("eps") is None)):
+        bad("eps")
+    affine = doc.get("elementwise_affine")
+    has_bias = ln and affine and doc.get("bias") is True
+    if not isinstance(affine, bool) or (ln and not isinstance(doc.get("bias"), bool)):
+        bad("elementwise_affine/bias")
+    expected_keys = top + (["parameters"] if affine else []) + ["steps"]
+    if list(doc.keys()) != expected_keys:
+        bad(f"top-level keys {list(doc.keys())} != {expected_keys}")
+    pk = ["weight"] + (["bias"] if has_bias else [])
+
+    def flat(v, what):
+        if not isinstance(v, list) or len(v) != D or not all(_is_num(a) for a in v):
+            bad(f"{what}: expected {D} numbers")
+
+    def tens(t, what, want=None):
+        if not isinstance(t, dict) or list(t.keys()) != ["shape", "data"]:
+            bad(f"{what}: tensor must be {{shape, data}}")
+            return None
+        if want is not None and t["shape"] != want:
+            bad(f"{what}: shape {t['shape']} != {want}")
+        if len(t["data"]) != math.prod(t["shape"]) or not all(_is_num(a) for a in t["data"]):
+            bad(f"{what}: data")
+        return t["shape"]
+
+    if affine:
+        if list(doc.get("parameters", {}).keys()) != pk:
+            bad("parameters keys")
+        for k in pk:
+            flat(doc["parameters"].get(k), f"parameters.{k}")
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not steps:
+        return errs + [f"{fname}: steps must be a non-empty array"]
+    for i, st in enumerate(steps):
+        w = f"steps[{i}]"
+        sh = tens(st.get("input"), f"{w}.input")
+        e = st.get("expect", {})
+        grad = "grad_output" in st
+        if list(st.keys()) != ["training", "input", "expect"] + (["grad_output", "expect_grad"] if grad else []):
+            bad(f"{w}: keys {list(st.keys())}")
+        if "error" in e:
+            if list(e.keys()) != ["error"] or i != len(steps) - 1 or grad:
+                bad(f"{w}: an error step is alone, last and without gradients")
+            continue
+        if sh is None or len(sh) < len(shape) or sh[len(sh) - len(shape):] != shape:
+            bad(f"{w}.input: shape {sh} does not end in {shape}")
+        if list(e.keys()) != ["output"]:
+            bad(f"{w}.expect keys {list(e.keys())}")
+        tens(e.get("output"), f"{w}.expect.output", sh)
+        if grad:
+            tens(st["grad_output"], f"{w}.grad_output", sh)
+            g = st.get("expect_grad", {})
+            if list(g.keys()) != ["input"] + (pk if affine else []):
+                bad(f"{w}.expect_grad keys {list(g.keys())}")
+            tens(g.get("input"), f"{w}.expect_grad.input", sh)
+            for k in (pk if affine else []):
+                flat(g.get(k), f"{w}.expect_grad.{k}")
+    return errs
+
+
 def check_case(doc: dict, fname: str) -> List[str]:
+    if is_element_norm(doc.get("module", "")):
+        return check_element_case(doc, fname)
     errs = []
 
     def bad(msg):

@@ -99,6 +99,22 @@ public sealed class ComparerRejectsFaultsTests
         AssertAccepted(Run(new LibraryImplementation(), batchNormCase));
     }
 
+    /// <summary>LayerNorm and RMSNorm on a transformer width (D = 768, whose float sums libtorch keeps in float, so the
+    /// budgets take the worst-case (D − 1)·u bound): a 1e-4 relative error in one output element and a 0.1 % error in
+    /// one weight-gradient element are still caught; the library itself passes.</summary>
+    [Theory]
+    [InlineData(ModuleKind.LayerNorm, Perturbation.OneOutputElement, "output")]
+    [InlineData(ModuleKind.LayerNorm, Perturbation.WeightGradient, "grad_weight")]
+    [InlineData(ModuleKind.RMSNorm, Perturbation.OneOutputElement, "output")]
+    [InlineData(ModuleKind.RMSNorm, Perturbation.WeightGradient, "grad_weight")]
+    public void Rejects_a_small_error_in_LayerNorm_and_RMSNorm_at_width_768(ModuleKind module, Perturbation perturbation, string tensor)
+    {
+        var config = module == ModuleKind.LayerNorm ? ModuleConfig.LayerNorm([768]) : ModuleConfig.RMSNorm([768], 1e-6);
+        var batchNormCase = Case($"float32 {module} (4, 768) backward", config, new CaseStep(true, Normal(21, 4, 768), Normal(22, 4, 768)));
+        AssertRejected(Run(new PerturbedLibrary(perturbation), batchNormCase), tensor);
+        AssertAccepted(Run(new LibraryImplementation(), batchNormCase));
+    }
+
     /// <summary>A recorded error step: the error text alone is not enough, the comparer must also see that the failed
     /// call left num_batches_tracked where it was.</summary>
     [Fact]

@@ -25,6 +25,18 @@ public sealed class LibraryGroupNormThroughTheTestKit : RecordedGroupNormCasesSu
     protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
 }
 
+/// <summary>The kit's LayerNorm suite on the library.</summary>
+public sealed class LibraryLayerNormThroughTheTestKit : RecordedLayerNormCasesSuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
+/// <summary>The kit's RMSNorm suite on the library.</summary>
+public sealed class LibraryRMSNormThroughTheTestKit : RecordedRMSNormCasesSuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
 /// <summary>The kit's InstanceNorm TorchSharp parity suite on the library.</summary>
 [Collection(TorchSharpCollection.Name)]
 public sealed class LibraryInstanceNormParityThroughTheTestKit : TorchSharpInstanceNormParitySuite

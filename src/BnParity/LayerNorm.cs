@@ -28,7 +28,9 @@ public abstract class ElementNorm<T> : NormBase<T> where T : unmanaged, IFloatin
 
     private protected override bool ElementParameters => true;
 
-    private protected override int MinimumRank => _normalizedShape.Length;
+    /// <summary>No rank rule of its own: an input with fewer dimensions than normalized_shape breaks PyTorch's shape rule
+    /// ("Given normalized_shape=…, but got input of size[…]", checked in <see cref="ValidateChannels"/>).</summary>
+    private protected override int MinimumRank => 0;
 
     private static int CheckedLength(int[] normalizedShape)
     {
@@ -51,20 +53,17 @@ public abstract class ElementNorm<T> : NormBase<T> where T : unmanaged, IFloatin
         return (int)length;
     }
 
-    /// <summary>PyTorch's shape rule: the input's last dimensions are normalized_shape.</summary>
+    /// <summary>No rule of its own: too few dimensions break PyTorch's one shape rule, which
+    /// <see cref="ValidateChannels"/> checks with the input's size in its text.</summary>
     protected override void ValidateRank(int rank)
     {
-        if (rank < _normalizedShape.Length)
-        {
-            throw ShapeError(null);
-        }
     }
 
     /// <summary>(1, M, D): M sets (the product of the leading dimensions) of D elements.</summary>
     private protected override InputDims DimsOf(ReadOnlySpan<int> shape)
     {
         long sets = 1;
-        foreach (int d in shape[..^_normalizedShape.Length])
+        foreach (int d in shape[..Math.Max(shape.Length - _normalizedShape.Length, 0)])
         {
             sets = Math.Min(sets * d, int.MaxValue);
         }
@@ -80,17 +79,17 @@ public abstract class ElementNorm<T> : NormBase<T> where T : unmanaged, IFloatin
 
     private protected override void ValidateChannels(ReadOnlySpan<int> shape, InputDims dims)
     {
-        if (!shape[^_normalizedShape.Length..].SequenceEqual(_normalizedShape))
+        if (shape.Length < _normalizedShape.Length || !shape[^_normalizedShape.Length..].SequenceEqual(_normalizedShape))
         {
             throw ShapeError(shape.ToArray());
         }
     }
 
     /// <summary>PyTorch's text: "Given normalized_shape=[…], expected input with shape [*, …], but got input of size[…]".</summary>
-    private ArgumentException ShapeError(int[]? shape)
+    private ArgumentException ShapeError(int[] shape)
     {
         string normalized = string.Join(", ", _normalizedShape);
-        string size = shape is null ? "(fewer dimensions than normalized_shape)" : DenseTensor<T>.FormatShape(shape);
+        string size = DenseTensor<T>.FormatShape(shape);
         return BatchNormErrors.Argument(
             $"Given normalized_shape=[{normalized}], expected input with shape [*, {normalized}], but got input of size{size}", "input");
     }

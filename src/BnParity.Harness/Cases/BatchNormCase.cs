@@ -10,6 +10,8 @@ public enum ModuleKind
     InstanceNorm2d,
     InstanceNorm3d,
     GroupNorm,
+    LayerNorm,
+    RMSNorm,
 }
 
 /// <summary>Element type of every tensor in a case.</summary>
@@ -43,7 +45,10 @@ public sealed record CaseTensor(int[] Shape, double[] Data)
 
 /// <summary>How a module is constructed: the constructor arguments of PyTorch's module, plus dtype. For GroupNorm
 /// <see cref="NumFeatures"/> is num_channels, <see cref="NumGroups"/> num_groups, and there are no running statistics
-/// (<see cref="TrackRunningStats"/> false, <see cref="Momentum"/> null).</summary>
+/// (<see cref="TrackRunningStats"/> false, <see cref="Momentum"/> null). For LayerNorm and RMSNorm
+/// <see cref="NormalizedShape"/> is normalized_shape, <see cref="NumFeatures"/> its product D (the length of the flat
+/// weight and bias), <see cref="Affine"/> elementwise_affine, <see cref="Bias"/> LayerNorm's bias argument (false for
+/// RMSNorm), and <see cref="EpsIsDefault"/> says RMSNorm's eps was null (<see cref="Eps"/> then holds torch.finfo(dtype).eps).</summary>
 public sealed record ModuleConfig(
     ModuleKind Module,
     int NumFeatures,
@@ -52,26 +57,65 @@ public sealed record ModuleConfig(
     bool Affine = true,
     bool TrackRunningStats = true,
     ElementType DType = ElementType.Float32,
-    int NumGroups = 0)
+    int NumGroups = 0,
+    int[]? NormalizedShape = null,
+    bool Bias = true,
+    bool EpsIsDefault = false)
 {
     /// <summary>A GroupNorm configuration (no running statistics).</summary>
     public static ModuleConfig GroupNorm(int numGroups, int numChannels, double eps = 1e-5, bool affine = true, ElementType dtype = ElementType.Float32) =>
         new(ModuleKind.GroupNorm, numChannels, eps, null, affine, false, dtype, numGroups);
 
+    /// <summary>A LayerNorm configuration (PyTorch's LayerNorm(normalized_shape, eps, elementwise_affine, bias)).</summary>
+    public static ModuleConfig LayerNorm(int[] normalizedShape, double eps = 1e-5, bool elementwiseAffine = true, bool bias = true, ElementType dtype = ElementType.Float32)
+    {
+        ArgumentNullException.ThrowIfNull(normalizedShape);
+        return new(ModuleKind.LayerNorm, Product(normalizedShape), eps, null, elementwiseAffine, false, dtype, 0, (int[])normalizedShape.Clone(), bias);
+    }
+
+    /// <summary>An RMSNorm configuration (PyTorch 2.4's RMSNorm(normalized_shape, eps, elementwise_affine)); eps null is
+    /// torch.finfo(dtype).eps.</summary>
+    public static ModuleConfig RMSNorm(int[] normalizedShape, double? eps = null, bool elementwiseAffine = true, ElementType dtype = ElementType.Float32)
+    {
+        ArgumentNullException.ThrowIfNull(normalizedShape);
+        return new(ModuleKind.RMSNorm, Product(normalizedShape), eps ?? MachineEpsilon(dtype), null, elementwiseAffine, false, dtype, 0,
+            (int[])normalizedShape.Clone(), false, eps is null);
+    }
+
+    /// <summary>torch.finfo(dtype).eps: 2^-23 for float32, 2^-52 for float64.</summary>
+    public static double MachineEpsilon(ElementType dtype) => dtype == ElementType.Float32 ? Math.ScaleB(1.0, -23) : Math.ScaleB(1.0, -52);
+
+    private static int Product(int[] shape) => (int)Math.Min(shape.Aggregate(1L, (a, b) => a * Math.Max(b, 0)), int.MaxValue);
+
     /// <summary>Whether the module is InstanceNorm1d/2d/3d.</summary>
     public bool IsInstanceNorm => Module is ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d;
 
-    /// <summary>Whether the module's inputs have a channels-last form (the 2d/3d modules and GroupNorm).</summary>
-    public bool HasChannelsLast => Module is not (ModuleKind.BatchNorm1d or ModuleKind.InstanceNorm1d);
+    /// <summary>Whether the module is LayerNorm or RMSNorm: sets of the trailing normalized_shape elements, with
+    /// parameters per element of a set.</summary>
+    public bool IsElementNorm => Module is ModuleKind.LayerNorm or ModuleKind.RMSNorm;
 
-    public override string ToString() => Module == ModuleKind.GroupNorm
-        ? $"GroupNorm({NumGroups}, {NumFeatures}, eps={Eps:R}, affine={Affine}, dtype={DType.ToString().ToLowerInvariant()})"
-        : $"{Module}({NumFeatures}, eps={Eps:R}, momentum={(Momentum is { } m ? m.ToString("R") : "None")}, affine={Affine}, track_running_stats={TrackRunningStats}, dtype={DType.ToString().ToLowerInvariant()})";
+    /// <summary>Whether the module has a bias parameter (affine, and for LayerNorm bias = true; never RMSNorm).</summary>
+    public bool HasBias => Affine && Bias && Module != ModuleKind.RMSNorm;
+
+    /// <summary>Whether the module's inputs have a channels-last form (the 2d/3d modules and GroupNorm).</summary>
+    public bool HasChannelsLast => Module is not (ModuleKind.BatchNorm1d or ModuleKind.InstanceNorm1d or ModuleKind.LayerNorm or ModuleKind.RMSNorm);
+
+    public override string ToString() => Module switch
+    {
+        ModuleKind.GroupNorm =>
+            $"GroupNorm({NumGroups}, {NumFeatures}, eps={Eps:R}, affine={Affine}, dtype={DType.ToString().ToLowerInvariant()})",
+        ModuleKind.LayerNorm =>
+            $"LayerNorm([{string.Join(", ", NormalizedShape ?? [])}], eps={Eps:R}, elementwise_affine={Affine}, bias={Bias}, dtype={DType.ToString().ToLowerInvariant()})",
+        ModuleKind.RMSNorm =>
+            $"RMSNorm([{string.Join(", ", NormalizedShape ?? [])}], eps={(EpsIsDefault ? "None" : Eps.ToString("R"))}, elementwise_affine={Affine}, dtype={DType.ToString().ToLowerInvariant()})",
+        _ => $"{Module}({NumFeatures}, eps={Eps:R}, momentum={(Momentum is { } m ? m.ToString("R") : "None")}, affine={Affine}, track_running_stats={TrackRunningStats}, dtype={DType.ToString().ToLowerInvariant()})",
+    };
 }
 
 /// <summary>
 /// Parameters and buffers with PyTorch's names. A member is null when the module does not have it
-/// (weight/bias when not affine, the buffers when not tracking running stats).
+/// (weight/bias when not affine, bias for RMSNorm and LayerNorm(bias=False), the buffers when not tracking running
+/// stats). LayerNorm's and RMSNorm's parameters are flat (row-major over normalized_shape).
 /// </summary>
 public sealed record ModuleState(
     double[]? Weight,
@@ -83,7 +127,7 @@ public sealed record ModuleState(
     /// <summary>PyTorch's initial values: weight 1, bias 0, running_mean 0, running_var 1, count 0.</summary>
     public static ModuleState Defaults(ModuleConfig config) => new(
         config.Affine ? Filled(config.NumFeatures, 1) : null,
-        config.Affine ? Filled(config.NumFeatures, 0) : null,
+        config.HasBias ? Filled(config.NumFeatures, 0) : null,
         config.TrackRunningStats ? Filled(config.NumFeatures, 0) : null,
         config.TrackRunningStats ? Filled(config.NumFeatures, 1) : null,
         config.TrackRunningStats ? 0 : null);

@@ -163,7 +163,9 @@ public static class CaseJson
                 "InstanceNorm2d" => ModuleKind.InstanceNorm2d,
                 "InstanceNorm3d" => ModuleKind.InstanceNorm3d,
                 "GroupNorm" => ModuleKind.GroupNorm,
-                _ => throw new CaseFormatException($"unknown module '{moduleName}' (expected BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d or GroupNorm)"),
+                "LayerNorm" => ModuleKind.LayerNorm,
+                "RMSNorm" => ModuleKind.RMSNorm,
+                _ => throw new CaseFormatException($"unknown module '{moduleName}' (expected BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, GroupNorm, LayerNorm or RMSNorm)"),
             };
             string dtypeName = String(root, "dtype");
             ElementType dtype = dtypeName switch
@@ -172,41 +174,17 @@ public static class CaseJson
                 "float64" => ElementType.Float64,
                 _ => throw new CaseFormatException($"unknown dtype '{dtypeName}' (expected float32 or float64)"),
             };
-            bool groupNorm = module == ModuleKind.GroupNorm;
-            string featuresKey = groupNorm ? "num_channels" : "num_features";
-            int features = Int(root, featuresKey);
-            if (features < 1 || features > NormBase<float>.MaxNumFeatures)
-            {
-                // Checked before anything is sized by it: the module state below is 4 vectors of num_features.
-                throw new CaseFormatException($"{featuresKey} must be between 1 and {NormBase<float>.MaxNumFeatures} (the library's limit), got {features}");
-            }
-
-            ModuleConfig config;
-            if (groupNorm)
-            {
-                int groups = Int(root, "num_groups");
-                if (groups < 1 || features % groups != 0)
-                {
-                    throw new CaseFormatException($"num_groups must be a positive divisor of num_channels ({features}), got {groups}");
-                }
-
-                config = ModuleConfig.GroupNorm(groups, features, Number(Property(root, "eps"), "eps"), Bool(root, "affine"), dtype);
-            }
-            else
-            {
-                var momentumElement = Property(root, "momentum");
-                double? momentum = momentumElement.ValueKind == JsonValueKind.Null ? null : Number(momentumElement, "momentum");
-                config = new ModuleConfig(module, features, Number(Property(root, "eps"), "eps"), momentum,
-                    Bool(root, "affine"), Bool(root, "track_running_stats"), dtype);
-            }
-
+            ModuleConfig config = module is ModuleKind.LayerNorm or ModuleKind.RMSNorm
+                ? ElementNormConfig(root, module, dtype)
+                : ChannelNormConfig(root, module, dtype);
+            int features = config.NumFeatures;
             var defaults = ModuleState.Defaults(config);
             double[]? weight = defaults.Weight, bias = defaults.Bias, runningMean = defaults.RunningMean, runningVar = defaults.RunningVar;
             long? count = defaults.NumBatchesTracked;
             if (config.Affine && Optional(root, "parameters", "case") is { } parameters)
             {
                 weight = Vector(parameters, "weight", features, "parameters.weight");
-                bias = Vector(parameters, "bias", features, "parameters.bias");
+                bias = config.HasBias ? Vector(parameters, "bias", features, "parameters.bias") : null;
             }
 
             if (config.TrackRunningStats && Optional(root, "buffers", "case") is { } buffers)
@@ -245,6 +223,73 @@ public static class CaseJson
 
             return new BatchNormCase(name, config, new ModuleState(weight, bias, runningMean, runningVar, count), steps);
         }
+    }
+
+    /// <summary>BatchNorm/InstanceNorm (num_features, momentum, affine, track_running_stats) or GroupNorm (num_groups,
+    /// num_channels, affine).</summary>
+    private static ModuleConfig ChannelNormConfig(JsonElement root, ModuleKind module, ElementType dtype)
+    {
+        bool groupNorm = module == ModuleKind.GroupNorm;
+        string featuresKey = groupNorm ? "num_channels" : "num_features";
+        int features = Int(root, featuresKey);
+        if (features < 1 || features > NormBase<float>.MaxNumFeatures)
+        {
+            // Checked before anything is sized by it: the module state below is 4 vectors of num_features.
+            throw new CaseFormatException($"{featuresKey} must be between 1 and {NormBase<float>.MaxNumFeatures} (the library's limit), got {features}");
+        }
+
+        if (groupNorm)
+        {
+            int groups = Int(root, "num_groups");
+            if (groups < 1 || features % groups != 0)
+            {
+                throw new CaseFormatException($"num_groups must be a positive divisor of num_channels ({features}), got {groups}");
+            }
+
+            return ModuleConfig.GroupNorm(groups, features, Number(Property(root, "eps"), "eps"), Bool(root, "affine"), dtype);
+        }
+
+        var momentumElement = Property(root, "momentum");
+        double? momentum = momentumElement.ValueKind == JsonValueKind.Null ? null : Number(momentumElement, "momentum");
+        return new ModuleConfig(module, features, Number(Property(root, "eps"), "eps"), momentum,
+            Bool(root, "affine"), Bool(root, "track_running_stats"), dtype);
+    }
+
+    /// <summary>LayerNorm (normalized_shape, eps, elementwise_affine, bias) or RMSNorm (normalized_shape, eps or null,
+    /// elementwise_affine). normalized_shape holds at least one dimension, each ≥ 1, whose product is at most the
+    /// library's limit (the parameters are vectors of that many values).</summary>
+    private static ModuleConfig ElementNormConfig(JsonElement root, ModuleKind module, ElementType dtype)
+    {
+        var shapeElement = Property(root, "normalized_shape");
+        if (shapeElement.ValueKind != JsonValueKind.Array || shapeElement.GetArrayLength() == 0)
+        {
+            throw new CaseFormatException("normalized_shape must be a non-empty array of positive integers");
+        }
+
+        long product = 1;
+        var shape = new List<int>();
+        foreach (var d in shapeElement.EnumerateArray())
+        {
+            int value = d.ValueKind == JsonValueKind.Number && d.TryGetInt32(out int v) && v >= 1
+                ? v
+                : throw new CaseFormatException($"normalized_shape holds '{d}', not a positive integer");
+            product *= value;
+            if (product > NormBase<float>.MaxNumFeatures)
+            {
+                throw new CaseFormatException($"normalized_shape multiplies past {NormBase<float>.MaxNumFeatures} (the library's limit)");
+            }
+
+            shape.Add(value);
+        }
+
+        bool affine = Bool(root, "elementwise_affine");
+        if (module == ModuleKind.LayerNorm)
+        {
+            return ModuleConfig.LayerNorm([.. shape], Number(Property(root, "eps"), "eps"), affine, Bool(root, "bias"), dtype);
+        }
+
+        var epsElement = Property(root, "eps");
+        return ModuleConfig.RMSNorm([.. shape], epsElement.ValueKind == JsonValueKind.Null ? null : Number(epsElement, "eps"), affine, dtype);
     }
 
     private static CaseStep Step(JsonElement step, int index, ModuleConfig config)
@@ -286,7 +331,7 @@ public static class CaseJson
             {
                 GradInput = Tensor(Property(expectGrad, "input", where + ".expect_grad"), where + ".expect_grad.input"),
                 GradWeight = config.Affine ? Vector(expectGrad, "weight", config.NumFeatures, where + ".expect_grad.weight") : null,
-                GradBias = config.Affine ? Vector(expectGrad, "bias", config.NumFeatures, where + ".expect_grad.bias") : null,
+                GradBias = config.HasBias ? Vector(expectGrad, "bias", config.NumFeatures, where + ".expect_grad.bias") : null,
             };
         }
 
@@ -375,7 +420,7 @@ public static class CaseJson
         double[] values = Numbers(Property(parent, key, where), where);
         if (values.Length != length)
         {
-            throw new CaseFormatException($"{where} has {values.Length} values, expected num_features = {length}");
+            throw new CaseFormatException($"{where} has {values.Length} values, expected {length} (num_features, or the product of normalized_shape)");
         }
 
         return values;

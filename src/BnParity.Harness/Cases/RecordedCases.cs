@@ -18,7 +18,7 @@ public static class RecordedCases
         .OrderBy(n => n, StringComparer.Ordinal)
         .ToArray();
 
-    /// <summary>The embedded case names of one module family (BatchNorm, InstanceNorm or GroupNorm), in ordinal order.</summary>
+    /// <summary>The embedded case names of one module family (BatchNorm, InstanceNorm, GroupNorm, LayerNorm or RMSNorm), in ordinal order.</summary>
     public static IReadOnlyList<string> NamesOf(ModuleFamily family) => Names.Where(n => FamilyOf(Load(n).Config.Module) == family).ToArray();
 
     /// <summary>The family of a module kind.</summary>
@@ -26,7 +26,10 @@ public static class RecordedCases
     {
         ModuleKind.BatchNorm1d or ModuleKind.BatchNorm2d or ModuleKind.BatchNorm3d => ModuleFamily.BatchNorm,
         ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d => ModuleFamily.InstanceNorm,
-        _ => ModuleFamily.GroupNorm,
+        ModuleKind.GroupNorm => ModuleFamily.GroupNorm,
+        ModuleKind.LayerNorm => ModuleFamily.LayerNorm,
+        ModuleKind.RMSNorm => ModuleFamily.RMSNorm,
+        _ => throw new ArgumentOutOfRangeException(nameof(module), module, "unknown module"),
     };
 
     /// <summary>The embedded case <paramref name="name"/>.</summary>
@@ -46,4 +49,6 @@ public enum ModuleFamily
     BatchNorm,
     InstanceNorm,
     GroupNorm,
+    LayerNorm,
+    RMSNorm,
 }

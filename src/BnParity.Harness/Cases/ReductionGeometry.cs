@@ -6,6 +6,9 @@ namespace BnParity.Harness.Cases;
 /// over (N, spatial); InstanceNorm, a set per (n, c) plane; GroupNorm, a set per (n, group) block of C/G channels.
 /// A <b>segment</b> is the part of a set in one channel (a BatchNorm channel, an (n, c) plane): the unit of the
 /// parameter gradients' sums. An unbatched InstanceNorm input (C, …) is a batch of one.
+/// LayerNorm and RMSNorm: a set per leading index over the D = prod(normalized_shape) trailing elements, with a
+/// parameter per element — the geometry of a one-group GroupNorm over the (M, D) view (N = M sets, C = D "channels" of
+/// one element each, spatial 1), so every segment is one element. RMSNorm's sets are uncentred (<see cref="Centered"/>).
 /// </summary>
 public sealed class ReductionGeometry
 {
@@ -15,9 +18,16 @@ public sealed class ReductionGeometry
         Batch = batch;
         Channels = channels;
         Spatial = spatial;
-        ChannelsPerSet = config.Module == ModuleKind.GroupNorm ? Math.Max(1, channels / config.NumGroups) : 1;
-        PerInstance = config.Module == ModuleKind.GroupNorm || config.IsInstanceNorm;
+        ChannelsPerSet = config.Module == ModuleKind.GroupNorm ? Math.Max(1, channels / config.NumGroups)
+            : config.IsElementNorm ? Math.Max(1, channels)
+            : 1;
+        PerInstance = config.Module == ModuleKind.GroupNorm || config.IsInstanceNorm || config.IsElementNorm;
+        Centered = config.Module != ModuleKind.RMSNorm;
     }
+
+    /// <summary>Whether sets are normalised about their mean (false for RMSNorm: mean 0, the "variance" is mean(x²), and
+    /// the gradient has no mean term).</summary>
+    public bool Centered { get; }
 
     public ModuleConfig Config { get; }
 
@@ -54,6 +64,14 @@ public sealed class ReductionGeometry
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(shape);
+        if (config.IsElementNorm)
+        {
+            // (M, D): the leading dimensions are the sets, the trailing normalized_shape the elements of one set.
+            int leading = Math.Max(shape.Length - (config.NormalizedShape?.Length ?? 1), 0);
+            int sets = shape.Take(leading).Aggregate(1, (a, b) => a * b);
+            return new ReductionGeometry(config, sets, config.NumFeatures, 1);
+        }
+
         bool unbatched = config.IsInstanceNorm && shape.Length == BatchedRank(config.Module) - 1;
         int batch = unbatched ? 1 : shape[0];
         int channels = unbatched ? shape[0] : shape[1];

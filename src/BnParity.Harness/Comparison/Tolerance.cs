@@ -129,6 +129,19 @@ public static class Tolerance
         type == Cases.ElementType.Float64 || layout == MemoryLayout.ChannelsLast ? ElementwiseRoundings + Math.Max(terms - 1, 0) : ReductionFactor(terms);
 
     /// <summary>
+    /// <see cref="GradientReductionRoundings(Cases.ElementType, long, MemoryLayout)"/> for a module: LayerNorm's and
+    /// RMSNorm's gradient sums are in T on libtorch's layer_norm backward (its accumulator type for float is float) and in
+    /// PyTorch's composite autograd (float sums), so they take the worst-case (n − 1)·u bound in either dtype.
+    /// </summary>
+    public static double GradientReductionRoundings(Cases.ModuleConfig config, long terms, MemoryLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.IsElementNorm
+            ? ElementwiseRoundings + Math.Max(terms - 1, 0)
+            : GradientReductionRoundings(config.DType, terms, layout);
+    }
+
+    /// <summary>
     /// The budget of an element no rounding analysis bounds: an eval output whose running_var + eps is exactly 0, so that
     /// the truth's α is infinite and an implementation's α is infinite or huge depending on one rounding of noise in its
     /// running_var. <see cref="Within"/> accepts any pair there (including NaN and ±∞); every other budget that ∞·0 made

@@ -218,7 +218,7 @@ public static class ToleranceBudgets
         var geometry = norm.Geometry;
         int channels = geometry.Channels, spatial = geometry.Spatial, sets = geometry.SetCount, segments = geometry.SegmentCount;
         long n = norm.ValuesPerSet;
-        double reduction = Tolerance.GradientReductionRoundings(config.DType, n, layout);
+        double reduction = Tolerance.GradientReductionRoundings(config, n, layout);
 
         // Per segment (a set's part in one channel): the sums of the parameter gradients. Per set: the sums dx's
         // terms share, each term scaled by a = the channel's weight where several weighted channels share the set
@@ -316,6 +316,6 @@ public static class ToleranceBudgets
             }
         }
 
-        return (input, config.Affine ? weight : null, config.Affine ? bias : null);
+        return (input, config.Affine ? weight : null, config.HasBias ? bias : null);
     }
 }

@@ -222,6 +222,14 @@ public static class TraceComparer
                 return;
             }
 
+            if (batchNormCase.Config.IsElementNorm)
+            {
+                // LayerNorm/RMSNorm: the set (leading index) and the element within it (the parameters' index).
+                int length = Math.Max(batchNormCase.Config.NumFeatures, 1);
+                Values(step, name, expected.Data, actual.Data, budget, i => string.Create(CultureInfo.InvariantCulture, $"[set={i / length}, e={i % length}]"));
+                return;
+            }
+
             Values(step, name, expected.Data, actual.Data, budget, i =>
             {
                 var (n, c, s) = expected.Locate(i);
@@ -242,7 +250,8 @@ public static class TraceComparer
                 return;
             }
 
-            Values(step, name, expected, actual, budget, i => string.Create(CultureInfo.InvariantCulture, $"[c={i}]"));
+            string index = batchNormCase.Config.IsElementNorm ? "e" : "c";
+            Values(step, name, expected, actual, budget, i => string.Create(CultureInfo.InvariantCulture, $"[{index}={i}]"));
         }
 
         private void Values(int step, string name, double[] expected, double[] actual, double[]? budget, Func<int, string> locate)

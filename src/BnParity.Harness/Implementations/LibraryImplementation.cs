@@ -44,6 +44,8 @@ public sealed class LibraryImplementation : IBatchNormUnderTest
             ModuleKind.InstanceNorm2d => new InstanceNorm2d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
             ModuleKind.InstanceNorm3d => new InstanceNorm3d<T>(config.NumFeatures, config.Eps, config.Momentum, config.Affine, config.TrackRunningStats),
             ModuleKind.GroupNorm => new GroupNorm<T>(config.NumGroups, config.NumFeatures, config.Eps, config.Affine),
+            ModuleKind.LayerNorm => new LayerNorm<T>(config.NormalizedShape!, config.Eps, config.Affine, config.Bias),
+            ModuleKind.RMSNorm => new RMSNorm<T>(config.NormalizedShape!, config.EpsIsDefault ? null : config.Eps, config.Affine),
             _ => throw new ArgumentOutOfRangeException(nameof(config), config.Module, "unknown module"),
         };
     }

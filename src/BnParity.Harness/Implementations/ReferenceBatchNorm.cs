@@ -3,7 +3,7 @@ using BnParity.Harness.Cases;
 namespace BnParity.Harness.Implementations;
 
 /// <summary>
-/// The float64 "truth": PyTorch's BatchNorm, InstanceNorm and GroupNorm semantics written plainly (the sets per
+/// The float64 "truth": PyTorch's BatchNorm, InstanceNorm, GroupNorm, LayerNorm and RMSNorm semantics written plainly (the sets per
 /// <see cref="ReductionGeometry"/>), one scalar loop per
 /// formula, in double whatever the case's dtype, with no rounding to float anywhere. It is kept
 /// for clarity, not speed, and shares no code with the library. Tests hold both the library and
@@ -73,7 +73,8 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
 
     /// <summary>
     /// Mean and biased variance of every set of <paramref name="geometry"/>, summed as <see cref="BatchStatistics"/>
-    /// does (for BatchNorm the two are the same numbers). A set's elements are taken in memory order.
+    /// does (for BatchNorm the two are the same numbers); for an uncentred set (RMSNorm) mean 0 and the mean square.
+    /// A set's elements are taken in memory order.
     /// </summary>
     public static (double[] Mean, double[] BiasedVar, double[] MeanAbs) SetStatistics(CaseTensor input, ReductionGeometry geometry)
     {
@@ -94,7 +95,8 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                 absolute += Math.Abs(input.Data[i]);
             }
 
-            mean[j] = sum.Value / count;
+            // Uncentred sets (RMSNorm) are normalised about 0: their "variance" is the mean square.
+            mean[j] = geometry.Centered ? sum.Value / count : 0;
             magnitude[j] = count == 0 ? 0 : absolute / count;
             var squares = new CompensatedSum();
             foreach (int i in Elements(geometry, j))
@@ -246,8 +248,9 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                     ? (new double[sets], new double[sets], new double[sets])
                     : SetStatistics(input, geometry);
                 mean = batchMean;
-                // The condition of a mean is set by the magnitudes summed, not by the mean itself (Σx may cancel).
-                meanMagnitude = magnitude;
+                // The condition of a mean is set by the magnitudes summed, not by the mean itself (Σx may cancel). An
+                // uncentred set has no mean to round: nothing of it reaches the output.
+                meanMagnitude = geometry.Centered ? magnitude : new double[sets];
                 if (_config.DType == ElementType.Float32)
                 {
                     // PyTorch holds Σ(x − μ)² in float: beyond float's range it is ∞, below it 0.
@@ -338,6 +341,19 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         /// <summary>PyTorch's rank and channel rules (the texts the library and PyTorch give).</summary>
         private void ValidateRankAndChannels(CaseTensor input, bool training)
         {
+            if (_config.IsElementNorm)
+            {
+                int[] normalized = _config.NormalizedShape!;
+                if (input.Rank < normalized.Length || !input.Shape.AsSpan(input.Rank - normalized.Length).SequenceEqual(normalized))
+                {
+                    string text = string.Join(", ", normalized);
+                    throw new ArgumentException(
+                        $"Given normalized_shape=[{text}], expected input with shape [*, {text}], but got input of size[{string.Join(", ", input.Shape)}]", nameof(input));
+                }
+
+                return;
+            }
+
             int batched = ReductionGeometry.BatchedRank(_config.Module);
             bool rankOk = _config.Module switch
             {
@@ -404,7 +420,7 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         /// N·(C/G)·spatial (in eval too).</summary>
         private void ValidateSetSize(CaseTensor input, ReductionGeometry geometry, bool useBatchStatistics)
         {
-            if (!useBatchStatistics)
+            if (!useBatchStatistics || _config.IsElementNorm) // LayerNorm/RMSNorm normalise a set of one value too
             {
                 return;
             }
@@ -461,8 +477,10 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                     int c = geometry.ChannelOf(i);
                     double a = geometry.WeightsInsideSets ? norm.Weight[c] : 1;
                     double scale = geometry.WeightsInsideSets ? norm.InvStd[j] : norm.InvStd[j] * norm.Weight[c];
+                    // An uncentred set (RMSNorm) has no mean, so no Σa·g/n term.
+                    double meanTerm = geometry.Centered ? sumGrad / count : 0;
                     gradInput[i] = norm.UsesBatchStatistics
-                        ? (a * gradOutput.Data[i] - sumGrad / count
+                        ? (a * gradOutput.Data[i] - meanTerm
                            - (input.Data[i] - norm.Mean[j]) * sumGradCentered * norm.InvStd[j] * norm.InvStd[j] / count)
                           * scale
                         : gradOutput.Data[i] * norm.InvStd[j] * norm.Weight[c];
@@ -495,7 +513,7 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
 
             return (new CaseTensor((int[])input.Shape.Clone(), gradInput),
                 _config.Affine ? gradWeight : null,
-                _config.Affine ? gradBias : null);
+                _config.HasBias ? gradBias : null);
         }
 
         /// <summary>The normalisation of the last forward (for tolerance scales).</summary>

@@ -3,6 +3,7 @@ using BnParity.Harness.Oracle;
 using TorchSharp;
 using TorchBatchNorm = TorchSharp.Modules.BatchNorm;
 using TorchGroupNorm = TorchSharp.Modules.GroupNorm;
+using TorchLayerNorm = TorchSharp.Modules.LayerNorm;
 using TorchLayer = TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>;
 using TorchNormBase = TorchSharp.Modules.NormBase;
 using static TorchSharp.torch;
@@ -10,7 +11,8 @@ using static TorchSharp.torch;
 namespace BnParity.Harness.Implementations;
 
 /// <summary>
-/// TorchSharp 0.107's nn.BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d and GroupNorm (libtorch 2.10) as an implementation
+/// TorchSharp 0.107's nn.BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, GroupNorm and LayerNorm (libtorch 2.10), and
+/// PyTorch's RMSNorm composite from TorchSharp ops (<see cref="TorchSharpRmsNormComposite"/>), as an implementation
 /// under test: the live oracle. It runs TorchSharp as it is — its differences from PyTorch are ledger rows
 /// (docs/divergence-ledger.md), pinned by tests, not patched here. Every step runs inside its own dispose scope; the module itself is disposed with
 /// the instance, so long property runs keep the native tensor count flat.
@@ -69,9 +71,14 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
             return instanceNorm;
         }
 
-        return config.Module == ModuleKind.GroupNorm
-            ? nn.GroupNorm(config.NumGroups, config.NumFeatures, config.Eps, config.Affine, dtype: dtype)
-            : CreateModule(config);
+        long[] normalized = Array.ConvertAll(config.NormalizedShape ?? [], d => (long)d);
+        return config.Module switch
+        {
+            ModuleKind.GroupNorm => nn.GroupNorm(config.NumGroups, config.NumFeatures, config.Eps, config.Affine, dtype: dtype),
+            ModuleKind.LayerNorm => nn.LayerNorm(normalized, config.Eps, config.Affine, config.Bias, dtype: dtype),
+            ModuleKind.RMSNorm => new TorchSharpRmsNormComposite(normalized, config.Eps, config.Affine, dtype),
+            _ => CreateModule(config),
+        };
     }
 
     public static ScalarType ToScalarType(ElementType type) => type == ElementType.Float32 ? ScalarType.Float32 : ScalarType.Float64;
@@ -211,6 +218,8 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
         {
             TorchNormBase norm => norm.affine ? norm.weight : null,
             TorchGroupNorm group => _config.Affine ? group.weight : null,
+            TorchLayerNorm layer => _config.Affine ? layer.weight : null,
+            TorchSharpRmsNormComposite rms => rms.weight,
             _ => null,
         };
 
@@ -218,6 +227,7 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
         {
             TorchNormBase norm => norm.bias,
             TorchGroupNorm group => group.bias,
+            TorchLayerNorm layer => _config.HasBias ? layer.bias : null,
             _ => null,
         };
 
@@ -234,7 +244,8 @@ public sealed class TorchSharpImplementation : IBatchNormUnderTest
                 return;
             }
 
-            using var source = ToTensor(values, new[] { values.Length }, _config.DType);
+            // Flat values in the parameter's own shape (LayerNorm/RMSNorm: normalized_shape).
+            using var source = ToTensor(values, Array.ConvertAll(target.shape, d => (int)d), _config.DType);
             target.copy_(source);
         }
 

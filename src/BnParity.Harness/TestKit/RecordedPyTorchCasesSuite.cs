@@ -13,8 +13,8 @@ namespace BnParity.Testing;
 /// {
 ///     protected override IBatchNormUnderTest Implementation =&gt; new MyBatchNorm();
 /// }</code>
-/// <see cref="RecordedInstanceNormCasesSuite"/> and <see cref="RecordedGroupNormCasesSuite"/> do the same for the
-/// other families (an implementation creates the module its <see cref="ModuleConfig"/> names). TorchSharp-free.
+/// <see cref="RecordedInstanceNormCasesSuite"/>, <see cref="RecordedGroupNormCasesSuite"/>,
+/// <see cref="RecordedLayerNormCasesSuite"/> and <see cref="RecordedRMSNormCasesSuite"/> do the same for the other families (an implementation creates the module its <see cref="ModuleConfig"/> names). TorchSharp-free.
 /// </summary>
 public abstract class RecordedPyTorchCasesSuite
 {
@@ -54,6 +54,35 @@ public abstract class RecordedGroupNormCasesSuite
 
     [Theory]
     [MemberData(nameof(CaseNames), MemberType = typeof(RecordedGroupNormCasesSuite))]
+    public void Reproduces_the_recorded_PyTorch_case(string name) => RecordedCaseCheck.Run(Implementation, name);
+}
+
+/// <summary>Every recorded PyTorch LayerNorm case, as <see cref="RecordedPyTorchCasesSuite"/>.</summary>
+public abstract class RecordedLayerNormCasesSuite
+{
+    /// <summary>The implementation every case runs on.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    /// <summary>The embedded LayerNorm case names.</summary>
+    public static TheoryData<string> CaseNames() => new(RecordedCases.NamesOf(ModuleFamily.LayerNorm));
+
+    [Theory]
+    [MemberData(nameof(CaseNames), MemberType = typeof(RecordedLayerNormCasesSuite))]
+    public void Reproduces_the_recorded_PyTorch_case(string name) => RecordedCaseCheck.Run(Implementation, name);
+}
+
+/// <summary>Every recorded RMSNorm case (PyTorch's composite definition recorded on PyTorch 1.13, see
+/// tools/record_pytorch.py), as <see cref="RecordedPyTorchCasesSuite"/>.</summary>
+public abstract class RecordedRMSNormCasesSuite
+{
+    /// <summary>The implementation every case runs on.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    /// <summary>The embedded RMSNorm case names.</summary>
+    public static TheoryData<string> CaseNames() => new(RecordedCases.NamesOf(ModuleFamily.RMSNorm));
+
+    [Theory]
+    [MemberData(nameof(CaseNames), MemberType = typeof(RecordedRMSNormCasesSuite))]
     public void Reproduces_the_recorded_PyTorch_case(string name) => RecordedCaseCheck.Run(Implementation, name);
 }
 
