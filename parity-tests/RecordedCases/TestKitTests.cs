@@ -44,6 +44,20 @@ public sealed class LibraryInstanceNormParityThroughTheTestKit : TorchSharpInsta
     protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
 }
 
+/// <summary>The kit's LayerNorm TorchSharp parity suite on the library.</summary>
+[Collection(TorchSharpCollection.Name)]
+public sealed class LibraryLayerNormParityThroughTheTestKit : TorchSharpLayerNormParitySuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
+/// <summary>The kit's RMSNorm TorchSharp parity suite on the library.</summary>
+[Collection(TorchSharpCollection.Name)]
+public sealed class LibraryRMSNormParityThroughTheTestKit : TorchSharpRMSNormParitySuite
+{
+    protected override IBatchNormUnderTest Implementation => new LibraryImplementation();
+}
+
 /// <summary>The kit's GroupNorm TorchSharp parity suite on the library.</summary>
 [Collection(TorchSharpCollection.Name)]
 public sealed class LibraryGroupNormParityThroughTheTestKit : TorchSharpGroupNormParitySuite

@@ -58,7 +58,13 @@ public sealed class AccuracyProperties
     /// </summary>
     [BnProperty]
     public Property Float32_results_are_within_a_few_ulps_of_the_float64_truth_on_every_path() =>
-        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), spec =>
+        Prop.ForAll(CaseGenerators.Cases(new CaseOptions { DTypes = new[] { ElementType.Float32 } }), AssertWithinLibraryAccuracy);
+
+    /// <summary>The library's float32 accuracy claim (<see cref="Tolerance.LibraryAccuracyRoundings"/>) on one case:
+    /// outputs, and running statistics where the buffers have not diverged. Parameters are found through the step's
+    /// reduction geometry (a channel, or LayerNorm's element).</summary>
+    public static void AssertWithinLibraryAccuracy(CaseSpec spec)
+    {
         {
             var batchNormCase = spec.ToCase("tight accuracy");
             var (truth, normalizations) = ReferenceBatchNorm.RunWithNormalizations(batchNormCase);
@@ -81,13 +87,14 @@ public sealed class AccuracyProperties
 
                 for (int j = 0; j < t.Output.Data.Length; j++)
                 {
-                    var (n, c, s) = t.Output.Locate(j);
+                    var (n, _, s) = t.Output.Locate(j);
+                    int c = norm.Geometry.ChannelOf(j), set = norm.Geometry.SetOf(j);
                     double y = t.Output.Data[j];
                     double budget = k * Tolerance.OutputAccuracyScale(y, norm.Bias[c], norm.Weight[c]);
                     if (double.IsFinite(y) && !(Math.Abs(a.Output.Data[j] - y) <= budget))
                     {
                         failures.Add(FormattableString.Invariant(
-                            $"step {i + 1} output[n={n}, c={c}, s={s}]: truth {y:R}, actual {a.Output.Data[j]:R}, error {Math.Abs(a.Output.Data[j] - y):G3} > {budget:G3}; channel condition |μ|/σ = {Condition(norm, c):G3}"));
+                            $"step {i + 1} output[{(spec.IsElementNorm ? $"set={set}, e={c}" : $"n={n}, c={c}, s={s}")}]: truth {y:R}, actual {a.Output.Data[j]:R}, error {Math.Abs(a.Output.Data[j] - y):G3} > {budget:G3}; set condition |μ|/σ = {Condition(norm, set):G3}"));
                     }
                 }
 
@@ -111,7 +118,8 @@ public sealed class AccuracyProperties
             Assert.True(failures.Count == 0,
                 $"[tight accuracy] {failures.Count} value(s) of {actual.Implementation} outside {Tolerance.LibraryAccuracyRoundings}·u of the float64 truth; first 5:\n  "
                 + string.Join("\n  ", failures.Take(5)) + $"\ncase {batchNormCase}\n{Harness.Comparison.ComparisonReport.EnvironmentLine}");
-        });
+        }
+    }
 
     private static double Condition(ReferenceBatchNorm.Normalization norm, int c) =>
         Math.Abs(norm.Mean[c]) * norm.InvStd[c];

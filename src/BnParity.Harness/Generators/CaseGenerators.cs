@@ -98,6 +98,13 @@ public static class ParityOptions
         ChannelsLastUnitDims = false,
     };
 
+    /// <summary>LayerNorm and RMSNorm (TorchSharp's LayerNorm and PyTorch's RMSNorm composite from TorchSharp ops): the
+    /// whole space — normalized_shape of 1–3 dimensions, widths 1 to 8192, offset data up to 1e4·σ, empty batches.</summary>
+    public static CaseOptions LayerNorm { get; } = new() { Modules = [ModuleKind.LayerNorm] };
+
+    /// <summary>RMSNorm, as <see cref="LayerNorm"/>.</summary>
+    public static CaseOptions RMSNorm { get; } = new() { Modules = [ModuleKind.RMSNorm] };
+
     /// <summary>GroupNorm: no empty batch, data centred near zero (libtorch's one-pass variance), no (N, C) input
     /// (TorchSharp rejects it).</summary>
     public static CaseOptions GroupNorm { get; } = new()
@@ -120,6 +127,11 @@ public static class CaseGenerators
     public static Gen<CaseSpec> Spec(CaseOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Modules is { Length: > 0 } elementModules && elementModules.All(m => m is ModuleKind.LayerNorm or ModuleKind.RMSNorm))
+        {
+            return ElementSpec(options);
+        }
+
         return options.Modules is { Length: > 0 } modules && modules.All(m => m is ModuleKind.GroupNorm or ModuleKind.InstanceNorm1d or ModuleKind.InstanceNorm2d or ModuleKind.InstanceNorm3d)
             ? InstanceOrGroupSpec(options)
             : BatchNormSpec(options);
@@ -151,6 +163,63 @@ public static class CaseGenerators
         let spec = new CaseSpec(module, dtype, channels, eps, module == ModuleKind.GroupNorm ? null : momentum, affine, track, stateSeed, steps, execution,
             module == ModuleKind.GroupNorm ? groups : 0)
         select Repair(spec, options);
+
+    /// <summary>
+    /// LayerNorm and RMSNorm cases: normalized_shape of 1–3 dimensions (the last up to 8192 when it is the only one,
+    /// transformer widths included), 0–2 leading dimensions after N, eps (RMSNorm: None half the time), elementwise
+    /// affine, LayerNorm's bias, loaded weights, data from the common recipes (offsets up to 1e4, scales down to 1e-3,
+    /// a constant set, ties), every path and thread count (the element sets always take the channel path: the path
+    /// only changes the thresholds, the thread count the work split).
+    /// </summary>
+    private static Gen<CaseSpec> ElementSpec(CaseOptions options) =>
+        from module in Gen.Elements(options.Modules!)
+        from dtype in Gen.Elements(options.DTypes)
+        from rank in Gen.Frequency((4, Gen.Constant(1)), (2, Gen.Constant(2)), (1, Gen.Constant(3)))
+        from last in Gen.Frequency((6, Gen.Choose(1, 64)), (3, Gen.Choose(65, 1100)), (1, Gen.Elements(768, 1024, 2048, 4096, 8192)))
+        from inner in Gen.Choose(1, 8).ArrayOf(rank - 1)
+        let normalizedShape = rank == 1 ? new[] { last } : [.. inner, Math.Min(last, 64)]
+        from eps in options.ExtremeData ? Gen.Constant(1e-5) : Eps
+        from epsNull in module == ModuleKind.RMSNorm ? Gen.Elements(false, true) : Gen.Constant(false)
+        from affine in options.Affine is { } a ? Gen.Constant(a) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from bias in module == ModuleKind.LayerNorm ? Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false))) : Gen.Constant(true)
+        from stateSeed in Gen.Frequency((1, Gen.Choose(1, 10_000).Select(s => (int?)s)), (1, Gen.Constant((int?)null)))
+        from leadingRank in Gen.Frequency((4, Gen.Constant(0)), (2, Gen.Constant(1)), (1, Gen.Constant(2)))
+        from stepCount in Gen.Frequency((3, Gen.Choose(1, 2)), (1, Gen.Choose(1, Math.Min(3, options.MaxSteps))))
+        from steps in ElementStep(options, leadingRank).ArrayOf(stepCount)
+        from execution in Execution
+        let length = normalizedShape.Aggregate(1, (x, y) => x * y)
+        let spec = new CaseSpec(module, dtype, length, eps, null, affine, false, stateSeed, steps, execution, 0, normalizedShape, bias, epsNull)
+        select RepairElementSpec(spec, options);
+
+    /// <summary>One LayerNorm/RMSNorm step: N (0 only when the options allow an empty batch), the other leading
+    /// dimensions, data and gradient recipes; always channels-first (these inputs have no other layout).</summary>
+    private static Gen<StepSpec> ElementStep(CaseOptions options, int leadingRank) =>
+        from training in options.Training is { } t ? Gen.Constant(t) : Gen.Frequency((3, Gen.Constant(true)), (1, Gen.Constant(false)))
+        from batch in Gen.Frequency((6, Gen.Choose(1, 16)), (2, Gen.Choose(17, 300)), (1, Gen.Choose(options.AllowEmptyBatch ? 0 : 1, 3)))
+        from leading in Gen.Choose(1, 5).ArrayOf(leadingRank)
+        from data in options.ExtremeData ? ExtremeData : options.CenteredData ? CenteredData : Data
+        from gradient in Data
+        select new StepSpec(training, batch, leading, data, options.Gradients ? gradient with { Seed = gradient.Seed + 7919 } : null);
+
+    /// <summary>Keeps M·D within <see cref="CaseOptions.MaxElements"/> (fewer sets; D itself is at most 8192).</summary>
+    private static CaseSpec RepairElementSpec(CaseSpec spec, CaseOptions options)
+    {
+        var steps = spec.Steps.Select(s =>
+        {
+            while (s.ValuesPerChannel * spec.Channels > options.MaxElements && s.Batch > 1)
+            {
+                s = s with { Batch = Math.Max(1, s.Batch / 2) };
+            }
+
+            if (s.ValuesPerChannel * spec.Channels > options.MaxElements)
+            {
+                s = s with { Spatial = s.Spatial.Select(_ => 1).ToArray() };
+            }
+
+            return s;
+        }).ToArray();
+        return spec with { Steps = steps };
+    }
 
     private static Gen<CaseSpec> BatchNormSpec(CaseOptions options) =>
         from module in Gen.Elements(options.Modules ?? [ModuleKind.BatchNorm1d, ModuleKind.BatchNorm1d, ModuleKind.BatchNorm2d, ModuleKind.BatchNorm3d])
@@ -321,6 +390,31 @@ public static class CaseGenerators
 
     private static IEnumerable<CaseSpec> Candidates(CaseSpec spec)
     {
+        if (spec.NormalizedShape is { } normalized)
+        {
+            // LayerNorm/RMSNorm: fewer and smaller normalized dimensions (D follows), then LayerNorm's default bias.
+            for (int d = 0; d < normalized.Length; d++)
+            {
+                if (normalized.Length > 1)
+                {
+                    int[] fewer = [.. normalized.Take(d), .. normalized.Skip(d + 1)];
+                    yield return spec with { NormalizedShape = fewer, Channels = fewer.Aggregate(1, (a, b) => a * b) };
+                }
+
+                foreach (int smaller in new[] { 1, normalized[d] / 2 }.Where(v => v >= 1 && v < normalized[d]).Distinct())
+                {
+                    int[] shape = (int[])normalized.Clone();
+                    shape[d] = smaller;
+                    yield return spec with { NormalizedShape = shape, Channels = shape.Aggregate(1, (a, b) => a * b) };
+                }
+            }
+
+            if (!spec.Bias)
+            {
+                yield return spec with { Bias = true };
+            }
+        }
+
         // Toward the default run first: a failure that survives it is not path-specific.
         if (spec.Run != LibraryExecution.Default)
         {

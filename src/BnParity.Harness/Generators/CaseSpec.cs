@@ -55,8 +55,10 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
         _ => string.Create(CultureInfo.InvariantCulture, $"{Kind}(seed {Seed})"),
     };
 
-    /// <summary>The values for an (N, C, ...) shape, rounded to float when <paramref name="type"/> is float32.</summary>
-    public double[] Values(int[] shape, ElementType type)
+    /// <summary>The values for an (N, C, ...) shape, rounded to float when <paramref name="type"/> is float32. With a
+    /// <paramref name="setLength"/> (LayerNorm/RMSNorm: D), <see cref="DataKind.ConstantChannel"/> makes one whole set
+    /// (seed mod M) constant instead of one channel.</summary>
+    public double[] Values(int[] shape, ElementType type, int setLength = 0)
     {
         int count = shape.Aggregate(1, (a, b) => a * b);
         int channels = shape.Length > 1 ? shape[1] : 1;
@@ -72,6 +74,7 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
             {
                 DataKind.Uniform => random.NextDouble() * 2 - 1,
                 DataKind.OffsetScale => Offset + Scale * SeededNormal.Next(random),
+                DataKind.ConstantChannel when setLength > 0 => i / setLength == Math.Abs(Seed) % Math.Max(count / setLength, 1) ? constant : SeededNormal.Next(random),
                 DataKind.ConstantChannel => i / spatial % channels == constantChannel ? constant : SeededNormal.Next(random),
                 DataKind.Large or DataKind.Huge or DataKind.Tiny => Scale * SeededNormal.Next(random),
                 DataKind.WithInfinity => i == Math.Abs(Seed) % count ? (Seed % 2 == 0 ? double.PositiveInfinity : double.NegativeInfinity) : SeededNormal.Next(random),
@@ -104,7 +107,8 @@ public sealed record DataRecipe(DataKind Kind, int Seed, double Offset = 0, doub
 }
 
 /// <summary>One generated step: mode, batch shape (N and spatial dims; C comes from the case), data, whether backward
-/// runs, and the memory layout the step's tensors lie in (channels-last only for BatchNorm2d/3d).</summary>
+/// runs, and the memory layout the step's tensors lie in (channels-last only for BatchNorm2d/3d). For LayerNorm and
+/// RMSNorm, N and the "spatial" dimensions are the leading dimensions (the input is (N, spatial…, normalized_shape…)).</summary>
 public sealed record StepSpec(bool Training, int Batch, int[] Spatial, DataRecipe Data, DataRecipe? Gradient = null, MemoryLayout Layout = MemoryLayout.ChannelsFirst)
 {
     public long ValuesPerChannel => (long)Batch * Spatial.Aggregate(1, (a, b) => a * b);
@@ -116,7 +120,9 @@ public sealed record StepSpec(bool Training, int Batch, int[] Spatial, DataRecip
 /// <summary>
 /// A generated case before its tensors are materialised: the module configuration, an optional
 /// seed for a random "loaded checkpoint" state, and the steps. <see cref="ToCase"/> builds the
-/// project's one case model from it.
+/// project's one case model from it. LayerNorm and RMSNorm: <see cref="NormalizedShape"/>, <see cref="Channels"/> its
+/// product D, <see cref="Affine"/> elementwise_affine, <see cref="Bias"/> LayerNorm's bias, <see cref="EpsNull"/>
+/// RMSNorm's eps = None.
 /// </summary>
 public sealed record CaseSpec(
     ModuleKind Module,
@@ -129,7 +135,10 @@ public sealed record CaseSpec(
     int? StateSeed,
     IReadOnlyList<StepSpec> Steps,
     LibraryExecution? Execution = null,
-    int Groups = 0)
+    int Groups = 0,
+    int[]? NormalizedShape = null,
+    bool Bias = true,
+    bool EpsNull = false)
 {
     /// <summary>How the library runs the case (path and thread count); ignored by other implementations.</summary>
     public LibraryExecution Run => Execution ?? LibraryExecution.Default;
@@ -137,9 +146,16 @@ public sealed record CaseSpec(
     /// <summary>Spatial rank of every step's input (BatchNorm1d: 0 for 2D input, 1 for 3D input).</summary>
     public int SpatialRank => Steps.Count == 0 ? 0 : Steps[0].Spatial.Length;
 
-    public ModuleConfig Config => Module == ModuleKind.GroupNorm
-        ? ModuleConfig.GroupNorm(Groups, Channels, Eps, Affine, DType)
-        : new(Module, Channels, Eps, Momentum, Affine, Track, DType);
+    public ModuleConfig Config => Module switch
+    {
+        ModuleKind.GroupNorm => ModuleConfig.GroupNorm(Groups, Channels, Eps, Affine, DType),
+        ModuleKind.LayerNorm => ModuleConfig.LayerNorm(NormalizedShape ?? [Channels], Eps, Affine, Bias, DType),
+        ModuleKind.RMSNorm => ModuleConfig.RMSNorm(NormalizedShape ?? [Channels], EpsNull ? null : Eps, Affine, DType),
+        _ => new(Module, Channels, Eps, Momentum, Affine, Track, DType),
+    };
+
+    /// <summary>Whether the module is LayerNorm or RMSNorm.</summary>
+    public bool IsElementNorm => Module is ModuleKind.LayerNorm or ModuleKind.RMSNorm;
 
     /// <summary>Whether step <paramref name="index"/> normalises with batch statistics (and so needs more than one value per channel).</summary>
     public bool UsesBatchStatistics(int index) => Steps[index].Training || !Track;
@@ -153,14 +169,18 @@ public sealed record CaseSpec(
     {
         ArgumentNullException.ThrowIfNull(step);
         long spatial = step.Spatial.Aggregate(1L, (a, b) => a * b);
-        return Config.IsInstanceNorm ? spatial == 1
+        return IsElementNorm ? false // LayerNorm/RMSNorm normalise a set of one element too
+            : Config.IsInstanceNorm ? spatial == 1
             : Module == ModuleKind.GroupNorm ? step.Batch * (Channels / Math.Max(Groups, 1)) * spatial == 1
             : step.ValuesPerChannel == 1;
     }
 
     /// <summary>Whether the settings are a valid module of their kind: GroupNorm's groups divide the channels and it
     /// has no running statistics or momentum.</summary>
-    public bool IsValidModule => Module != ModuleKind.GroupNorm || (Groups >= 1 && Channels % Groups == 0 && !Track && Momentum is null);
+    public bool IsValidModule => IsElementNorm
+        ? NormalizedShape is { Length: > 0 } shape && shape.All(d => d >= 1) && shape.Aggregate(1L, (a, b) => a * b) == Channels
+          && !Track && Momentum is null && Groups == 0 && (Module == ModuleKind.RMSNorm || !EpsNull)
+        : Module != ModuleKind.GroupNorm || (Groups >= 1 && Channels % Groups == 0 && !Track && Momentum is null);
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
@@ -172,9 +192,12 @@ public sealed record CaseSpec(
         var state = StateSeed is { } seed ? LoadedState(config, seed) : ModuleState.Defaults(config);
         var steps = Steps.Select(step =>
         {
-            int[] shape = new[] { step.Batch, Channels }.Concat(step.Spatial).ToArray();
-            var input = new CaseTensor(shape, step.Data.Values(shape, DType));
-            CaseTensor? gradient = step.Gradient is null ? null : new CaseTensor((int[])shape.Clone(), step.Gradient.Values(shape, DType));
+            int[] shape = IsElementNorm
+                ? [step.Batch, .. step.Spatial, .. NormalizedShape!]
+                : new[] { step.Batch, Channels }.Concat(step.Spatial).ToArray();
+            int setLength = IsElementNorm ? Channels : 0;
+            var input = new CaseTensor(shape, step.Data.Values(shape, DType, setLength));
+            CaseTensor? gradient = step.Gradient is null ? null : new CaseTensor((int[])shape.Clone(), step.Gradient.Values(shape, DType, setLength));
             return new CaseStep(step.Training, input, gradient, Layout: step.Layout);
         }).ToList();
         return new BatchNormCase(name + ": " + this, config, state, steps);
@@ -194,7 +217,7 @@ public sealed record CaseSpec(
         long count = 1 + random.Next(1000);
         return new ModuleState(
             config.Affine ? weight : null,
-            config.Affine ? bias : null,
+            config.HasBias ? bias : null,
             config.TrackRunningStats ? mean : null,
             config.TrackRunningStats ? variance : null,
             config.TrackRunningStats ? count : null);

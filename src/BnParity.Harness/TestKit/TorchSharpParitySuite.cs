@@ -91,6 +91,45 @@ public abstract class TorchSharpGroupNormParitySuite
             ParityAssert.Clean(TorchSharpComparison.Run(s_torch.Value, Implementation, spec, "GroupNorm parity"), "GroupNorm parity"));
 }
 
+/// <summary>
+/// The LayerNorm parity property against TorchSharp's <c>nn.LayerNorm</c> (libtorch 2.10's layer_norm), as
+/// <see cref="TorchSharpParitySuite"/>: outputs and gradients after every step across normalized_shape (1–3 dimensions,
+/// widths 1 to 8192), leading dimensions, dtypes, eps, elementwise affine, bias, loaded weights and offset data
+/// (<see cref="ParityOptions.LayerNorm"/>).
+/// </summary>
+[Collection(TorchSharpParitySuite.CollectionName)]
+public abstract class TorchSharpLayerNormParitySuite
+{
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation compared with TorchSharp.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    [BnProperty]
+    public Property LayerNorm_matches_TorchSharp_after_every_step() =>
+        Prop.ForAll(CaseGenerators.Cases(ParityOptions.LayerNorm with { Gradients = true }), spec =>
+            ParityAssert.Clean(TorchSharpComparison.Run(s_torch.Value, Implementation, spec, "LayerNorm parity"), "LayerNorm parity"));
+}
+
+/// <summary>
+/// The RMSNorm parity property against PyTorch's RMSNorm composite built from TorchSharp ops
+/// (<see cref="TorchSharpRmsNormComposite"/>: TorchSharp 0.107 has no RMSNorm), as <see cref="TorchSharpLayerNormParitySuite"/>,
+/// eps None included (<see cref="ParityOptions.RMSNorm"/>).
+/// </summary>
+[Collection(TorchSharpParitySuite.CollectionName)]
+public abstract class TorchSharpRMSNormParitySuite
+{
+    private static readonly Lazy<TorchSharpImplementation> s_torch = new(() => new TorchSharpImplementation());
+
+    /// <summary>The implementation compared with TorchSharp.</summary>
+    protected abstract IBatchNormUnderTest Implementation { get; }
+
+    [BnProperty]
+    public Property RMSNorm_matches_the_TorchSharp_composite_after_every_step() =>
+        Prop.ForAll(CaseGenerators.Cases(ParityOptions.RMSNorm with { Gradients = true }), spec =>
+            ParityAssert.Clean(TorchSharpComparison.Run(s_torch.Value, Implementation, spec, "RMSNorm parity"), "RMSNorm parity"));
+}
+
 /// <summary>The one comparison the TorchSharp suites share.</summary>
 internal static class TorchSharpComparison
 {
