@@ -67,6 +67,15 @@ public enum Scenario
     /// <summary>GroupNorm with sets of several channels (C/2 groups for even C, else one group), random weights:
     /// channels-first forward + backward, and channels-last for 4-D/5-D shapes.</summary>
     GroupNormTrainBackward,
+
+    /// <summary>LayerNorm over the last dimension (random weight and bias), and for 3-D and higher shapes over the last
+    /// two without a bias, on data offset by 3σ: forward + backward. Element sets always take the channel path, so
+    /// every forced path must give the channel path's bits.</summary>
+    LayerNormTrainBackward,
+
+    /// <summary>RMSNorm over the last dimension (eps None, random weight), and for 3-D and higher shapes over the last two
+    /// (eps 1e-6): forward + backward.</summary>
+    RMSNormTrainBackward,
 }
 
 /// <summary>One named result tensor of a scenario (output of a step, a gradient, a buffer).</summary>
@@ -109,6 +118,11 @@ public static class LibraryScenarios
         if (scenario is Scenario.InstanceNormTrainBackward or Scenario.GroupNormTrainBackward)
         {
             return RunInstanceOrGroupNorm<T>(scenario, shape, execution);
+        }
+
+        if (IsElementNorm(scenario))
+        {
+            return RunElementNorm<T>(scenario, shape, execution);
         }
 
         int c = shape[1];
@@ -381,6 +395,33 @@ public static class LibraryScenarios
         return results;
     }
 
+    /// <summary>Whether the scenario runs LayerNorm or RMSNorm (always the channel path, whatever the forced path).</summary>
+    public static bool IsElementNorm(Scenario scenario) => scenario is Scenario.LayerNormTrainBackward or Scenario.RMSNormTrainBackward;
+
+    private static List<NamedResult> RunElementNorm<T>(Scenario scenario, int[] shape, LibraryExecution execution)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        bool layer = scenario == Scenario.LayerNormTrainBackward;
+        var x = RandomTensor<T>(1, shape, mean: layer ? 3 : 0, std: 2);
+        var gradOutput = RandomTensor<T>(2, shape);
+        var results = new List<NamedResult>();
+        var normalizedShapes = shape.Length >= 3 ? new[] { shape[^1..], shape[^2..] } : [shape[^1..]];
+        for (int variant = 0; variant < normalizedShapes.Length; variant++)
+        {
+            int[] normalized = normalizedShapes[variant];
+            NormBase<T> module = layer
+                ? new LayerNorm<T>(normalized, bias: variant == 0)
+                : new RMSNorm<T>(normalized, eps: variant == 0 ? null : 1e-6);
+            execution.ApplyTo(module);
+            RandomAffine(module, 17 + variant);
+            string step = $"normalized [{string.Join('x', normalized)}]";
+            Add(results, step + " output", module.Forward(x));
+            AddGradients(results, step, module.Backward(gradOutput));
+        }
+
+        return results;
+    }
+
     /// <summary>Seeded running statistics: means in [−2, 2), variances in [0.25, 2.25).</summary>
     private static void LoadRunningStatistics<T>(NormBase<T> module, int seed)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -400,7 +441,11 @@ public static class LibraryScenarios
         if (gradients.Weight is not null)
         {
             Add(results, step + " grad_weight", gradients.Weight, [gradients.Weight.Length]);
-            Add(results, step + " grad_bias", gradients.Bias!, [gradients.Bias!.Length]);
+        }
+
+        if (gradients.Bias is not null)
+        {
+            Add(results, step + " grad_bias", gradients.Bias, [gradients.Bias.Length]);
         }
     }
 
