@@ -6,7 +6,7 @@ namespace BnParity.Cli;
 public sealed record SweepCase(string Class, BatchNormCase Case, bool TorchSharpDivergesByDesign);
 
 /// <summary>
-/// Deterministic random BatchNorm, InstanceNorm and GroupNorm configurations for <c>check</c>'s sweep: one
+/// Deterministic random BatchNorm, InstanceNorm, GroupNorm, LayerNorm and RMSNorm configurations for <c>check</c>'s sweep: one
 /// <see cref="System.Random"/> seeded once, so a seed reproduces the whole sweep. Data are
 /// rounded to the case's dtype (float32 values are exact in the double case model).
 /// </summary>
@@ -27,6 +27,10 @@ public static class RandomCases
     /// near zero (libtorch's GroupNorm variance is one-pass: a ledger row).</summary>
     public const string GroupNormClass = "GroupNorm (f32/f64, grads, both layouts)";
 
+    /// <summary>LayerNorm (bias drawn) and RMSNorm (eps None half the time), float32 or float64, normalized_shape of 1–2
+    /// dimensions up to 1024 wide, 1–3 leading dimensions, offset data, half of them with gradients.</summary>
+    public const string ElementNormClass = "LayerNorm/RMSNorm (f32/f64, grads)";
+
     /// <summary>The classes in report order, with their relative weights in the sweep.</summary>
     public static readonly IReadOnlyList<(string Name, int Weight)> Classes = new[]
     {
@@ -45,6 +49,7 @@ public static class RandomCases
         (OneValuePerChannelClass, 1),
         (InstanceNormClass, 3),
         (GroupNormClass, 3),
+        (ElementNormClass, 3),
     };
 
     public static IEnumerable<SweepCase> Generate(int seed, int count)
@@ -72,6 +77,11 @@ public static class RandomCases
         if (className is InstanceNormClass or GroupNormClass)
         {
             return MakeInstanceOrGroupNorm(random, className, name);
+        }
+
+        if (className == ElementNormClass)
+        {
+            return MakeElementNorm(random, className, name);
         }
 
         bool channelsLast = className == ChannelsLastClass;
@@ -190,6 +200,33 @@ public static class RandomCases
         return new SweepCase(className, new BatchNormCase(name, config, state, steps), false);
     }
 
+    private static SweepCase MakeElementNorm(Random random, string className, string name)
+    {
+        bool layerNorm = random.NextDouble() < 0.5;
+        ElementType dtype = random.NextDouble() < 0.3 ? ElementType.Float64 : ElementType.Float32;
+        int[] normalized = random.NextDouble() < 0.7
+            ? [Pick(random, new[] { 1, 2, 7, 32, 100, 768, 1024 })]
+            : [random.Next(1, 6), random.Next(1, 40)];
+        bool affine = random.NextDouble() < 0.8;
+        var config = layerNorm
+            ? ModuleConfig.LayerNorm(normalized, Pick(random, new[] { 1e-5, 1e-5, 1e-3 }), affine, random.NextDouble() < 0.7, dtype)
+            : ModuleConfig.RMSNorm(normalized, Pick(random, new double?[] { null, null, 1e-6, 1e-5 }), affine, dtype);
+        var state = random.NextDouble() < 0.4 ? RandomState(random, config) : ModuleState.Defaults(config);
+        bool gradients = random.NextDouble() < 0.5;
+        int stepCount = random.Next(1, 3);
+        var steps = new List<CaseStep>();
+        for (int s = 0; s < stepCount; s++)
+        {
+            int[] leading = [random.Next(1, 9), .. Enumerable.Range(0, random.Next(0, 3)).Select(_ => random.Next(1, 4))];
+            int[] shape = [.. leading, .. normalized];
+            var input = Tensor(random, shape, dtype, illConditioned: false);
+            CaseTensor? gradOutput = gradients ? Tensor(random, shape, dtype, illConditioned: false) : null;
+            steps.Add(new CaseStep(random.NextDouble() < 0.7, input, gradOutput));
+        }
+
+        return new SweepCase(className, new BatchNormCase(name, config, state, steps), false);
+    }
+
     private static T Pick<T>(Random random, T[] values) => values[random.Next(values.Length)];
 
     private static int[] Shape(Random random, ModuleKind module, int channels, bool usesBatchStatistics, bool oneValuePerChannel)
@@ -263,7 +300,7 @@ public static class RandomCases
         double[] Vector(Func<double> value) => Enumerable.Range(0, config.NumFeatures).Select(_ => Round(value(), config.DType)).ToArray();
         return new ModuleState(
             config.Affine ? Vector(() => 0.5 + 1.5 * random.NextDouble()) : null,
-            config.Affine ? Vector(() => 2 * random.NextDouble() - 1) : null,
+            config.HasBias ? Vector(() => 2 * random.NextDouble() - 1) : null,
             config.TrackRunningStats ? Vector(() => 2 * random.NextDouble() - 1) : null,
             config.TrackRunningStats ? Vector(() => 0.1 + 3 * random.NextDouble()) : null,
             config.TrackRunningStats ? random.Next(0, 20) : null);
