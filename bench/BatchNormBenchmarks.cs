@@ -63,6 +63,17 @@ public class BatchNormBenchmarks
         new(16, [1, 64, 256, 256], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.InstanceNorm2d),
         new(17, [16, 64, 64, 64], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.InstanceNorm2d),
         new(18, [16, 64, 64, 64], ElementType.Float32, MemoryLayout.ChannelsLast, ModuleKind.InstanceNorm2d),
+
+        // LayerNorm and RMSNorm over the last dimension on transformer shapes: BERT-base (8 sequences of 512 tokens,
+        // width 768), ViT-B/16 (64 images of 197 tokens, 768), a 7B-class model's width (2048 tokens of 4096).
+        // TorchSharp's side is nn.LayerNorm, and for RMSNorm PyTorch's composite from TorchSharp ops (it has no RMSNorm).
+        // The Eval category is the same call as TrainFwd for these layers: run them with --anyCategories TrainFwd FwdBwd.
+        new(19, [8, 512, 768], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.LayerNorm),
+        new(20, [64, 197, 768], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.LayerNorm),
+        new(21, [2048, 4096], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.LayerNorm),
+        new(22, [8, 512, 768], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.RMSNorm),
+        new(23, [64, 197, 768], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.RMSNorm),
+        new(24, [2048, 4096], ElementType.Float32, MemoryLayout.ChannelsFirst, ModuleKind.RMSNorm),
     ];
 
     [ParamsSource(nameof(Cases))]
@@ -235,7 +246,8 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryL
 {
     public int Order { get; } = order;
 
-    /// <summary>GroupNorm or an InstanceNorm; null = BatchNorm of the shape's rank.</summary>
+    /// <summary>GroupNorm, an InstanceNorm, LayerNorm or RMSNorm (over the last dimension); null = BatchNorm of the
+    /// shape's rank.</summary>
     public ModuleKind? Module { get; } = module;
 
     /// <summary>GroupNorm's groups.</summary>
@@ -252,6 +264,8 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryL
     public ModuleConfig Config => Module switch
     {
         ModuleKind.GroupNorm => ModuleConfig.GroupNorm(Groups, Shape[1], dtype: DType),
+        ModuleKind.LayerNorm => ModuleConfig.LayerNorm([Shape[^1]], dtype: DType),
+        ModuleKind.RMSNorm => ModuleConfig.RMSNorm([Shape[^1]], dtype: DType),
         { } instanceNorm => new ModuleConfig(instanceNorm, Shape[1], Affine: true, TrackRunningStats: true, DType: DType),
         null => new(Shape.Length switch { 4 => ModuleKind.BatchNorm2d, 5 => ModuleKind.BatchNorm3d, _ => ModuleKind.BatchNorm1d }, Shape[1], DType: DType),
     };
@@ -261,7 +275,7 @@ public sealed class BenchCase(int order, int[] shape, ElementType dtype, MemoryL
     public int CompareTo(object? obj) => CompareTo(obj as BenchCase);
 
     public override string ToString() =>
-        (Module switch { ModuleKind.GroupNorm => $"GN{Groups} ", ModuleKind.InstanceNorm2d => "IN ", _ => "" })
+        (Module switch { ModuleKind.GroupNorm => $"GN{Groups} ", ModuleKind.InstanceNorm2d => "IN ", ModuleKind.LayerNorm => "LN ", ModuleKind.RMSNorm => "RMS ", _ => "" })
         + string.Join("x", Shape) + (DType == ElementType.Float32 ? " f32" : " f64") + (Layout == MemoryLayout.ChannelsLast ? " NHWC" : "");
 }
 #pragma warning restore CA1036
@@ -340,7 +354,7 @@ internal sealed class CSharpSide<T> : CSharpSide where T : unmanaged, System.Num
         _gradOutput = BenchData.GradOutput<T>(shape, seed + 1);
         _gradInput = new T[_input.Length];
         _gradWeight = new T[config.NumFeatures];
-        _gradBias = new T[config.NumFeatures];
+        _gradBias = new T[config.HasBias ? config.NumFeatures : 0];
     }
 
     public override void Forward() => _module.Forward(_input, _shape, _output, _layout);
