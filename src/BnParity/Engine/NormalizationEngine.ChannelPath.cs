@@ -65,8 +65,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
                 {
                     // One run of D elements: x̂ (the set's own coefficients, weight 1, bias 0, kept in cache for the
                     // element parameters right after), then y = x̂·w + b per element.
-                    RunNormalize(x + first, y + first, s, mean, invstd, 0.0, false);
-                    ApplyElementAffine(y + first, s);
+                    NormalizeElementSet(x + first, y + first, s, mean, invstd);
                 }
                 else if (_call == CallKind.ForwardBatch)
                 {

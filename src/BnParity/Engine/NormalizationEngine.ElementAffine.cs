@@ -164,6 +164,28 @@ internal sealed unsafe partial class NormalizationEngine<T>
         T* dy = (T*)_pDy + o;
         T* dx = (T*)_pOut + o;
         T* weight = (T*)_elementWeight;
+        double mean = Mean[set];
+        double invstd = Invstd[set];
+        if (IsFloat && weight != null)
+        {
+            // g = w·dy formed in registers by each kernel, never stored: the same float products, so the same bits.
+            float m = (float)mean;
+            double sumGw = 0, dotW = 0;
+            for (int b = 0; b < length; b += Block)
+            {
+                FloatKernels.SumAndDotAboutWeighted((float*)x + b, (float*)dy + b, (float*)weight + b, Math.Min(Block, length - b), m, out double sg, out double dg);
+                sumGw += sg;
+                dotW += dg;
+            }
+
+            dotW = FinishDot(dotW, sumGw, mean);
+            var weighted = ChannelBackward.From(dotW, _centered ? sumGw : 0.0, invstd, length);
+            double lo = mean - m;
+            FloatKernels.BackwardWeighted((float*)x, (float*)dy, (float*)weight, (float*)dx, length, m,
+                (float)(-weighted.K * invstd), (float)(((lo * weighted.K) - weighted.GradMean) * invstd), (float)invstd);
+            return;
+        }
+
         T* g = dy;
         if (weight != null)
         {
@@ -171,8 +193,6 @@ internal sealed unsafe partial class NormalizationEngine<T>
             g = scratch;
         }
 
-        double mean = Mean[set];
-        double invstd = Invstd[set];
         double sumG = 0, dot = 0;
         for (int b = 0; b < length; b += Block)
         {
@@ -186,6 +206,22 @@ internal sealed unsafe partial class NormalizationEngine<T>
         // An uncentred set's mean is the constant 0: no Σg term in dx.
         var terms = ChannelBackward.From(dot, _centered ? sumG : 0.0, invstd, length);
         RunBackwardBatch(x, g, dx, length, mean, terms.K, terms.GradMean, invstd, 1, false);
+    }
+
+    /// <summary>One element set's output: x̂ with the set's own coefficients (weight 1, bias 0), then y = x̂·w + b per
+    /// element — in one pass for float (<see cref="FloatKernels.NormalizeElementAffine"/>, the same roundings), else
+    /// x̂ into y and the parameters applied while y is in cache.</summary>
+    private void NormalizeElementSet(T* x, T* y, int length, double mean, double invstd)
+    {
+        var coefficients = NormalizeCoefficients.Of(mean, invstd, 0.0);
+        if (_elementWeight != 0 && coefficients.TryFloatTerms(out float m, out float hi, out float lo, out float b))
+        {
+            FloatKernels.NormalizeElementAffine((float*)x, (float*)y, length, m, hi, lo, b, (float*)_elementWeight, (float*)_elementBias);
+            return;
+        }
+
+        coefficients.Apply(x, y, length, false);
+        ApplyElementAffine(y, length);
     }
 
     /// <summary>The element parameters after the set's normalised output (already in y): y = y·w + b in T, one fused

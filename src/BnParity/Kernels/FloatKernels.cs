@@ -114,6 +114,40 @@ internal static unsafe class FloatKernels
         FloatElementwise.Run(ref split, y, length, streaming);
     }
 
+    /// <summary>
+    /// <see cref="Normalize"/> followed, element by element, by the element parameters of LayerNorm/RMSNorm:
+    /// y = fma(t, weight[i], bias[i]) (t·weight[i] without a bias) with t the normalised value rounded to float, in one
+    /// pass — the same two roundings per element as normalising into y and applying the parameters after, so the same
+    /// bits, without the second pass over y.
+    /// </summary>
+    public static void NormalizeElementAffine(float* x, float* y, int length, float m, float aHi, float aLo, float shift, float* weight, float* bias)
+    {
+        if (aLo == 0)
+        {
+            var single = new ElementAffine<NormalizeSingleTerm>(new NormalizeSingleTerm(x, m, aHi, shift), weight, bias);
+            FloatElementwise.Run(ref single, y, length, streaming: false);
+            return;
+        }
+
+        var split = new ElementAffine<NormalizeSplitTerm>(new NormalizeSplitTerm(x, m, aHi, aLo, shift), weight, bias);
+        FloatElementwise.Run(ref split, y, length, streaming: false);
+    }
+
+    /// <summary>Σ g and Σ (x − m)·g with g = dy·w rounded to float per element (LayerNorm/RMSNorm's backward over the
+    /// weighted upstream gradient): <see cref="SumAndDotAbout"/> of the product, which is never stored.</summary>
+    public static void SumAndDotAboutWeighted(float* x, float* dy, float* w, int length, float m, out double sumG, out double dot)
+    {
+        var terms = new WeightedCentredDot(x, dy, w, m);
+        FloatPairReduction.Run(ref terms, length, 1, length, out sumG, out dot);
+    }
+
+    /// <summary><see cref="Backward"/> over g = dy·w rounded to float per element (never stored).</summary>
+    public static void BackwardWeighted(float* x, float* dy, float* w, float* dx, int length, float m, float k, float c, float a)
+    {
+        var term = new WeightedBackwardTerm(x, dy, w, m, k, c, a);
+        FloatElementwise.Run(ref term, dx, length, streaming: false);
+    }
+
     /// <summary>dx = fma(dy, a, fma(x − m, k, c)) element-wise (see <see cref="BatchNorm{T}"/> backward).
     /// <paramref name="streaming"/>: non-temporal stores, for tensors far larger than the cache
     /// (<see cref="FloatElementwise"/>). Bit-identical either way.</summary>
@@ -161,6 +195,83 @@ internal static unsafe class FloatKernels
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float InvokeScalar(int i) => MathF.FusedMultiplyAdd(x[i] - m, a, b);
+    }
+
+    /// <summary>fma(t, w, b) (t·w without a bias) after the normalised value t of <typeparamref name="TTerm"/>.</summary>
+    private readonly struct ElementAffine<TTerm>(TTerm term, float* weight, float* bias) : IFloatElementwise
+        where TTerm : struct, IFloatElementwise
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(int i)
+        {
+            var t = term.Invoke256(i);
+            var w = Vector256.Load(weight + i);
+            return bias == null ? t * w : Vector256.FusedMultiplyAdd(t, w, Vector256.Load(bias + i));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(int i)
+        {
+            var t = term.Invoke512(i);
+            var w = Vector512.Load(weight + i);
+            return bias == null ? t * w : Vector512.FusedMultiplyAdd(t, w, Vector512.Load(bias + i));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(int i)
+        {
+            float t = term.InvokeScalar(i);
+            return bias == null ? t * weight[i] : MathF.FusedMultiplyAdd(t, weight[i], bias[i]);
+        }
+    }
+
+    /// <summary>A = Q = g = dy·w (rounded to float), P = x − m: <see cref="CentredDot"/> over the weighted gradient.</summary>
+    private readonly struct WeightedCentredDot(float* x, float* dy, float* w, float m) : IFloatPairTerms
+    {
+        // CentredDot's order (no wide loop), so the sums are those of the stored product.
+        public static bool HasWideLoop => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector256<float> A, Vector256<float> P, Vector256<float> Q) Terms256(long p)
+        {
+            var g = Vector256.Load(dy + p) * Vector256.Load(w + p);
+            return (g, Vector256.Load(x + p) - Vector256.Create(m), g);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> A, Vector512<float> P, Vector512<float> Q) Terms512(long p)
+        {
+            var g = Vector512.Load(dy + p) * Vector512.Load(w + p);
+            return (g, Vector512.Load(x + p) - Vector512.Create(m), g);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (double A, double P, double Q) TermsScalar(long p)
+        {
+            double g = dy[p] * w[p];
+            return (g, (double)x[p] - m, g);
+        }
+    }
+
+    /// <summary>fma(g, a, fma(x − m, k, c)) with g = dy·w rounded to float.</summary>
+    private readonly struct WeightedBackwardTerm(float* x, float* dy, float* w, float m, float k, float c, float a) : IFloatElementwise
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke256(int i)
+        {
+            var t = Vector256.FusedMultiplyAdd(Vector256.Load(x + i) - Vector256.Create(m), Vector256.Create(k), Vector256.Create(c));
+            return Vector256.FusedMultiplyAdd(Vector256.Load(dy + i) * Vector256.Load(w + i), Vector256.Create(a), t);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke512(int i)
+        {
+            var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - Vector512.Create(m), Vector512.Create(k), Vector512.Create(c));
+            return Vector512.FusedMultiplyAdd(Vector512.Load(dy + i) * Vector512.Load(w + i), Vector512.Create(a), t);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float InvokeScalar(int i) => MathF.FusedMultiplyAdd(dy[i] * w[i], a, MathF.FusedMultiplyAdd(x[i] - m, k, c));
     }
 
     /// <summary>fma(dy, a, fma(x − m, k, c)): the batch-statistics input gradient.</summary>
