@@ -141,17 +141,28 @@ internal static class MachineInfo
 
         string simd = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2" : Vector128.IsHardwareAccelerated ? "128-bit SIMD" : "no SIMD";
         return $"Machine: {cpu}, {Environment.ProcessorCount} logical cores, {simd} (Vector<T> {System.Numerics.Vector<byte>.Count * 8}-bit); "
-            + $"{RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}; TorchSharp {TorchSharpOracle.Version} (TorchSharp-cpu 0.107.0, libtorch 2.10)";
+            + $"{RuntimeInformation.OSDescription}; {RuntimeInformation.FrameworkDescription}; TorchSharp {TorchSharpOracle.Version} (TorchSharp-cpu 0.107.0, libtorch 2.10); "
+            + $"ONNX Runtime {BnParity.OnnxRuntime.OnnxRuntimePeer.Version} (CPU provider)";
     }
 }
 
 /// <summary>
-/// One line per (operation, shape, threads): speedup over TorchSharp (TS time / C# time) and the C# cost in
+/// One line per (operation, shape, threads): speedup over TorchSharp and over ONNX Runtime (peer time / C# time, ORT
+/// where it has the row) and the C# cost in
 /// copy-equivalents (C# time / time of one managed copy of the input in the same run, same thread count; forward +
 /// backward uses the training-forward category's copy row).
 /// </summary>
 internal static class RatioSummary
 {
+    /// <summary>Whether ORT's row of <paramref name="operation"/> times the same operation as C#'s: BatchNorm's eval
+    /// (its training forward updates running statistics ORT's eval node does not have), every other layer's forward.</summary>
+    private static bool OrtRowApplies(string operation, string caseName)
+    {
+        bool batchNorm = !(caseName.StartsWith("GN", StringComparison.Ordinal) || caseName.StartsWith("IN ", StringComparison.Ordinal)
+            || caseName.StartsWith("LN ", StringComparison.Ordinal) || caseName.StartsWith("RMS ", StringComparison.Ordinal));
+        return batchNorm ? operation == "Eval" : operation == "TrainFwd";
+    }
+
     public static string Build(IEnumerable<Summary> summaries)
     {
         var means = new Dictionary<(string Method, string Case, string Threads), double>();
@@ -170,19 +181,22 @@ internal static class RatioSummary
             string.Empty,
             MachineInfo.Line(),
             string.Empty,
-            "| operation | shape | threads | speedup over TorchSharp | C# cost (CE) | TorchSharp cost (CE) |",
-            "|---|---|---|---|---|---|",
+            "| operation | shape | threads | speedup over TorchSharp | speedup over ONNX Runtime | C# cost (CE) | TorchSharp cost (CE) | ONNX Runtime cost (CE) |",
+            "|---|---|---|---|---|---|---|---|",
         };
         foreach (var key in means.Keys.Where(k => k.Method.EndsWith("_CSharp", StringComparison.Ordinal)).OrderBy(k => k.Method).ThenBy(k => k.Case).ThenBy(k => k.Threads))
         {
             string operation = key.Method[..key.Method.IndexOf('_', StringComparison.Ordinal)];
             double cs = means[key];
-            string speedup = means.TryGetValue((operation + "_TorchSharp", key.Case, key.Threads), out double ts) ? $"{ts / cs:F2}×" : "–";
+            bool hasTorch = means.TryGetValue((operation + "_TorchSharp", key.Case, key.Threads), out double ts);
+            // ORT's rows: BatchNorm's Eval, the other layers' TrainFwd (OnnxRuntimeBenchmarks); "–" where ORT has no row.
+            double ort = 0;
+            bool hasOrt = OrtRowApplies(operation, key.Case) && means.TryGetValue((operation + "_OnnxRuntime", key.Case, key.Threads), out ort);
+
             string copyMethod = (operation == "FwdBwd" ? "TrainFwd" : operation) + "_Copy";
             bool hasCopy = means.TryGetValue((copyMethod, key.Case, key.Threads), out double copy);
-            string ce = hasCopy ? $"{cs / copy:F2}" : "–";
-            string tsCe = hasCopy && ts > 0 ? $"{ts / copy:F2}" : "–";
-            lines.Add($"| {operation} | {key.Case} | {key.Threads} | {speedup} | {ce} | {tsCe} |");
+            string Ce(bool has, double value) => has && hasCopy ? $"{value / copy:F2}" : "–";
+            lines.Add($"| {operation} | {key.Case} | {key.Threads} | {(hasTorch ? $"{ts / cs:F2}×" : "–")} | {(hasOrt ? $"{ort / cs:F2}×" : "–")} | {Ce(true, cs)} | {Ce(hasTorch, ts)} | {Ce(hasOrt, ort)} |");
         }
 
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
