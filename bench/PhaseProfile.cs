@@ -54,8 +54,8 @@ internal static class PhaseProfile
         T[] dy = BenchData.GradOutput<T>(shape, 2);
         T[] y = new T[x.Length];
         T[] dx = new T[x.Length];
-        T[] gw = new T[shape[1]];
-        T[] gb = new T[shape[1]];
+        T[] gw = new T[config.NumFeatures];
+        T[] gb = new T[config.HasBias ? config.NumFeatures : 0];
         NormBase<T> module = LibraryImplementation.CreateModule<T>(config);
         module.MaxDegreeOfParallelism = threads;
 

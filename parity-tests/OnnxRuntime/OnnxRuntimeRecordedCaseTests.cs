@@ -36,21 +36,15 @@ public sealed class OnnxRuntimeRecordedCaseTests
 
     private static string Key(string name, int step) => $"{name} step {step + 1}";
 
-    public static TheoryData<string, int> Steps()
+    public static TheoryData<string, int> Steps() => StepData(ledger: false);
+
+    public static TheoryData<string, int> LedgerStepData() => StepData(ledger: true);
+
+    /// <summary>The replayable steps in or out of <see cref="LedgerSteps"/>.</summary>
+    private static TheoryData<string, int> StepData(bool ledger)
     {
         var data = new TheoryData<string, int>();
-        foreach (var (name, step) in OnnxRuntimeReplay.Steps().Where(s => !LedgerSteps.ContainsKey(Key(s.Name, s.Step))))
-        {
-            data.Add(name, step);
-        }
-
-        return data;
-    }
-
-    public static TheoryData<string, int> LedgerStepData()
-    {
-        var data = new TheoryData<string, int>();
-        foreach (var (name, step) in OnnxRuntimeReplay.Steps().Where(s => LedgerSteps.ContainsKey(Key(s.Name, s.Step))))
+        foreach (var (name, step) in OnnxRuntimeReplay.Steps().Where(s => LedgerSteps.ContainsKey(Key(s.Name, s.Step)) == ledger))
         {
             data.Add(name, step);
         }
