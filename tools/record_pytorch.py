@@ -386,6 +386,7 @@ CASES += [
     ElementCase("ln-error-order", 424, LN, (3, 4), T(train(2, 4, 3))),
     ElementCase("ln-train-eval-steps", 425, LN, (6,), T(train(3, 6), evals(3, 6, mean=2.0), train(2, 6, std=3.0), evals(1, 6))),
     ElementCase("ln-set-of-two", 426, LN, (2,), T(train(7, 2, grad=True)), random_state_nbt=0),
+    ElementCase("ln-eps-0-constant-set", 427, LN, (8,), T(train(4, 8, const_set=(1, 0.75), grad=True)), eps=0.0),
     # --- RMSNorm through PyTorch's composite (eps None and given, dims, not affine, zero and constant sets, errors)
     ElementCase("rms-default", 500, RMS, (8,), T(train(4, 8, grad=True), evals(3, 8, grad=True)), eps=None),
     ElementCase("rms-eps-1e-5", 501, RMS, (8,), T(train(4, 8, grad=True)), eps=1e-5, random_state_nbt=0),
@@ -419,6 +420,7 @@ CASES += [
     ElementCase("rms-f64-offset", 525, RMS, (12,), T(train(3, 12, mean=1e6, std=1.0, grad=True)), eps=None,
                 dtype="float64"),
     ElementCase("rms-set-of-two", 526, RMS, (2,), T(train(7, 2, grad=True)), eps=None),
+    ElementCase("rms-eps-0-zero-set", 527, RMS, (8,), T(train(4, 8, const_set=(2, 0.0), grad=True)), eps=0.0),
 ]
 
 # NOT COMMITTED: holdout cases, written only with --holdout (e.g. to /tmp/holdout-cases) to check

@@ -188,6 +188,42 @@ public abstract class LayerNormTests<T> where T : unmanaged, IFloatingPointIeee7
             File.Delete(path);
         }
     }
+
+    /// <summary>PyTorch's layer_norm and RMSNorm composite have no zero rule (batch_norm's InvStd does): at eps = 0 a
+    /// constant set (LayerNorm) or a zero set (RMSNorm) has rstd = +∞, so its outputs and its dx are NaN, and so is every
+    /// element of dweight (each sums over all sets); the other sets are untouched (checked against PyTorch 1.13, whose
+    /// recorded ln-eps-0-constant-set and rms-eps-0-zero-set hold the same NaNs), at 1 and 3 threads.</summary>
+    [Theory]
+    [InlineData("LayerNorm", 1)]
+    [InlineData("LayerNorm", 3)]
+    [InlineData("RMSNorm", 1)]
+    [InlineData("RMSNorm", 3)]
+    public void Eps_0_on_a_degenerate_set_gives_NaN_there_as_PyTorch(string layer, int threads)
+    {
+        int[] shape = [4, 16];
+        T[] x = RandomTensor<T>(71, shape).Data;
+        T constant = layer == "LayerNorm" ? T.CreateChecked(0.75) : T.Zero;
+        for (int e = 0; e < 16; e++)
+        {
+            x[16 + e] = constant; // set 1
+        }
+
+        NormBase<T> module = layer == "LayerNorm" ? new LayerNorm<T>(16, eps: 0) : new RMSNorm<T>(16, eps: 0);
+        module.MaxDegreeOfParallelism = threads;
+        T[] y = new T[x.Length], dx = new T[x.Length], gw = new T[16], gb = new T[module.Bias is null ? 0 : 16];
+        module.Forward(x, shape, y);
+        module.Backward(RandomTensor<T>(72, shape).Data, shape, dx, gw, gb);
+        string where = $"{layer}<{typeof(T).Name}>(16, eps 0) on [4, 16] with set 1 = {constant}, channel path, {threads} thread(s)";
+        for (int i = 0; i < x.Length; i++)
+        {
+            bool degenerate = i / 16 == 1;
+            Assert.True(T.IsNaN(y[i]) == degenerate, $"{where}: output [set={i / 16}, e={i % 16}] = {y[i]}");
+            Assert.True(T.IsNaN(dx[i]) == degenerate, $"{where}: grad_input [set={i / 16}, e={i % 16}] = {dx[i]}");
+        }
+
+        Assert.All(gw, g => Assert.True(T.IsNaN(g), $"{where}: grad_weight {g}"));
+        Assert.All(gb, g => Assert.False(T.IsNaN(g), $"{where}: grad_bias {g} (Σdy has no rstd)"));
+    }
 }
 
 public sealed class FloatLayerNormTests : LayerNormTests<float>;

@@ -177,6 +177,15 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
         return variance == 0 && eps == 0 ? 0 : 1.0 / Math.Sqrt(variance + eps);
     }
 
+    /// <summary>LayerNorm's and RMSNorm's invstd: <see cref="BatchInvStd"/> without its zero rule — PyTorch's layer_norm
+    /// (and the RMSNorm composite's rsqrt) give +∞ for a variance (held in the dtype) of 0 at eps = 0, so that set's
+    /// outputs and gradients are NaN.</summary>
+    public static double ElementInvStd(double variance, double eps, ElementType dtype)
+    {
+        double held = dtype == ElementType.Float32 ? (float)variance : variance;
+        return held == 0 && eps == 0 ? double.PositiveInfinity : BatchInvStd(variance, eps, dtype);
+    }
+
     /// <summary>Runs a case on the reference and returns, with the trace, each step's <see cref="Normalization"/> (null for a step that raised).</summary>
     public static (CaseTrace Trace, IReadOnlyList<Normalization?> Normalizations) RunWithNormalizations(BatchNormCase batchNormCase)
     {
@@ -258,7 +267,7 @@ public sealed class ReferenceBatchNorm : IBatchNormUnderTest
                 }
 
                 batchVariance = biasedVar;
-                invStd = biasedVar.Select(v => BatchInvStd(v, _config.Eps, _config.DType)).ToArray();
+                invStd = biasedVar.Select(v => _config.IsElementNorm ? ElementInvStd(v, _config.Eps, _config.DType) : BatchInvStd(v, _config.Eps, _config.DType)).ToArray();
                 if (training && _config.TrackRunningStats)
                 {
                     if (!geometry.PerInstance)

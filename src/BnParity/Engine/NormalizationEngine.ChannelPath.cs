@@ -60,7 +60,7 @@ internal sealed unsafe partial class NormalizationEngine<T>
             {
                 T* y = (T*)_pOut;
                 (double mean, double varSum) = ChannelStatistics(ch);
-                double invstd = InvstdOf(varSum / count, _eps);
+                double invstd = _element ? ElementInvstdOf(varSum / count, _eps) : InvstdOf(varSum / count, _eps);
                 if (_call == CallKind.ForwardBatch && _element)
                 {
                     // One run of D elements: x̂ (the set's own coefficients, weight 1, bias 0, kept in cache for the

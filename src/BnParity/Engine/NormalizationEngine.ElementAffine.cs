@@ -208,6 +208,18 @@ internal sealed unsafe partial class NormalizationEngine<T>
         RunBackwardBatch(x, g, dx, length, mean, terms.K, terms.GradMean, invstd, 1, false);
     }
 
+    /// <summary>
+    /// invstd of an element set: <see cref="InvstdOf"/> without batch_norm's zero rule. PyTorch's layer_norm computes
+    /// rstd = 1/sqrt(var + eps) and the RMSNorm composite rsqrt(mean(x²) + eps), so a set whose variance (held in T) is 0
+    /// at eps = 0 — a constant set for LayerNorm, a zero set for RMSNorm — has rstd = +∞, and its outputs and every
+    /// gradient it enters are NaN (checked against PyTorch 1.13), where batch_norm's InvStd gives 0.
+    /// </summary>
+    private static double ElementInvstdOf(double variance, double eps)
+    {
+        double held = IsFloat ? (float)variance : variance;
+        return held == 0 && eps == 0 ? double.PositiveInfinity : InvstdOf(variance, eps);
+    }
+
     /// <summary>One element set's output: x̂ with the set's own coefficients (weight 1, bias 0), then y = x̂·w + b per
     /// element — in one pass for float (<see cref="FloatKernels.NormalizeElementAffine"/>, the same roundings), else
     /// x̂ into y and the parameters applied while y is in cache.</summary>
