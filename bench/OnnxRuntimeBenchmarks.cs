@@ -50,13 +50,15 @@ public class OnnxRuntimeBenchmarks : IDisposable
         long[] dims = Array.ConvertAll(shape, d => (long)d);
         if (Case.DType == ElementType.Float32)
         {
-            _input = OrtValue.CreateTensorValueFromMemory(BenchData.Input<float>(Case.Shape, Seed), dims);
-            _output = OrtValue.CreateTensorValueFromMemory(new float[BenchData.Input<float>(Case.Shape, Seed).Length], dims);
+            float[] input = BenchData.Input<float>(Case.Shape, Seed);
+            _input = OrtValue.CreateTensorValueFromMemory(input, dims);
+            _output = OrtValue.CreateTensorValueFromMemory(new float[input.Length], dims);
         }
         else
         {
-            _input = OrtValue.CreateTensorValueFromMemory(BenchData.Input<double>(Case.Shape, Seed), dims);
-            _output = OrtValue.CreateTensorValueFromMemory(new double[BenchData.Input<double>(Case.Shape, Seed).Length], dims);
+            double[] input = BenchData.Input<double>(Case.Shape, Seed);
+            _input = OrtValue.CreateTensorValueFromMemory(input, dims);
+            _output = OrtValue.CreateTensorValueFromMemory(new double[input.Length], dims);
         }
 
         _runOptions = new RunOptions();

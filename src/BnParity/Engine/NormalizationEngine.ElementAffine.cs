@@ -71,7 +71,8 @@ internal sealed unsafe partial class NormalizationEngine<T>
                 _elementParts = new double[parts];
             }
 
-            if (_elementScratch.Length < (long)_elementBlocks * length)
+            // Only the double path stores g = w·dy (the float kernels form it in registers).
+            if (!IsFloat && weight != null && _elementScratch.Length < (long)_elementBlocks * length)
             {
                 _elementScratch = new T[(long)_elementBlocks * length];
             }
@@ -106,8 +107,6 @@ internal sealed unsafe partial class NormalizationEngine<T>
         _centered = centered;
         _elementWeight = (nint)weight;
         _elementBias = (nint)bias;
-        Array.Fill(Weight, 1.0, 0, sets);
-        Array.Clear(Bias, 0, sets);
     }
 
     private void EndElement()
